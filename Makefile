@@ -1,0 +1,31 @@
+# Every target that runs Python depends on the virtual environment, so a
+# fresh clone needs nothing but `make test` or `make demo`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/ruff check renderer generator tests scripts bench
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check renderer generator tests scripts bench
+
+# Renders a few prompts with both methods. Uses ViT-B/32 when its weights are
+# cached or downloadable, otherwise says so and uses a seeded stand-in model.
+demo: install
+	$(BIN)/clipig-gallery demo --out build/demo
+
+clean:
+	rm -rf build site .pytest_cache

@@ -1,0 +1,17 @@
+"""Where the project's data files live (the repository's data/ folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+METHODS_DIR = DATA_DIR / "methods"
+RANKING_DIR = DATA_DIR / "ranking"
+
+METHODS = (1, 2)
+
+
+def method_config_path(method: int) -> Path:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; the article has methods 1 and 2")
+    return METHODS_DIR / f"method-{method}.yaml"
