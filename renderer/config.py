@@ -1,0 +1,549 @@
+"""CLIPig YAML configs, parsed once into frozen, typed objects.
+
+A config is data: values are numbers, lists, or expressions checked by
+``renderer.expr`` (no ``eval`` of arbitrary code). Every error names the file
+and the key it is about, and is raised before any rendering starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+from .constraints import COMMON_PARAMS, CONSTRAINTS
+from .expr import TIME_VARIABLES, Expression, ExpressionError, compile_expression
+from .spec import REQUIRED, ParamSpec
+from .transforms import TRANSFORMS
+
+# Which variables an expression may use, by where it stands.
+SCHEDULE_VARS = TIME_VARIABLES
+LEARNRATE_VARS = TIME_VARIABLES + ("resolution", "res", "width", "height")
+STEP_VARS = TIME_VARIABLES + ("learnrate", "lr", "learnrate_scale", "lrs")
+
+OPTIMIZER_NAMES = ("adam", "rmsprob", "sgd", "adadelta")
+
+# Keys the reference reads that do not change the image; accepted so its
+# configs load unchanged, and otherwise ignored.
+IGNORED_KEYS = ("verbose", "output", "snapshot_interval")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be rendered; the message names the file and key."""
+
+    def __init__(self, source: str, key: str, message: str):
+        self.source, self.key = source, key
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {message}")
+
+
+# --- values -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """A numeric parameter: constants, or expressions re-evaluated per epoch."""
+
+    items: tuple[float | int | Expression, ...]
+    kind: type = float
+
+    @property
+    def constant(self) -> bool:
+        return not any(isinstance(i, Expression) for i in self.items)
+
+    def __call__(self, env: Mapping[str, float]) -> tuple:
+        return tuple(
+            self.kind(i(env)) if isinstance(i, Expression) else i for i in self.items
+        )
+
+    def first(self, env: Mapping[str, float]):
+        return self(env)[0]
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A point in training: a fraction of it, or an epoch index."""
+
+    value: float
+    is_epoch: bool = False
+
+    def now(self, epoch: int, t: float) -> float:
+        return epoch if self.is_epoch else t
+
+
+def is_active(start: Moment, end: Moment, epoch: int, t: float) -> bool:
+    """Active unless the start lies ahead or the end lies behind."""
+    return not (start.value > start.now(epoch, t) or end.value < end.now(epoch, t))
+
+
+@dataclass(frozen=True)
+class Step:
+    """A transform or constraint with its parsed arguments."""
+
+    name: str
+    args: Mapping[str, Param | str | None] = field(default_factory=dict)
+
+    def __call__(self, env: Mapping[str, float]) -> dict[str, object]:
+        return {k: v(env) if isinstance(v, Param) else v for k, v in self.args.items()}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    step: Step
+    weight: Param
+    start: Moment
+    end: Moment
+    loss: str = "l2"
+
+
+@dataclass(frozen=True)
+class Feature:
+    text: str
+    weight: Param
+    start: Moment
+    end: Moment
+
+
+@dataclass(frozen=True)
+class Target:
+    batch_size: int
+    weight: Param
+    start: Moment
+    end: Moment
+    features: tuple[Feature, ...]
+    transforms: tuple[Step, ...]
+    constraints: tuple[Constraint, ...]
+
+    @property
+    def views(self) -> int:
+        """Samples per step: the reference computes one when nothing is random."""
+        random = any(TRANSFORMS[s.name].random for s in self.transforms)
+        return self.batch_size if random else 1
+
+
+@dataclass(frozen=True)
+class Postproc:
+    step: Step
+    start: Moment
+    end: Moment
+
+
+@dataclass(frozen=True)
+class Init:
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.1, 0.1, 0.1)
+    resolution: tuple[int, int] | None = None  # (width, height) of the noise
+    image: Path | None = None  # start from this picture instead of noise
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str  # file name, for messages
+    epochs: int
+    resolution: Param  # (width, height), may vary with time
+    optimizer: str
+    learnrate: Param
+    learnrate_scale: Param
+    init: Init
+    targets: tuple[Target, ...]
+    postproc: tuple[Postproc, ...] = ()
+    model: str | None = None
+    device: str | None = None
+    # Canonical JSON of the file's data with the prompt left out, for hashing.
+    template: str = field(default="", repr=False)
+
+    @property
+    def hash(self) -> str:
+        """Identifies what renders an image, apart from prompt and seed."""
+        text = f"{self.template}\nepochs={self.epochs}\ninit.image={self.init.image}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def text_features(self) -> list[tuple[int, int]]:
+        """(target, feature) indices of every text feature."""
+        return [(i, j) for i, t in enumerate(self.targets) for j, _ in enumerate(t.features)]
+
+    @property
+    def text(self) -> str:
+        """The prompt of a single-feature config."""
+        (i, j), = self._single_feature()
+        return self.targets[i].features[j].text
+
+    def with_text(self, text: str) -> Config:
+        """The same config with its one text feature replaced by ``text``."""
+        (i, j), = self._single_feature()
+        target = self.targets[i]
+        features = list(target.features)
+        features[j] = replace(features[j], text=text)
+        targets = list(self.targets)
+        targets[i] = replace(target, features=tuple(features))
+        return replace(self, targets=tuple(targets))
+
+    def with_epochs(self, epochs: int) -> Config:
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ConfigError(self.source, "epochs", f"must be a whole number >= 1, got {epochs!r}")
+        return replace(self, epochs=epochs)
+
+    def with_init_image(self, image: Path | None, mean=None, std=None) -> Config:
+        init = replace(
+            self.init,
+            image=image,
+            mean=self.init.mean if mean is None else mean,
+            std=self.init.std if std is None else std,
+        )
+        return replace(self, init=init)
+
+    def _single_feature(self):
+        found = self.text_features
+        if len(found) != 1:
+            raise ConfigError(
+                self.source,
+                "targets",
+                f"a prompt can replace the text only in a config with exactly one text "
+                f"feature; this one has {len(found)}",
+            )
+        return found
+
+
+# --- parsing ----------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+    return parse_config(text, source=str(path), base=path.parent)
+
+
+def parse_config(text: str, source: str = "<config>", base: Path | None = None) -> Config:
+    """Check YAML text and turn it into a Config; ``base`` resolves relative paths."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, "", f"malformed YAML{where}: {problem}") from None
+    if data is None:
+        data = {}
+    return _Parser(source, base or Path(".")).config(data)
+
+
+_TOP_KEYS = (
+    "epochs", "resolution", "optimizer", "learnrate", "learnrate_scale", "init",
+    "targets", "postproc", "model", "device",
+) + IGNORED_KEYS
+_TARGET_KEYS = (
+    "active", "name", "batch_size", "weight", "start", "end", "features", "transforms",
+    "constraints",
+)
+_FEATURE_KEYS = ("text", "image", "weight", "start", "end", "loss")
+_INIT_KEYS = ("mean", "std", "resolution", "image")
+_POSTPROC_OUTER = ("active", "start", "end")
+
+
+class _Parser:
+    def __init__(self, source: str, base: Path):
+        self.source, self.base = source, base
+
+    def fail(self, key: str, message: str):
+        raise ConfigError(self.source, key, message)
+
+    # -- structure
+
+    def mapping(self, value, key: str, allowed: Sequence[str]) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a mapping, got {_show(value)}")
+        for name in value:
+            if name not in allowed:
+                self.fail(
+                    f"{key}.{name}" if key else str(name),
+                    f"unknown key; expected one of {', '.join(allowed)}",
+                )
+        return value
+
+    def listing(self, value, key: str) -> list:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(key, f"expected a list, got {_show(value)}")
+        return value
+
+    def config(self, data) -> Config:
+        data = self.mapping(data, "", _TOP_KEYS)
+        epochs = self.whole(data.get("epochs", 300), "epochs", minimum=1)
+        optimizer = data.get("optimizer", "adam")
+        if optimizer not in OPTIMIZER_NAMES:
+            self.fail("optimizer", f"unknown optimizer {optimizer!r}; expected one of "
+                      f"{', '.join(OPTIMIZER_NAMES)}")
+        targets = tuple(
+            self.target(t, f"targets[{i}]")
+            for i, t in enumerate(self.listing(data.get("targets"), "targets"))
+            if not (isinstance(t, dict) and t.get("active", True) is False)
+        )
+        if not targets or not any(t.features for t in targets):
+            self.fail("targets", "needs at least one target with a text feature")
+        postproc = tuple(
+            p
+            for i, item in enumerate(self.listing(data.get("postproc"), "postproc"))
+            if (p := self.postproc(item, f"postproc[{i}]")) is not None
+        )
+        for key in ("model", "device"):
+            if key in data and not isinstance(data[key], str):
+                self.fail(key, f"expected a string, got {_show(data[key])}")
+        return Config(
+            source=self.source,
+            epochs=epochs,
+            resolution=self.param(data.get("resolution", 224), ParamSpec(int, 2, minimum=1),
+                                  "resolution", SCHEDULE_VARS),
+            optimizer=optimizer,
+            learnrate=self.param(data.get("learnrate", 1.0), ParamSpec(float), "learnrate",
+                                 LEARNRATE_VARS),
+            learnrate_scale=self.param(data.get("learnrate_scale", 1.0), ParamSpec(float),
+                                       "learnrate_scale", LEARNRATE_VARS),
+            init=self.init(data.get("init"), "init"),
+            targets=targets,
+            postproc=postproc,
+            model=data.get("model"),
+            device=data.get("device"),
+            template=_template(data),
+        )
+
+    def init(self, value, key: str) -> Init:
+        value = self.mapping(value, key, _INIT_KEYS)
+        mean = self.param(value.get("mean", 0.5), ParamSpec(float, 3), f"{key}.mean", ())
+        std = self.param(value.get("std", 0.1), ParamSpec(float, 3, minimum=0), f"{key}.std", ())
+        resolution = None
+        if value.get("resolution") is not None:
+            resolution = self.param(value["resolution"], ParamSpec(int, 2, minimum=1),
+                                    f"{key}.resolution", ())({})
+        image = None
+        if value.get("image") is not None:
+            if not isinstance(value["image"], str):
+                self.fail(f"{key}.image", f"expected a file name, got {_show(value['image'])}")
+            image = self.base / value["image"]
+            if not image.is_file():
+                self.fail(f"{key}.image", f"init image not found: {image}")
+        return Init(mean=mean({}), std=std({}), resolution=resolution, image=image)
+
+    def target(self, value, key: str) -> Target:
+        value = self.mapping(value, key, _TARGET_KEYS)
+        features = tuple(
+            self.feature(f, f"{key}.features[{i}]")
+            for i, f in enumerate(self.listing(value.get("features"), f"{key}.features"))
+        )
+        transforms = tuple(
+            self.step(t, f"{key}.transforms[{i}]", TRANSFORMS, "transform")[0]
+            for i, t in enumerate(self.listing(value.get("transforms"), f"{key}.transforms"))
+        )
+        constraints = tuple(
+            self.constraint(c, f"{key}.constraints[{i}]")
+            for i, c in enumerate(self.listing(value.get("constraints"), f"{key}.constraints"))
+        )
+        if "name" in value and not isinstance(value["name"], str):
+            self.fail(f"{key}.name", f"expected a string, got {_show(value['name'])}")
+        return Target(
+            batch_size=self.whole(value.get("batch_size", 1), f"{key}.batch_size", minimum=1),
+            weight=self.param(value.get("weight", 1.0), ParamSpec(float), f"{key}.weight",
+                              STEP_VARS),
+            start=self.moment(value.get("start", 0.0), f"{key}.start"),
+            end=self.moment(value.get("end", 1.0), f"{key}.end"),
+            features=features,
+            transforms=transforms,
+            constraints=constraints,
+        )
+
+    def feature(self, value, key: str) -> Feature:
+        value = self.mapping(value, key, _FEATURE_KEYS)
+        if value.get("image") is not None:
+            self.fail(f"{key}.image", "image features are not supported; use a text feature")
+        text = value.get("text")
+        if not isinstance(text, str) or not text.strip():
+            self.fail(f"{key}.text", f"expected a non-empty text, got {_show(text)}")
+        if value.get("loss", "cosine") != "cosine":
+            self.fail(f"{key}.loss", f"only 'cosine' is supported, got {_show(value['loss'])}")
+        return Feature(
+            text=text,
+            weight=self.param(value.get("weight", 1.0), ParamSpec(float), f"{key}.weight",
+                              STEP_VARS),
+            start=self.moment(value.get("start", 0.0), f"{key}.start"),
+            end=self.moment(value.get("end", 1.0), f"{key}.end"),
+        )
+
+    def step(self, value, key: str, registry: Mapping, what: str, outer: Sequence[str] = (),
+             extra: Sequence[str] = ()):
+        """Parse ``{name: params}`` into a Step.
+
+        ``outer`` are keys allowed beside the name, ``extra`` keys allowed
+        beside the parameters (both handled by the caller).
+        """
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a mapping like {{name: parameters}}, got {_show(value)}")
+        names = [k for k in value if k not in outer]
+        if len(names) != 1:
+            self.fail(key, f"expected exactly one {what} name, got {names or 'none'}")
+        (name,) = names
+        if name not in registry:
+            self.fail(f"{key}.{name}", f"unknown {what}; expected one of "
+                      f"{', '.join(sorted(registry))}")
+        definition = registry[name]
+        raw = value[name]
+        if not isinstance(raw, dict):
+            # Shorthand: a bare value sets the first parameter.
+            raw = {next(iter(definition.params)): raw}
+        return self.step_args(raw, f"{key}.{name}", definition.params, name, extra), value
+
+    def step_args(self, raw: dict, key: str, params: Mapping[str, ParamSpec], name: str,
+                  extra: Sequence[str] = ()) -> Step:
+        self.mapping(raw, key, tuple(params) + tuple(extra))
+        args = {}
+        for pname, spec in params.items():
+            if pname not in raw or raw[pname] is None:
+                if spec.required:
+                    self.fail(f"{key}.{pname}", "is required")
+                raw_value = spec.default
+            else:
+                raw_value = raw[pname]
+            args[pname] = self.argument(raw_value, spec, f"{key}.{pname}")
+        return Step(name, args)
+
+    def argument(self, value, spec: ParamSpec, key: str):
+        if value is None:
+            return None
+        if spec.kind is str:
+            if value not in spec.choices:
+                self.fail(key, f"expected one of {', '.join(spec.choices)}, got {_show(value)}")
+            return value
+        return self.param(value, spec, key, STEP_VARS)
+
+    def constraint(self, value, key: str) -> Constraint:
+        step, raw = self.step(value, key, CONSTRAINTS, "constraint", extra=tuple(COMMON_PARAMS))
+        name = step.name
+        inner = raw[name] if isinstance(raw[name], dict) else {}
+        common = self.mapping({k: v for k, v in inner.items() if k in COMMON_PARAMS},
+                              f"{key}.{name}", tuple(COMMON_PARAMS))
+        if name in ("saturation", "mean", "std") and step.args["above"] is None \
+                and step.args["below"] is None:
+            self.fail(f"{key}.{name}", "needs 'above' or 'below'")
+        loss = common.get("loss", "l2")
+        if loss not in COMMON_PARAMS["loss"].choices:
+            self.fail(f"{key}.{name}.loss", f"expected l1 or l2, got {_show(loss)}")
+        args = dict(step.args)
+        args["loss"] = loss
+        return Constraint(
+            step=Step(name, args),
+            weight=self.param(common.get("weight", 1.0), ParamSpec(float),
+                              f"{key}.{name}.weight", STEP_VARS),
+            start=self.moment(common.get("start", 0.0), f"{key}.{name}.start"),
+            end=self.moment(common.get("end", 1.0), f"{key}.{name}.end"),
+            loss=loss,
+        )
+
+    def postproc(self, value, key: str) -> Postproc | None:
+        step, raw = self.step(value, key, TRANSFORMS, "transform", outer=_POSTPROC_OUTER)
+        definition = TRANSFORMS[step.name]
+        if definition.random or definition.resizes:
+            self.fail(f"{key}.{step.name}", "post-processing takes only transforms that keep "
+                      "the size and draw nothing at random")
+        if raw.get("active", True) is False:
+            return None
+        return Postproc(
+            step=step,
+            start=self.moment(raw.get("start", 0.0), f"{key}.start"),
+            end=self.moment(raw.get("end", 1.0), f"{key}.end"),
+        )
+
+    # -- scalars
+
+    def whole(self, value, key: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(key, f"expected a whole number >= {minimum}, got {_show(value)}")
+        return value
+
+    def moment(self, value, key: str) -> Moment:
+        """'50%' is half of training; a float is a fraction; an int an epoch index."""
+        original = value
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                if text.endswith("%"):
+                    return Moment(float(text[:-1]) / 100.0)
+                value = float(text) if any(c in text for c in ".eE") else int(text)
+            except ValueError:
+                self.fail(key, f"expected a percentage, fraction or epoch, got {_show(original)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, f"expected a percentage, fraction or epoch, got {_show(original)}")
+        if not math.isfinite(value) or value < 0:
+            self.fail(key, f"must be a finite value >= 0, got {_show(original)}")
+        return Moment(float(value), is_epoch=isinstance(value, int))
+
+    def param(self, value, spec: ParamSpec, key: str, variables: Sequence[str]) -> Param:
+        """A number, a list, or a string of expressions split on commas or spaces."""
+        if isinstance(value, (list, tuple)):
+            items = list(value)
+        elif isinstance(value, str):
+            items = value.split(",") if "," in value else value.split()
+        else:
+            items = [value]
+        if len(items) == 1 and spec.length > 1:
+            items = items * spec.length
+        if len(items) != spec.length:
+            expected = "1" if spec.length == 1 else f"1 or {spec.length}"
+            self.fail(key, f"expected {expected} value(s), got {len(items)}: {_show(value)}")
+        return Param(tuple(self.item(i, spec, key, variables) for i in items), spec.kind)
+
+    def item(self, value, spec: ParamSpec, key: str, variables: Sequence[str]):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            self.fail(key, f"expected a number or an expression, got {_show(value)}")
+        if isinstance(value, str):
+            try:
+                expr = compile_expression(value, variables)
+            except ExpressionError as exc:
+                self.fail(key, str(exc))
+            if not expr.is_constant:
+                return expr
+            value = expr()
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self.fail(key, f"expression {expr.text!r} gives {_show(value)}, not a number")
+        if not math.isfinite(value):
+            self.fail(key, f"must be finite, got {value!r}")
+        if spec.kind is int:
+            if value != int(value):
+                self.fail(key, f"expected a whole number, got {value!r}")
+            value = int(value)
+        else:
+            value = float(value)
+        if spec.minimum is not None and value < spec.minimum:
+            self.fail(key, f"must be >= {spec.minimum}, got {value!r}")
+        return value
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _template(data: dict) -> str:
+    """Canonical JSON of the config with a lone prompt replaced by a marker."""
+    data = copy.deepcopy(data)
+    texts = [
+        feature
+        for target in data.get("targets") or []
+        if isinstance(target, dict)
+        for feature in target.get("features") or []
+        if isinstance(feature, dict) and "text" in feature
+    ]
+    if len(texts) == 1:
+        texts[0]["text"] = "{prompt}"
+    return json.dumps(data, sort_keys=True, default=str)

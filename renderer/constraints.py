@@ -1,0 +1,110 @@
+"""Constraints: losses on each transformed view, beside CLIP's feature loss.
+
+Each constraint maps views (M, 3, H, W) to a loss per view (M,). The optimiser
+multiplies by the constraint's weight and sums over views, as the reference
+did sample by sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from .spec import ParamSpec
+from .transforms import gaussian_blur
+
+Args = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class ConstraintDef:
+    name: str
+    fn: Callable[[torch.Tensor, Args], torch.Tensor]
+    params: dict[str, ParamSpec]
+
+    @property
+    def doc(self) -> str:
+        return (self.fn.__doc__ or "").strip().splitlines()[0]
+
+
+CONSTRAINTS: dict[str, ConstraintDef] = {}
+
+# Every constraint also takes these; the optimiser handles them.
+COMMON_PARAMS = {
+    "weight": ParamSpec(float, default=1.0),
+    "start": ParamSpec(str, default=0.0),  # a moment: "50%", a fraction or an epoch
+    "end": ParamSpec(str, default=1.0),
+    "loss": ParamSpec(str, default="l2", choices=("l2", "mse", "l1", "mae")),
+}
+
+
+def available_constraints() -> list[str]:
+    return sorted(CONSTRAINTS)
+
+
+def _register(name: str, params: dict[str, ParamSpec]):
+    def wrap(fn):
+        CONSTRAINTS[name] = ConstraintDef(name, fn, params)
+        return fn
+
+    return wrap
+
+
+def _distance(diff: torch.Tensor, loss: str) -> torch.Tensor:
+    """Mean over all but the first axis of the squared (l2) or absolute (l1) difference."""
+    d = diff.abs() if loss in ("l1", "mae") else diff * diff
+    return d.flatten(1).mean(1)
+
+
+def _band(value: torch.Tensor, args: Args) -> torch.Tensor:
+    """Loss of a per-channel value (M, 3) against ``above`` and ``below``.
+
+    The reference penalises the distance to each threshold whichever side the
+    value is on (so ``below`` also pushes up); reproduced on purpose.
+    """
+    total = value.new_zeros(value.shape[0])
+    for key in ("above", "below"):
+        if args[key] is not None:
+            threshold = torch.as_tensor(args[key], dtype=value.dtype, device=value.device)
+            total = total + 100.0 * _distance(value - threshold, args["loss"])
+    return total
+
+
+_BAND_PARAMS = {"above": ParamSpec(float, 3, default=None), "below": ParamSpec(float, 3, default=None)}
+
+
+def saturation_of(views: torch.Tensor) -> torch.Tensor:
+    """Per channel, the mean distance from the pixel's grey value: (M, 3)."""
+    grey = views.mean(dim=1, keepdim=True)
+    return (views - grey).abs().mean(dim=(2, 3))
+
+
+@_register("saturation", _BAND_PARAMS)
+def saturation(views, args):
+    """Keep the mean saturation near the ``above`` / ``below`` thresholds."""
+    return _band(saturation_of(views), args)
+
+
+@_register("mean", _BAND_PARAMS)
+def mean(views, args):
+    """Keep each channel's mean near the thresholds."""
+    return _band(views.mean(dim=(2, 3)), args)
+
+
+@_register("std", _BAND_PARAMS)
+def std(views, args):
+    """Keep each channel's standard deviation near the thresholds."""
+    return _band(views.flatten(2).std(dim=2), args)
+
+
+@_register(
+    "blur",
+    {"kernel_size": ParamSpec(int, 2, default=3, minimum=1), "sigma": ParamSpec(float, 2, default=None)},
+)
+def blur(views, args):
+    """Penalise the difference between a view and its gaussian-blurred self."""
+    # Gradient flows through both sides, as in the reference.
+    blurred = gaussian_blur(views, args["kernel_size"], args["sigma"])
+    return 100.0 * _distance(views - blurred, args["loss"])

@@ -1,0 +1,285 @@
+"""The batched optimiser: N prompts of one config rendered together.
+
+The N images are one parameter stack (N, 3, H, W). Each step expands it to
+N x views samples, runs the config's transforms on all of them at once with
+per-image random streams, encodes every view in one CLIP call and sums the
+per-image losses. Images never interact: each one's gradient comes from its
+own views only, and the optimisers work element by element.
+
+Order within an epoch follows the reference: schedule, learning rate,
+post-processing of the raw pixels, clamp, transforms, CLIP, loss, step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .clipmodel import ClipModel
+from .config import Config, is_active
+from .constraints import CONSTRAINTS
+from .expr import time_variables
+from .imageio import load_rgb
+from .optim import OPTIMIZERS
+from .rng import ImageStreams
+from .transforms import TRANSFORMS, resize_views
+
+# How often (in epochs) the losses are read back for progress reports: reading
+# a device tensor waits for the device, so it is never done every step.
+DEFAULT_REPORT_EVERY = 10
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """What one epoch uses, computed from the config alone (no tensors)."""
+
+    epoch: int
+    width: int
+    height: int
+    lr: float
+    env: dict[str, float]  # variables for transform, constraint and weight expressions
+
+
+def plan_epoch(config: Config, epoch: int) -> EpochPlan:
+    env = time_variables(epoch, config.epochs)
+    width, height = config.resolution(env)
+    lr_env = {**env, "resolution": width, "res": width, "width": width, "height": height}
+    scale = config.learnrate_scale.first(lr_env)
+    lr = OPTIMIZERS[config.optimizer].base_lr * scale * config.learnrate.first(lr_env)
+    step_env = {**env, "learnrate": lr, "lr": lr, "learnrate_scale": scale, "lrs": scale}
+    return EpochPlan(epoch, int(width), int(height), lr, step_env)
+
+
+def resolution_table(config: Config) -> list[tuple[int, int, int]]:
+    """(first epoch, width, height) for every resolution the run passes through."""
+    table: list[tuple[int, int, int]] = []
+    for epoch in range(config.epochs):
+        plan = plan_epoch(config, epoch)
+        if not table or table[-1][1:] != (plan.width, plan.height):
+            table.append((epoch, plan.width, plan.height))
+    return table
+
+
+@dataclass
+class Progress:
+    """A report every few epochs: mean similarity (100 x cos) per image so far."""
+
+    epoch: int
+    epochs: int
+    similarity: torch.Tensor  # (N,) on the CPU
+    loss: torch.Tensor  # (N,)
+
+
+@dataclass
+class RenderResult:
+    images: torch.Tensor  # (N, 3, H, W) uint8 on the CPU, as saved
+    seconds: float  # wall time of the whole batch
+    similarity: torch.Tensor  # (N,) training similarity of the last step (views, not the PNG)
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)  # named parts, (N,), last step
+    device: str = "cpu"
+    precision: str = "fp32"
+
+
+def default_precision(device: torch.device) -> str:
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
+class BatchRender:
+    """Render ``len(seeds)`` images of one config; ``texts`` replace its prompt."""
+
+    def __init__(
+        self,
+        config: Config,
+        model: ClipModel,
+        seeds: Sequence[int],
+        texts: Sequence[str] | None = None,
+        init_images: Sequence[Path] | None = None,
+        precision: str | None = None,
+    ):
+        if texts is not None and len(texts) != len(seeds):
+            raise ValueError(f"{len(texts)} texts for {len(seeds)} seeds")
+        if init_images is not None and len(init_images) != len(seeds):
+            raise ValueError(f"{len(init_images)} init images for {len(seeds)} seeds")
+        self.config = config
+        self.model = model
+        self.device = model.device
+        self.count = len(seeds)
+        self.streams = ImageStreams(seeds, self.device)
+        self.precision = precision or default_precision(self.device)
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        self.texts = list(texts) if texts is not None else None
+        self.init_images = list(init_images) if init_images is not None else None
+        self.text_features = self._encode_texts()
+
+    # -- setup
+
+    def _encode_texts(self) -> dict[tuple[int, int], torch.Tensor]:
+        """(target, feature) -> (N, D) features, encoded once for all images."""
+        replaced = set(self.config.text_features) if self.texts is not None else set()
+        if len(replaced) > 1:
+            self.config.with_text("")  # raises the config's own error
+        features = {}
+        for ti, target in enumerate(self.config.targets):
+            for fi, feature in enumerate(target.features):
+                if (ti, fi) in replaced:
+                    features[ti, fi] = self.model.encode_texts(self.texts)
+                else:
+                    features[ti, fi] = self.model.encode_texts([feature.text]).expand(
+                        self.count, -1
+                    )
+        return features
+
+    def _initial_pixels(self, width: int, height: int) -> torch.Tensor:
+        init = self.config.init
+        mean = torch.tensor(init.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(init.std, device=self.device).view(1, 3, 1, 1)
+        images = self.init_images
+        if images is None and init.image is not None:
+            images = [init.image] * self.count
+        if images is not None:
+            pixels = torch.stack([load_rgb(p, width, height) for p in images]).to(self.device)
+            pixels = pixels * std + mean
+        else:
+            w0, h0 = init.resolution or (width, height)
+            pixels = self.streams.normal(3, h0, w0) * std + mean
+            pixels = resize_views(pixels, width, height)
+        return pixels.clamp(0, 1)
+
+    def _optimizer(self, pixels: torch.Tensor, lr: float) -> torch.optim.Optimizer:
+        return OPTIMIZERS[self.config.optimizer].make([pixels], lr)
+
+    # -- the loop
+
+    def run(
+        self,
+        progress: Callable[[Progress], None] | None = None,
+        report_every: int = DEFAULT_REPORT_EVERY,
+    ) -> RenderResult:
+        started = time.perf_counter()
+        config = self.config
+        plan = plan_epoch(config, 0)
+        pixels = self._initial_pixels(plan.width, plan.height).requires_grad_(True)
+        optimizer = self._optimizer(pixels, plan.lr)
+        sim_sum = torch.zeros(self.count, device=self.device)
+        parts: dict[str, torch.Tensor] = {}
+        sims = sim_sum
+        for epoch in range(config.epochs):
+            plan = plan_epoch(config, epoch)
+            if pixels.shape[-2:] != (plan.height, plan.width):
+                # The reference resizes the raw parameter and starts a fresh
+                # optimiser, which drops RMSprop's running averages.
+                with torch.no_grad():
+                    pixels = resize_views(pixels.detach(), plan.width, plan.height)
+                pixels.requires_grad_(True)
+                optimizer = self._optimizer(pixels, plan.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = plan.lr
+            self._postprocess(pixels, plan)
+            loss, sims, parts = self._loss(pixels, plan)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimizer.step()
+            sim_sum = sim_sum + sims.detach()
+            if progress is not None and ((epoch + 1) % report_every == 0
+                                         or epoch + 1 == config.epochs):
+                progress(Progress(epoch + 1, config.epochs, (sim_sum / (epoch + 1)).cpu(),
+                                  loss.detach().cpu()))
+        with torch.no_grad():
+            images = to_uint8(pixels)
+        return RenderResult(
+            images=images.cpu(),
+            seconds=time.perf_counter() - started,
+            similarity=sims.detach().float().cpu(),
+            losses={k: v.detach().float().cpu() for k, v in parts.items()},
+            device=str(self.device),
+            precision=self.precision,
+        )
+
+    @torch.no_grad()
+    def _postprocess(self, pixels: torch.Tensor, plan: EpochPlan) -> None:
+        t = plan.env["t"]
+        for post in self.config.postproc:
+            if is_active(post.start, post.end, plan.epoch, t):
+                fn = TRANSFORMS[post.step.name].fn
+                pixels.copy_(fn(pixels, post.step(plan.env), self.streams))
+
+    def _loss(self, pixels: torch.Tensor, plan: EpochPlan):
+        """Per-image loss (N,), mean similarity of the views (N,), named parts."""
+        t = plan.env["t"]
+        current = pixels.clamp(0, 1)
+        res = self.model.input_resolution
+        active = [
+            (ti, target) for ti, target in enumerate(self.config.targets)
+            if is_active(target.start, target.end, plan.epoch, t)
+        ]
+        views = [self._views(current, target, plan, res) for _, target in active]
+        n = self.count
+        autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self.precision == "bf16" else nullcontext()
+        )
+        with autocast:
+            encoded = self.model.encode_views(torch.cat(views)) if views else None
+        total = torch.zeros(n, device=self.device)
+        parts: dict[str, torch.Tensor] = {}
+        sims = torch.zeros(n, device=self.device)
+        offset = 0
+        for (ti, target), v in zip(active, views):
+            per_image = target.views
+            features = encoded[offset : offset + v.shape[0]]
+            offset += v.shape[0]
+            target_loss = torch.zeros(n, device=self.device)
+            for fi, feature in enumerate(target.features):
+                text = self.text_features[ti, fi].repeat_interleave(per_image, dim=0)
+                cos = (features * text).sum(-1).view(n, per_image)
+                sims = sims + 100.0 * cos.mean(1) / max(1, len(target.features))
+                if is_active(feature.start, feature.end, plan.epoch, t):
+                    part = (1.0 - cos).sum(1) * feature.weight.first(plan.env)
+                    parts["feature"] = parts.get("feature", 0) + part
+                    target_loss = target_loss + part
+            for constraint in target.constraints:
+                if is_active(constraint.start, constraint.end, plan.epoch, t):
+                    fn = CONSTRAINTS[constraint.step.name].fn
+                    per_view = fn(v, constraint.step(plan.env)).view(n, per_image)
+                    part = per_view.sum(1) * constraint.weight.first(plan.env)
+                    key = f"constraint:{constraint.step.name}"
+                    parts[key] = parts.get(key, 0) + part
+                    target_loss = target_loss + part
+            total = total + target_loss * target.weight.first(plan.env)
+        return total, sims / max(1, len(active)), parts
+
+    def _views(self, current: torch.Tensor, target, plan: EpochPlan, res: int) -> torch.Tensor:
+        """The target's transformed views, (N * views, 3, res, res), clamped to [0, 1]."""
+        per_image = target.views
+        x = current.repeat_interleave(per_image, dim=0) if per_image > 1 else current
+        streams = self.streams.with_views(per_image)
+        for step in target.transforms:
+            x = TRANSFORMS[step.name].fn(x, step(plan.env), streams)
+        return resize_views(x, res, res).clamp(0, 1)
+
+
+def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """The saved form: clamp to [0, 1], scale to 255, round half up, as 8-bit."""
+    return (pixels.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+
+
+def render(
+    config: Config,
+    model: ClipModel,
+    seeds: Sequence[int],
+    texts: Sequence[str] | None = None,
+    *,
+    init_images: Sequence[Path] | None = None,
+    precision: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    report_every: int = DEFAULT_REPORT_EVERY,
+) -> RenderResult:
+    """Render one image per seed (and text) with ``config``; see BatchRender."""
+    job = BatchRender(config, model, seeds, texts, init_images=init_images, precision=precision)
+    return job.run(progress=progress, report_every=report_every)

@@ -1,0 +1,65 @@
+"""Render a batch and write its PNGs and records: the engine meets the disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .clipmodel import ClipModel
+from .config import Config
+from .engine import Progress, render
+from .imageio import save_png
+from .rate import rate_images
+from .records import RenderRecord
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    text: str
+    seed: int
+    png: Path  # the record goes beside it, as .json
+
+
+def record_path(png: Path) -> Path:
+    return Path(png).with_suffix(".json")
+
+
+def render_files(
+    config: Config,
+    model: ClipModel,
+    jobs: Sequence[ImageJob],
+    precision: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> list[RenderRecord]:
+    """Render ``jobs`` in one batch; each PNG is written, re-rated and recorded.
+
+    The PNG is written before its record, each atomically, so a record always
+    describes a complete image.
+    """
+    result = render(
+        config, model, [j.seed for j in jobs], [j.text for j in jobs],
+        precision=precision, progress=progress,
+    )
+    for job, image in zip(jobs, result.images):
+        save_png(image, job.png)
+    sims = rate_images(model, [j.png for j in jobs], [j.text for j in jobs]).diagonal()
+    records = []
+    for job, sim in zip(jobs, sims.tolist()):
+        record = RenderRecord(
+            prompt=job.text,
+            config=Path(config.source).name,
+            config_hash=config.hash,
+            seed=job.seed,
+            model=model.name,
+            device=result.device,
+            precision=result.precision,
+            epochs=config.epochs,
+            seconds=round(result.seconds / len(jobs), 3),
+            batch=len(jobs),
+            sim=round(float(sim), 4),
+        )
+        record.write(record_path(job.png))
+        records.append(record)
+    return records
+

@@ -1,0 +1,36 @@
+"""Rating saved images the way the article did: 100 x cosine, fp32, from the PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .clipmodel import ClipModel
+from .imageio import open_rgb
+
+
+@torch.no_grad()
+def rate_images(model: ClipModel, paths: Sequence[Path], texts: Sequence[str],
+                batch: int = 64) -> torch.Tensor:
+    """Similarities (len(paths), len(texts)) of image files against prompts.
+
+    Each file goes through the ``clip`` package's own preprocessing (short
+    side scaled, centre crop, normalisation) and the model in fp32.
+    """
+    text_features = model.encode_texts(list(texts))
+    rows = []
+    for start in range(0, len(paths), batch):
+        chunk = [model.preprocess(open_rgb(p)) for p in paths[start : start + batch]]
+        pixels = torch.stack(chunk).to(model.device)
+        features = model.model.encode_image(pixels).float()
+        features = torch.nn.functional.normalize(features, dim=-1)
+        rows.append(100.0 * features @ text_features.T)
+    if not rows:
+        return torch.zeros(0, len(texts))
+    return torch.cat(rows).cpu()
+
+
+def rate_image(model: ClipModel, path: Path, text: str) -> float:
+    return float(rate_images(model, [path], [text])[0, 0])

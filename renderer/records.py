@@ -1,0 +1,35 @@
+"""The record written beside every rendered image."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .imageio import write_json
+
+
+@dataclass(frozen=True)
+class RenderRecord:
+    prompt: str
+    config: str  # the config's file name (e.g. method-1.yaml)
+    config_hash: str  # Config.hash: config, epochs and init image, prompt left out
+    seed: int
+    model: str
+    device: str
+    precision: str
+    epochs: int
+    seconds: float  # this image's share of the batch's wall time
+    batch: int  # images rendered together
+    sim: float  # 100 x cosine of the saved PNG with the prompt, fp32
+    torch: str = torch.__version__
+    created: str = ""
+
+    def write(self, path: Path) -> Path:
+        data = asdict(self)
+        data["created"] = data["created"] or _dt.datetime.now(_dt.timezone.utc).isoformat(
+            timespec="seconds"
+        )
+        return write_json(data, path)

@@ -1,0 +1,25 @@
+"""Declarations of the parameters a transform or constraint accepts.
+
+Kept free of torch so the config parser can check a file without loading it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: numbers (``kind`` int or float, ``length`` of them) or a choice."""
+
+    kind: type  # int, float or str
+    length: int = 1
+    default: object = REQUIRED  # REQUIRED, None (optional) or a value in YAML form
+    choices: tuple[str, ...] = ()  # for str parameters
+    minimum: float | None = None  # smallest allowed value of a constant
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED

@@ -1,0 +1,292 @@
+"""Image transforms, batched over views.
+
+Each transform takes ``x`` of shape (M, C, H, W) -- M views, image-major -- the
+evaluated parameter values, and the per-image random streams, and returns a
+new (M, C, H', W') tensor. Random transforms draw one value per view from the
+view's own image stream, so a view never depends on how many images share the
+batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .rng import ImageStreams
+from .spec import ParamSpec
+
+Args = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class TransformDef:
+    name: str
+    fn: Callable[[torch.Tensor, Args, ImageStreams], torch.Tensor]
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+    random: bool = False  # draws per view; without one, a target needs a single view
+    resizes: bool = False  # changes the image size; not allowed in postproc
+
+    @property
+    def doc(self) -> str:
+        return (self.fn.__doc__ or "").strip().splitlines()[0]
+
+
+TRANSFORMS: dict[str, TransformDef] = {}
+
+
+def available_transforms() -> list[str]:
+    return sorted(TRANSFORMS)
+
+
+def _register(name: str, params: dict[str, ParamSpec], random: bool = False, resizes: bool = False):
+    def wrap(fn):
+        TRANSFORMS[name] = TransformDef(name, fn, params, random, resizes)
+        return fn
+
+    return wrap
+
+
+def _rgb(values, like: torch.Tensor) -> torch.Tensor:
+    """A 3-list as a (1, 3, 1, 1) tensor on ``like``'s device and dtype."""
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+
+
+# --- geometry -----------------------------------------------------------------
+
+
+@_register(
+    "pad",
+    {
+        "size": ParamSpec(int, 2, minimum=0),
+        "color": ParamSpec(float, 3, default=0.0),
+        "mode": ParamSpec(str, default="fill", choices=("fill", "edge", "wrap")),
+    },
+    resizes=True,
+)
+def pad(x, args, rng):
+    """Grow the image by ``size`` pixels on each side: a colour, the border pixels, or wrap-around."""
+    sx, sy = args["size"]
+    if args["mode"] == "edge":
+        return F.pad(x, (sx, sx, sy, sy), mode="replicate")
+    if args["mode"] == "wrap":
+        return F.pad(x, (sx, sx, sy, sy), mode="circular")
+    m, c, h, w = x.shape
+    out = _rgb(args["color"], x).expand(m, c, h + 2 * sy, w + 2 * sx).clone()
+    out[:, :, sy : sy + h, sx : sx + w] = x
+    return out
+
+
+def rotate_views(x: torch.Tensor, degrees, centre_x, centre_y) -> torch.Tensor:
+    """Rotate each view counter-clockwise about its own centre pixel.
+
+    ``degrees``, ``centre_x`` and ``centre_y`` are (M,) tensors; the centre is
+    in pixels and the fixed point of the rotation lies at pixel index
+    (centre - 0.5), as in torchvision's rotate. Nearest-neighbour sampling,
+    zeros outside the source.
+    """
+    m, _, h, w = x.shape
+    theta = degrees.to(torch.float32) * (math.pi / 180.0)
+    cos, sin = torch.cos(theta).view(m, 1, 1), torch.sin(theta).view(m, 1, 1)
+    fx = (centre_x.to(torch.float32) - 0.5).view(m, 1, 1)
+    fy = (centre_y.to(torch.float32) - 0.5).view(m, 1, 1)
+    py = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
+    px = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
+    dx, dy = px - fx, py - fy
+    # Inverse map: the source pixel that lands on each output pixel. With y
+    # pointing down, a counter-clockwise turn on screen maps (dx, dy) to
+    # (dx cos + dy sin, -dx sin + dy cos); its inverse is below.
+    sx = cos * dx - sin * dy + fx
+    sy = sin * dx + cos * dy + fy
+    grid = torch.stack(((2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1), dim=-1)  # (M, H, W, 2)
+    return F.grid_sample(
+        x, grid.to(x.dtype), mode="nearest", padding_mode="zeros", align_corners=False
+    )
+
+
+def _centre_pixels(fraction: torch.Tensor, size: int) -> torch.Tensor:
+    # The reference truncates fraction * size to an integer pixel.
+    return torch.floor(fraction * size)
+
+
+@_register("rotate", {"degree": ParamSpec(float), "center": ParamSpec(float, 2, default=0.5)})
+def rotate(x, args, rng):
+    """Rotate by ``degree`` (counter-clockwise) about ``center`` (fractions x y)."""
+    m, _, h, w = x.shape
+    (deg,), (fx, fy) = args["degree"], args["center"]
+    full = torch.full((m,), 1.0, device=x.device)
+    return rotate_views(
+        x, full * deg, _centre_pixels(full * fx, w), _centre_pixels(full * fy, h)
+    )
+
+
+@_register(
+    "random_rotate",
+    {"degree": ParamSpec(float, 2), "center": ParamSpec(float, 2, default=0.5)},
+    random=True,
+)
+def random_rotate(x, args, rng):
+    """Rotate by a uniform angle in [a, b] about a centre drawn per axis from [c, d]."""
+    _, _, h, w = x.shape
+    (a, b), (c, d) = args["degree"], args["center"]
+    u = rng.uniform(3)  # angle, centre x, centre y
+    degrees = a + (b - a) * u[:, 0]
+    cx = _centre_pixels(c + (d - c) * u[:, 1], w)
+    cy = _centre_pixels(c + (d - c) * u[:, 2], h)
+    return rotate_views(x, degrees, cx, cy)
+
+
+def resize_views(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Bilinear resize without antialiasing; a no-op at the same size."""
+    if x.shape[-2:] == (height, width):
+        return x
+    return F.interpolate(
+        x, size=(height, width), mode="bilinear", align_corners=False, antialias=False
+    )
+
+
+@_register("resize", {"size": ParamSpec(int, 2, minimum=1)}, resizes=True)
+def resize(x, args, rng):
+    """Bilinear resize to ``size`` (width height)."""
+    w, h = args["size"]
+    return resize_views(x, w, h)
+
+
+def _check_crop(x: torch.Tensor, w: int, h: int, name: str) -> None:
+    if w > x.shape[-1] or h > x.shape[-2]:
+        raise ValueError(
+            f"{name}: crop {w}x{h} is larger than the image {x.shape[-1]}x{x.shape[-2]}"
+        )
+
+
+def crop_views(x: torch.Tensor, left: torch.Tensor, top: torch.Tensor, w: int, h: int):
+    """Crop a w x h window at a per-view integer offset; (M,) offsets."""
+    m = x.shape[0]
+    rows = (top.view(m, 1) + torch.arange(h, device=x.device)).view(m, h, 1)
+    cols = (left.view(m, 1) + torch.arange(w, device=x.device)).view(m, 1, w)
+    batch = torch.arange(m, device=x.device).view(m, 1, 1)
+    return x[batch, :, rows, cols].permute(0, 3, 1, 2)  # (M, h, w, C) -> (M, C, h, w)
+
+
+@_register("random_crop", {"size": ParamSpec(int, 2, minimum=1)}, random=True, resizes=True)
+def random_crop(x, args, rng):
+    """Crop ``size`` (width height) at a uniformly random offset, no padding."""
+    w, h = args["size"]
+    _check_crop(x, w, h, "random_crop")
+    u = rng.uniform(2)
+    # floor(u * (n + 1)) is uniform over 0..n; the min guards u's upper edge.
+    left = torch.clamp((u[:, 0] * (x.shape[-1] - w + 1)).long(), max=x.shape[-1] - w)
+    top = torch.clamp((u[:, 1] * (x.shape[-2] - h + 1)).long(), max=x.shape[-2] - h)
+    return crop_views(x, left, top, w, h)
+
+
+@_register("center_crop", {"size": ParamSpec(int, 2, minimum=1)}, resizes=True)
+def center_crop(x, args, rng):
+    """Crop ``size`` (width height) from the middle."""
+    w, h = args["size"]
+    _check_crop(x, w, h, "center_crop")
+    top = int(round((x.shape[-2] - h) / 2.0))
+    left = int(round((x.shape[-1] - w) / 2.0))
+    return x[:, :, top : top + h, left : left + w]
+
+
+# --- colour and noise -------------------------------------------------------------
+
+
+@_register("mul", {"rgb": ParamSpec(float, 3)})
+def mul(x, args, rng):
+    """Multiply each channel by a factor."""
+    return x * _rgb(args["rgb"], x)
+
+
+@_register("add", {"rgb": ParamSpec(float, 3)})
+def add(x, args, rng):
+    """Add a value to each channel."""
+    return x + _rgb(args["rgb"], x)
+
+
+@_register("mean", {"rgb": ParamSpec(float, 3)})
+def mean(x, args, rng):
+    """Shift each channel so that its mean is the given value (no rescaling)."""
+    # The mean is not detached, so the gradient loses its per-channel average.
+    return x + (_rgb(args["rgb"], x) - x.mean(dim=(2, 3), keepdim=True))
+
+
+@_register("noise", {"std": ParamSpec(float, 3)}, random=True)
+def noise(x, args, rng):
+    """Add independent gaussian noise to each channel."""
+    m, c, h, w = x.shape
+    return x + rng.normal(c, h, w).to(x.dtype) * _rgb(args["std"], x)
+
+
+@_register("bwnoise", {"std": ParamSpec(float)}, random=True)
+def bwnoise(x, args, rng):
+    """Add one grey gaussian noise map to all channels."""
+    m, c, h, w = x.shape
+    (std,) = args["std"]
+    return x + rng.normal(1, h, w).to(x.dtype) * std
+
+
+@_register("clamp", {"range": ParamSpec(float, 2)})
+def clamp(x, args, rng):
+    """Clamp every value to [min, max]."""
+    lo, hi = args["range"]
+    return torch.clamp(x, lo, hi)
+
+
+# --- blur -----------------------------------------------------------------------
+
+
+def default_sigma(kernel_size: int) -> float:
+    """The sigma torchvision picks for a kernel size (2.0 for 11, 0.8 for 3)."""
+    return 0.3 * ((kernel_size - 1) * 0.5 - 1) + 0.8
+
+
+def odd_kernel(size: int) -> int:
+    """The reference raises an even kernel size by one."""
+    return max(1, size + 1 if size % 2 == 0 else size)
+
+
+def _kernel_1d(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    half = (size - 1) * 0.5
+    pos = torch.linspace(-half, half, size, device=like.device, dtype=torch.float32)
+    k = torch.exp(-0.5 * (pos / sigma) ** 2)
+    return (k / k.sum()).to(like.dtype)
+
+
+def _blur_axis(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
+    """Weighted sum of shifted copies along ``dim`` of an already padded tensor.
+
+    A sum of slices beats a one-channel convolution here on the CPU, forward
+    and backward, and keeps the kernel weights in exact torchvision order.
+    """
+    size = kernel.shape[0]
+    out_len = x.shape[dim] - size + 1
+    out = x.narrow(dim, 0, out_len) * kernel[0]
+    for k in range(1, size):
+        out = out + x.narrow(dim, k, out_len) * kernel[k]
+    return out
+
+
+def gaussian_blur(x: torch.Tensor, kernel_size, sigma=None) -> torch.Tensor:
+    """Gaussian blur with reflect padding, one kernel for all channels.
+
+    ``kernel_size`` and ``sigma`` are (x, y) pairs; sigma None picks the default.
+    """
+    kx, ky = (odd_kernel(int(k)) for k in kernel_size)
+    sx, sy = sigma if sigma is not None else (default_sigma(kx), default_sigma(ky))
+    padded = F.pad(x, (kx // 2, kx // 2, ky // 2, ky // 2), mode="reflect")
+    rows = _blur_axis(padded, _kernel_1d(kx, max(sx, 1e-4), x), dim=3)
+    return _blur_axis(rows, _kernel_1d(ky, max(sy, 1e-4), x), dim=2)
+
+
+@_register(
+    "blur",
+    {"kernel_size": ParamSpec(int, 2, default=3, minimum=1), "sigma": ParamSpec(float, 2, default=None)},
+)
+def blur(x, args, rng):
+    """Gaussian blur; sigma defaults to torchvision's choice for the kernel size."""
+    return gaussian_blur(x, args["kernel_size"], args["sigma"])
