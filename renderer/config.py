@@ -14,12 +14,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import yaml
 
 from .constraints import COMMON_PARAMS, CONSTRAINTS
-from .expr import TIME_VARIABLES, Expression, ExpressionError, compile_expression
-from .spec import REQUIRED, ParamSpec
+from .expr import TIME_VARIABLES, Expression, ExpressionError, compile_expression, time_variables
+from .spec import ParamSpec
 from .transforms import TRANSFORMS
 
 # Which variables an expression may use, by where it stands.
@@ -87,7 +88,11 @@ class Step:
     """A transform or constraint with its parsed arguments."""
 
     name: str
-    args: Mapping[str, Param | str | None] = field(default_factory=dict)
+    args: Mapping[str, Param | str | None] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self):
+        # Read-only, so a parsed config cannot be changed through its steps.
+        object.__setattr__(self, "args", MappingProxyType(dict(self.args)))
 
     def __call__(self, env: Mapping[str, float]) -> dict[str, object]:
         return {k: v(env) if isinstance(v, Param) else v for k, v in self.args.items()}
@@ -254,6 +259,11 @@ _POSTPROC_OUTER = ("active", "start", "end")
 class _Parser:
     def __init__(self, source: str, base: Path):
         self.source, self.base = source, base
+        # Values every expression is tried with once, before anything runs:
+        # the first epoch's time, a 224 image and the optimiser's base rate.
+        # (The reference tried all variables at 0, which refuses 224/res and
+        # lets 1/(1-ti) through to crash at the first epoch.)
+        self.trial_env: dict[str, float] = {}
 
     def fail(self, key: str, message: str):
         raise ConfigError(self.source, key, message)
@@ -287,6 +297,15 @@ class _Parser:
         if optimizer not in OPTIMIZER_NAMES:
             self.fail("optimizer", f"unknown optimizer {optimizer!r}; expected one of "
                       f"{', '.join(OPTIMIZER_NAMES)}")
+        from .optim import OPTIMIZERS
+
+        lr = OPTIMIZERS[optimizer].base_lr
+        self.trial_env = {
+            **time_variables(0, epochs),
+            **dict.fromkeys(("resolution", "res", "width", "height"), 224),
+            **dict.fromkeys(("learnrate", "lr"), lr),
+            **dict.fromkeys(("learnrate_scale", "lrs"), 1.0),
+        }
         targets = tuple(
             self.target(t, f"targets[{i}]")
             for i, t in enumerate(self.listing(data.get("targets"), "targets"))
@@ -492,7 +511,7 @@ class _Parser:
         """A number, a list, or a string of expressions split on commas or spaces."""
         if isinstance(value, (list, tuple)):
             items = list(value)
-        elif isinstance(value, str):
+        elif isinstance(value, str) and spec.length > 1:
             items = value.split(",") if "," in value else value.split()
         else:
             items = [value]
@@ -508,7 +527,8 @@ class _Parser:
             self.fail(key, f"expected a number or an expression, got {_show(value)}")
         if isinstance(value, str):
             try:
-                expr = compile_expression(value, variables)
+                expr = compile_expression(value, variables, trial=False)
+                expr({name: self.trial_env.get(name, 0) for name in expr.names})
             except ExpressionError as exc:
                 self.fail(key, str(exc))
             if not expr.is_constant:
@@ -536,11 +556,11 @@ def _show(value) -> str:
 
 def _template(data: dict) -> str:
     """Canonical JSON of the config with a lone prompt replaced by a marker."""
-    data = copy.deepcopy(data)
+    data = {k: v for k, v in copy.deepcopy(data).items() if k not in IGNORED_KEYS}
     texts = [
         feature
         for target in data.get("targets") or []
-        if isinstance(target, dict)
+        if isinstance(target, dict) and target.get("active", True) is not False
         for feature in target.get("features") or []
         if isinstance(feature, dict) and "text" in feature
     ]

@@ -72,7 +72,10 @@ def _band(value: torch.Tensor, args: Args) -> torch.Tensor:
     return total
 
 
-_BAND_PARAMS = {"above": ParamSpec(float, 3, default=None), "below": ParamSpec(float, 3, default=None)}
+_BAND_PARAMS = {
+    "above": ParamSpec(float, 3, default=None),
+    "below": ParamSpec(float, 3, default=None),
+}
 
 
 def saturation_of(views: torch.Tensor) -> torch.Tensor:
@@ -101,7 +104,10 @@ def std(views, args):
 
 @_register(
     "blur",
-    {"kernel_size": ParamSpec(int, 2, default=3, minimum=1), "sigma": ParamSpec(float, 2, default=None)},
+    {
+        "kernel_size": ParamSpec(int, 2, default=3, minimum=1),
+        "sigma": ParamSpec(float, 2, default=None),
+    },
 )
 def blur(views, args):
     """Penalise the difference between a view and its gaussian-blurred self."""

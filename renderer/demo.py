@@ -28,8 +28,9 @@ def prompt_text(prompt, method: int) -> str:
     return prompt.text if method == 1 else prompt.first_sentence
 
 
-def model_or_standin(name: str | None, device: torch.device, standin_dir: Path,
-                     echo: Callable[[str], None]) -> tuple[ClipModel, bool]:
+def model_or_standin(
+    name: str | None, device: torch.device, standin_dir: Path, echo: Callable[[str], None]
+) -> tuple[ClipModel, bool]:
     """The requested model, or -- only when none was named -- the stand-in."""
     try:
         return load_clip(name or default_model_name(), device), False
@@ -37,14 +38,22 @@ def model_or_standin(name: str | None, device: torch.device, standin_dir: Path,
         if name:
             raise
         banner = "!" * 78
-        echo(f"{banner}\n  CLIP weights unavailable: {exc}\n"
-             f"  USING A SEEDED STAND-IN MODEL WITH RANDOM WEIGHTS: the images show the\n"
-             f"  pipeline at work, not the article's pictures.\n{banner}")
+        echo(
+            f"{banner}\n  CLIP weights unavailable: {exc}\n"
+            f"  USING A SEEDED STAND-IN MODEL WITH RANDOM WEIGHTS: the images show the\n"
+            f"  pipeline at work, not the article's pictures.\n{banner}"
+        )
         return load_clip(str(standin_checkpoint(standin_dir)), device), True
 
 
-def run_demo(out: Path, model: str | None, epochs: int | None, device: torch.device,
-             precision: str | None, echo: Callable[[str], None] = print) -> list:
+def run_demo(
+    out: Path,
+    model: str | None,
+    epochs: int | None,
+    device: torch.device,
+    precision: str | None,
+    echo: Callable[[str], None] = print,
+) -> list:
     clip_model, standin = model_or_standin(model, device, out / ".standin", echo)
     by_key = {(p.animal, p.thing): p for p in load_prompts()}
     prompts = [by_key[key] for key in DEMO_PROMPTS]
@@ -54,12 +63,17 @@ def run_demo(out: Path, model: str | None, epochs: int | None, device: torch.dev
         if epochs is not None:
             config = config.with_epochs(epochs)
         jobs = [
-            ImageJob(prompt_text(p, method), derive_seed(p.stem, method, 0),
-                     out / f"method-{method}" / f"{p.stem}.png")
+            ImageJob(
+                prompt_text(p, method),
+                derive_seed(p.stem, method, 0),
+                out / f"method-{method}" / f"{p.stem}.png",
+            )
             for p in prompts
         ]
         echo(f"method {method}: {len(jobs)} prompts x {config.epochs} epochs on {device}")
-        for job, record in zip(jobs, render_files(config, clip_model, jobs, precision)):
+        for job, record in zip(
+            jobs, render_files(config, clip_model, jobs, precision), strict=False
+        ):
             echo(f"  {job.png}  sim {record.sim:6.2f}  {record.seconds:6.1f} s/image")
             records.append(record)
     if standin:

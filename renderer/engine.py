@@ -78,6 +78,7 @@ class Progress:
 @dataclass
 class RenderResult:
     images: torch.Tensor  # (N, 3, H, W) uint8 on the CPU, as saved
+    pixels: torch.Tensor  # (N, 3, H, W) float: the raw parameter at the end
     seconds: float  # wall time of the whole batch
     similarity: torch.Tensor  # (N,) training similarity of the last step (views, not the PNG)
     losses: dict[str, torch.Tensor] = field(default_factory=dict)  # named parts, (N,), last step
@@ -194,6 +195,7 @@ class BatchRender:
             images = to_uint8(pixels)
         return RenderResult(
             images=images.cpu(),
+            pixels=pixels.detach().float().cpu(),
             seconds=time.perf_counter() - started,
             similarity=sims.detach().float().cpu(),
             losses={k: v.detach().float().cpu() for k, v in parts.items()},
@@ -230,7 +232,7 @@ class BatchRender:
         parts: dict[str, torch.Tensor] = {}
         sims = torch.zeros(n, device=self.device)
         offset = 0
-        for (ti, target), v in zip(active, views):
+        for (ti, target), v in zip(active, views, strict=False):
             per_image = target.views
             features = encoded[offset : offset + v.shape[0]]
             offset += v.shape[0]

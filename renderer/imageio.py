@@ -35,7 +35,9 @@ def atomic_path(path: Path):
 def save_png(image: torch.Tensor, path: Path) -> Path:
     """Write a (3, H, W) uint8 tensor as an RGB PNG."""
     if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected a (3, H, W) uint8 image, got {tuple(image.shape)} {image.dtype}")
+        raise ValueError(
+            f"expected a (3, H, W) uint8 image, got {tuple(image.shape)} {image.dtype}"
+        )
     array = image.permute(1, 2, 0).contiguous().cpu().numpy()
     with atomic_path(path) as tmp:
         Image.fromarray(array, mode="RGB").save(tmp, format="PNG")

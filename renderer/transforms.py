@@ -68,7 +68,7 @@ def _rgb(values, like: torch.Tensor) -> torch.Tensor:
     resizes=True,
 )
 def pad(x, args, rng):
-    """Grow the image by ``size`` pixels on each side: a colour, the border pixels, or wrap-around."""
+    """Grow the image by ``size`` pixels per side: a colour, the border pixels, or wrap-around."""
     sx, sy = args["size"]
     if args["mode"] == "edge":
         return F.pad(x, (sx, sx, sy, sy), mode="replicate")
@@ -118,9 +118,7 @@ def rotate(x, args, rng):
     m, _, h, w = x.shape
     (deg,), (fx, fy) = args["degree"], args["center"]
     full = torch.full((m,), 1.0, device=x.device)
-    return rotate_views(
-        x, full * deg, _centre_pixels(full * fx, w), _centre_pixels(full * fy, h)
-    )
+    return rotate_views(x, full * deg, _centre_pixels(full * fx, w), _centre_pixels(full * fy, h))
 
 
 @_register(
@@ -285,7 +283,10 @@ def gaussian_blur(x: torch.Tensor, kernel_size, sigma=None) -> torch.Tensor:
 
 @_register(
     "blur",
-    {"kernel_size": ParamSpec(int, 2, default=3, minimum=1), "sigma": ParamSpec(float, 2, default=None)},
+    {
+        "kernel_size": ParamSpec(int, 2, default=3, minimum=1),
+        "sigma": ParamSpec(float, 2, default=None),
+    },
 )
 def blur(x, args, rng):
     """Gaussian blur; sigma defaults to torchvision's choice for the kernel size."""

@@ -115,14 +115,6 @@ def test_texts_come_from_the_file_not_a_template(prompts: list[Prompt]) -> None:
     assert elephant.first_sentence == "an elephant made of harp."
 
 
-def test_hp_lovecraft_if_present(prompts: list[Prompt]) -> None:
-    dotted = [p for p in prompts if "." in p.thing]
-    if not dotted:
-        pytest.skip("the current data has no thing containing a dot")
-    for p in dotted:
-        assert p.first_sentence.endswith(p.thing + ".")
-
-
 def test_prompts_json_matches_a_fresh_derivation() -> None:
     script = _load_script()
     assert PROMPTS_JSON.read_text(encoding="utf-8") == script.derive_document_text(SOURCE)

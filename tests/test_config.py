@@ -1,0 +1,459 @@
+"""Tests for renderer.config: parsing YAML into frozen objects, and refusing bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from renderer.config import Config, ConfigError, Param, load_config, parse_config
+from renderer.expr import Expression
+from renderer.paths import METHODS_DIR, RANKING_DIR
+
+DATA_FILES = sorted(METHODS_DIR.glob("*.yaml")) + sorted(RANKING_DIR.glob("*.yaml"))
+
+TARGET = """
+targets:
+  - features: [{text: a cat}]
+"""
+
+SOURCE = "bad-config.yaml"
+
+
+def parse(text: str) -> Config:
+    return parse_config(text, source=SOURCE)
+
+
+def with_transform(line: str, batch_size: int = 1) -> Config:
+    return parse(
+        f"epochs: 10\ntargets:\n  - batch_size: {batch_size}\n"
+        f"    features: [{{text: a cat}}]\n    transforms:\n      - {line}\n"
+    )
+
+
+def refused(text: str, key: str, base: Path | None = None) -> ConfigError:
+    """Parse ``text`` expecting a ConfigError about ``key``; return it."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source=SOURCE, base=base)
+    error = info.value
+    # The user must be able to find the problem: file first, then key path.
+    assert error.source == SOURCE
+    assert error.key == key
+    assert str(error).startswith(f"{SOURCE}: {key}: " if key else f"{SOURCE}: ")
+    return error
+
+
+@pytest.fixture(scope="module")
+def method1() -> Config:
+    return load_config(METHODS_DIR / "method-1.yaml")
+
+
+# --- the shipped configs -----------------------------------------------------------------
+
+
+def test_all_six_data_configs_are_there() -> None:
+    assert [p.name for p in DATA_FILES] == [
+        "method-1.yaml", "method-2.yaml",
+        "method-1-detail.yaml", "method-1-short.yaml",
+        "method-2-detail.yaml", "method-2-short.yaml",
+    ]
+
+
+@pytest.mark.parametrize("path", DATA_FILES, ids=lambda p: p.stem)
+def test_data_config_loads(path: Path) -> None:
+    config = load_config(path)
+    assert config.source == str(path)
+    assert config.optimizer == "rmsprob"
+    # Each is a single-prompt config, so the gallery can swap its text.
+    assert len(config.text_features) == 1
+    assert config.text in path.read_text()
+    assert config.text not in config.template
+
+
+def test_method1_top_level(method1: Config) -> None:
+    assert method1.epochs == 200
+    assert method1.optimizer == "rmsprob"
+    assert method1.learnrate({}) == (1.0,)
+    assert method1.init.mean == (0.33, 0.33, 0.33)
+    assert method1.init.std == (0.03, 0.03, 0.03)
+    assert method1.init.resolution == (10, 10)
+    assert method1.init.image is None
+
+
+def test_method1_target(method1: Config) -> None:
+    (target,) = method1.targets
+    assert target.batch_size == 10
+    assert target.views == 10
+    assert target.features[0].text == (
+        "a cat made of salami. a cat with the texture of a salami."
+    )
+    names = [s.name for s in target.transforms]
+    assert names == ["pad", "random_rotate", "mul", "mean", "noise"]
+    pad, rotate, mul, mean, noise = (s({}) for s in target.transforms)
+    assert pad["size"] == (32, 32)
+    assert pad["mode"] == "edge"
+    assert rotate["degree"] == (-30, 30)
+    assert rotate["center"] == (0, 1)
+    assert mul["rgb"] == (0.5, 0.5, 0.5)
+    assert mean["rgb"] == (0.5, 0.5, 0.5)
+    assert noise["std"] == pytest.approx((0.1, 0.1, 0.1))
+    assert target.constraints == ()
+
+
+def test_method1_postproc(method1: Config) -> None:
+    (post,) = method1.postproc
+    assert post.step.name == "blur"
+    assert post.step({})["kernel_size"] == (3, 3)
+    assert post.end.value == pytest.approx(0.1) and not post.end.is_epoch
+
+
+# --- value syntax -------------------------------------------------------------------------
+
+
+def test_space_separated_list() -> None:
+    step = with_transform("random_rotate: {degree: -30 30}").targets[0].transforms[0]
+    assert step({})["degree"] == (-30.0, 30.0)
+
+
+def test_comma_separated_list() -> None:
+    step = with_transform("mul: '1, 2, 3'").targets[0].transforms[0]
+    assert step({})["rgb"] == (1.0, 2.0, 3.0)
+
+
+def test_yaml_list() -> None:
+    step = with_transform("mul: [1, 2, 3]").targets[0].transforms[0]
+    assert step({})["rgb"] == (1.0, 2.0, 3.0)
+    block = parse(
+        "targets:\n  - features: [{text: a}]\n    transforms:\n"
+        "      - mul:\n          - 1/2\n          - 0.25\n          - 1\n"
+    )
+    assert block.targets[0].transforms[0]({})["rgb"] == (0.5, 0.25, 1.0)
+
+
+def test_single_value_fills_the_list() -> None:
+    step = with_transform("noise: 1/10").targets[0].transforms[0]
+    assert step({})["std"] == pytest.approx((0.1, 0.1, 0.1))
+
+
+def test_constant_expression_is_evaluated_at_parse_time() -> None:
+    param = with_transform("mul: 1/4").targets[0].transforms[0].args["rgb"]
+    assert isinstance(param, Param)
+    assert param.constant
+    assert param.items == (0.25, 0.25, 0.25)
+    assert not any(isinstance(i, Expression) for i in param.items)
+
+
+def test_time_expression_stays_an_expression() -> None:
+    param = with_transform("bwnoise: 1/5*ti").targets[0].transforms[0].args["std"]
+    assert not param.constant
+    (item,) = param.items
+    assert isinstance(item, Expression) and item.text == "1/5*ti"
+    assert param({"ti": 0.5}) == pytest.approx((0.1,))
+
+
+def test_int_parameter_rejects_a_fraction() -> None:
+    error = refused(
+        "targets:\n  - features: [{text: a}]\n    transforms: [{pad: 2.5}]\n",
+        "targets[0].transforms[0].pad.size",
+    )
+    assert "whole number" in str(error)
+
+
+def test_wrong_count_names_the_key() -> None:
+    error = refused(
+        "targets:\n  - features: [{text: a}]\n    transforms: [{mul: 1 2}]\n",
+        "targets[0].transforms[0].mul.rgb",
+    )
+    assert "expected 1 or 3 value(s), got 2" in str(error)
+
+
+# --- text, hash and template -----------------------------------------------------------------
+
+
+def test_with_text_replaces_the_prompt_and_keeps_the_hash(method1: Config) -> None:
+    other = method1.with_text("a dog made of cheese")
+    assert other.text == "a dog made of cheese"
+    assert other.targets[0].features[0].text == "a dog made of cheese"
+    assert method1.text.startswith("a cat made of salami")  # the original is untouched
+    assert other.hash == method1.hash
+    # Everything but the prompt is the same object graph.
+    assert other.targets[0].transforms == method1.targets[0].transforms
+    assert other.epochs == method1.epochs and other.init == method1.init
+
+
+def test_same_file_with_another_prompt_has_the_same_hash() -> None:
+    # Whether the prompt comes from the file or from with_text, the hash
+    # must agree, or cached renders would not be found.
+    a = parse("epochs: 10\n" + TARGET)
+    b = parse("epochs: 10\n" + TARGET.replace("a cat", "a dog"))
+    assert a.hash == b.hash
+    assert a.with_text("a dog").hash == b.hash
+
+
+def test_hash_ignores_formatting_and_comments() -> None:
+    a = parse("epochs: 10\nlearnrate: 2\n" + TARGET)
+    b = parse("# a comment\nlearnrate:   2\nepochs: 10\n" + TARGET)
+    assert a.hash == b.hash
+
+
+def test_with_epochs_changes_the_hash(method1: Config) -> None:
+    shorter = method1.with_epochs(20)
+    assert shorter.epochs == 20
+    assert shorter.hash != method1.hash
+    assert method1.with_epochs(200).hash == method1.hash
+
+
+@pytest.mark.parametrize("epochs", [0, -1, 2.5, True])
+def test_with_epochs_rejects_bad_counts(method1: Config, epochs) -> None:
+    with pytest.raises(ConfigError) as info:
+        method1.with_epochs(epochs)
+    assert info.value.key == "epochs"
+
+
+def test_transform_parameter_changes_the_hash() -> None:
+    a = with_transform("noise: 0.1", batch_size=2)
+    b = with_transform("noise: 0.2", batch_size=2)
+    assert a.hash != b.hash
+
+
+def test_template_never_contains_the_prompt(method1: Config) -> None:
+    assert "salami" not in method1.template
+    assert "salami" not in method1.with_text("more salami").template
+    assert "{prompt}" in method1.template
+
+
+def test_with_text_needs_exactly_one_feature() -> None:
+    config = parse("targets:\n  - features: [{text: a}, {text: b}]\n")
+    with pytest.raises(ConfigError) as info:
+        config.with_text("c")
+    assert info.value.key == "targets"
+
+
+def test_inactive_target_does_not_leak_the_prompt_into_the_hash() -> None:
+    def config(prompt: str) -> Config:
+        return parse(
+            f"targets:\n  - features: [{{text: {prompt}}}]\n"
+            "  - active: false\n    features: [{text: unused}]\n"
+        )
+
+    cat, dog = config("a cat"), config("a dog")
+    assert len(cat.text_features) == 1
+    assert "a cat" not in cat.template
+    assert cat.hash == dog.hash == cat.with_text("a dog").hash
+
+
+# --- views ------------------------------------------------------------------------------------
+
+
+def test_views_without_random_transforms_is_one() -> None:
+    # Identical views would only repeat the same CLIP call.
+    config = parse(
+        "targets:\n  - batch_size: 10\n    features: [{text: a}]\n"
+        "    transforms: [{pad: {size: 8}}, {mul: 0.5}, {resize: 224}]\n"
+    )
+    assert config.targets[0].batch_size == 10
+    assert config.targets[0].views == 1
+    assert parse("targets:\n  - batch_size: 7\n    features: [{text: a}]\n").targets[0].views == 1
+
+
+def test_views_with_a_random_transform_is_the_batch_size() -> None:
+    assert with_transform("noise: 0.1", batch_size=6).targets[0].views == 6
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+def test_malformed_yaml_gives_the_line() -> None:
+    error = refused("epochs: 10\nfoo: [1, 2\nbar: 3\n", "")
+    assert "malformed YAML at line 3" in str(error)
+
+
+def test_tab_indentation_gives_the_line() -> None:
+    error = refused("epochs: 10\ntargets:\n  - features: [{text: a}]\n\tx: 1\n", "")
+    assert "line 4" in str(error)
+
+
+def test_unknown_top_level_key() -> None:
+    error = refused("epochs: 10\ncolour: red\n" + TARGET, "colour")
+    assert "unknown key" in str(error) and "epochs" in str(error)
+
+
+def test_unknown_target_key() -> None:
+    refused(TARGET + "    colour: red\n", "targets[0].colour")
+
+
+def test_unknown_transform_lists_the_valid_ones() -> None:
+    error = refused(TARGET + "    transforms: [{blurr: 3}]\n", "targets[0].transforms[0].blurr")
+    for name in ("blur", "pad", "random_rotate", "noise", "bwnoise"):
+        assert name in str(error)
+
+
+def test_unknown_constraint() -> None:
+    error = refused(
+        TARGET + "    constraints: [{sharpness: 3}]\n", "targets[0].constraints[0].sharpness"
+    )
+    assert "saturation" in str(error)
+
+
+@pytest.mark.parametrize(
+    "quote",
+    [
+        # Plain scalar: splits on the spaces before any expression is checked.
+        'mul: "__import__(\'os\').system(\'touch {path}\')"',
+        # List item: kept whole, so the expression checker has to refuse it.
+        'mul: ["__import__(\'os\').system(\'touch {path}\')"]',
+        'bwnoise: ["__import__(\'os\').system(\'touch {path}\')"]',
+    ],
+)
+def test_expression_cannot_run_code(tmp_path: Path, quote: str) -> None:
+    marker = tmp_path / "pwned-XYZ"
+    line = quote.format(path=marker)
+    error = refused(
+        TARGET + f"    transforms:\n      - {line}\n",
+        f"targets[0].transforms[0].{line.split(':')[0]}.{'rgb' if 'mul' in line else 'std'}",
+    )
+    assert not marker.exists()
+    assert "__import__" in str(error)
+
+
+def test_expression_checker_refuses_attribute_calls(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    error = refused(
+        TARGET + f"    transforms: [{{mul: [\"__import__('os').system('touch {marker}')\"]}}]\n",
+        "targets[0].transforms[0].mul.rgb",
+    )
+    assert not marker.exists()
+    assert "not allowed" in str(error)
+
+
+def test_expression_cannot_open_files() -> None:
+    error = refused(
+        TARGET + "    transforms: [{mul: \"open('x')\"}]\n", "targets[0].transforms[0].mul.rgb"
+    )
+    assert "open('x')" in str(error)
+    assert "not allowed" in str(error)
+
+
+@pytest.mark.parametrize("epochs", ["-5", "0", "2.5", "'ten'", "true"])
+def test_bad_epochs(epochs: str) -> None:
+    error = refused(f"epochs: {epochs}\n" + TARGET, "epochs")
+    assert "whole number" in str(error)
+
+
+def test_missing_init_image(tmp_path: Path) -> None:
+    error = refused("init: {image: nope.png}\n" + TARGET, "init.image", base=tmp_path)
+    assert "nope.png" in str(error)
+
+
+def test_init_image_is_resolved_against_the_config_folder(tmp_path: Path) -> None:
+    (tmp_path / "start.png").write_bytes(b"not checked here")
+    path = tmp_path / "c.yaml"
+    path.write_text("init: {image: start.png}\n" + TARGET)
+    config = load_config(path)
+    assert config.init.image == tmp_path / "start.png"
+    # Starting from another picture renders something else.
+    assert config.hash != config.with_init_image(None).hash
+
+
+def test_batch_size_zero() -> None:
+    refused(TARGET + "    batch_size: 0\n", "targets[0].batch_size")
+
+
+def test_degree_with_three_values() -> None:
+    error = refused(
+        TARGET + "    transforms: [{random_rotate: {degree: 1 2 3}}]\n",
+        "targets[0].transforms[0].random_rotate.degree",
+    )
+    assert "got 3" in str(error)
+
+
+@pytest.mark.parametrize("body", ["{weight: 2}", "{}", ""])
+def test_saturation_needs_a_threshold(body: str) -> None:
+    error = refused(
+        TARGET + f"    constraints:\n      - saturation: {body}\n",
+        "targets[0].constraints[0].saturation",
+    )
+    assert "above" in str(error) and "below" in str(error)
+
+
+@pytest.mark.parametrize(
+    "line", ["noise: 0.1", "random_rotate: {degree: -5 5}", "pad: {size: 4}"]
+)
+def test_postproc_takes_no_random_or_resizing_transform(line: str) -> None:
+    name = line.split(":")[0]
+    refused(f"postproc:\n  - {line}\n" + TARGET, f"postproc[0].{name}")
+
+
+def test_expression_failing_at_the_first_epoch() -> None:
+    error = refused(
+        TARGET + "    transforms: [{mul: 1/t}]\n", "targets[0].transforms[0].mul.rgb"
+    )
+    assert "1/t" in str(error) and "ZeroDivisionError" in str(error)
+
+
+def test_expression_failing_at_the_first_epoch_through_ti() -> None:
+    refused(TARGET + "    transforms: [{mul: '1/(1-ti)'}]\n", "targets[0].transforms[0].mul.rgb")
+
+
+def test_learnrate_may_divide_by_the_resolution() -> None:
+    config = parse("learnrate: 224/res\n" + TARGET)
+    assert not config.learnrate.constant
+
+
+def test_unknown_optimizer() -> None:
+    error = refused("optimizer: lbfgs\n" + TARGET, "optimizer")
+    assert "rmsprob" in str(error)
+
+
+def test_image_feature_is_unsupported() -> None:
+    refused("targets:\n  - features: [{image: a.png}]\n", "targets[0].features[0].image")
+
+
+@pytest.mark.parametrize("text", ["''", "'   '", "42", "null"])
+def test_text_must_be_non_empty(text: str) -> None:
+    refused(f"targets:\n  - features: [{{text: {text}}}]\n", "targets[0].features[0].text")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "epochs: 10\n",  # no targets
+        "targets: []\n",
+        "targets:\n  - batch_size: 2\n",  # a target, but nothing to aim at
+        "targets:\n  - active: false\n    features: [{text: a}]\n",
+        "",  # an empty file
+    ],
+)
+def test_targets_missing(text: str) -> None:
+    refused(text, "targets")
+
+
+def test_load_config_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "missing.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.source == str(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_load_config_reports_the_path_of_a_bad_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: 0\n" + TARGET)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: epochs: ")
+
+
+# --- immutability -------------------------------------------------------------------------------
+
+
+def test_config_is_frozen(method1: Config) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        method1.epochs = 5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        method1.targets[0].batch_size = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        method1.init.mean = (0, 0, 0)  # type: ignore[misc]
+    assert isinstance(method1.targets, tuple)
+    assert isinstance(method1.targets[0].transforms, tuple)
