@@ -122,7 +122,10 @@ def demo(out, model, epochs, device, precision):
     """Render a few prompts with both of the article's methods."""
     from .demo import run_demo
 
-    run_demo(Path(out), model, epochs, resolve_device(device), precision, echo=click.echo)
+    try:
+        run_demo(Path(out), model, epochs, resolve_device(device), precision, echo=click.echo)
+    except ModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _bar(total: int, desc: str):

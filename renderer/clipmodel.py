@@ -97,7 +97,7 @@ def load_clip(name: str | None = None, device: str | torch.device = "cpu") -> Cl
             warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
             warnings.filterwarnings("ignore", message=".*torch.jit.load.*")
             model, preprocess = clip.load(path, device="cpu", jit=False)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 -- any failure here means "no usable weights"
         hint = (
             "" if is_file else
             f" The weights of {name} are downloaded once into ~/.cache/clip; without a "

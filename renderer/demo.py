@@ -7,12 +7,13 @@ stand-in CLIP through the same loading path, so the whole pipeline still runs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from .clipmodel import ClipModel, ModelUnavailable, default_model_name, load_clip
+from .clipmodel import MODEL_ENV, ClipModel, ModelUnavailable, default_model_name, load_clip
 from .config import load_config
 from .output import ImageJob, render_files
 from .paths import method_config_path
@@ -31,11 +32,16 @@ def prompt_text(prompt, method: int) -> str:
 def model_or_standin(
     name: str | None, device: torch.device, standin_dir: Path, echo: Callable[[str], None]
 ) -> tuple[ClipModel, bool]:
-    """The requested model, or -- only when none was named -- the stand-in."""
+    """The requested model, or -- only when none was named -- the stand-in.
+
+    A model named with --model or CLIPIG_MODEL never falls back: a typo in a
+    path must not quietly produce meaningless images.
+    """
+    requested = name or os.environ.get(MODEL_ENV)
     try:
-        return load_clip(name or default_model_name(), device), False
+        return load_clip(requested or default_model_name(), device), False
     except ModelUnavailable as exc:
-        if name:
+        if requested:
             raise
         banner = "!" * 78
         echo(

@@ -1,0 +1,140 @@
+"""The command line: exit codes, messages, and nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from renderer.cli import main
+from renderer.paths import METHODS_DIR
+
+METHOD_1 = str(METHODS_DIR / "method-1.yaml")
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args, env=None):
+        return runner.invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def test_every_command_is_documented(run):
+    result = run("--help")
+    assert result.exit_code == 0
+    for name, command in main.commands.items():
+        assert command.help, f"{name} has no help text"
+        assert name in result.output
+        assert run(name, "--help").exit_code == 0
+
+
+def test_render_config_writes_png_and_record(run, tiny_clip_path, tmp_path):
+    out = tmp_path / "out" / "penguin.png"
+    result = run("render-config", METHOD_1, "--text", "a penguin made of piano.", "-o", out,
+                 "--model", tiny_clip_path, "--epochs", 3, "--seed", 7)
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["prompt"] == "a penguin made of piano."
+    assert record["seed"] == 7 and record["epochs"] == 3
+    assert f"sim {record['sim']:.2f}" in result.output
+
+
+def test_model_from_environment(run, tiny_clip_path, tmp_path):
+    out = tmp_path / "x.png"
+    result = run("render-config", METHOD_1, "-o", out, "--epochs", 1,
+                 env={"CLIPIG_MODEL": str(tiny_clip_path)})
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["model"] == str(tiny_clip_path)
+    # Without --text the config's own prompt is rendered.
+    assert record["prompt"].startswith("a cat made of salami.")
+
+
+BAD_CONFIGS = {
+    "malformed YAML": ("epochs: 200\ntargets: [\n", ["line", "malformed YAML"]),
+    "unknown transform": (
+        "targets:\n  - features: [{text: x}]\n    transforms: [{sparkle: 1}]\n",
+        ["targets[0].transforms[0].sparkle", "unknown transform", "random_rotate"],
+    ),
+    "code in an expression": (
+        "targets:\n  - features: [{text: x}]\n    transforms:\n"
+        "      - mul: [\"__import__('os').system('touch PWNED')\"]\n",
+        ["targets[0].transforms[0].mul", "__import__"],
+    ),
+    "negative epochs": ("epochs: -5\ntargets:\n  - features: [{text: x}]\n", ["epochs", "-5"]),
+    "missing init image": (
+        "init: {image: nowhere.png}\ntargets:\n  - features: [{text: x}]\n",
+        ["init.image", "nowhere.png"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CONFIGS))
+def test_bad_config_fails_and_writes_nothing(name, run, tmp_path, tiny_clip_path, monkeypatch):
+    text, expected = BAD_CONFIGS[name]
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.png"
+    result = run("render-config", config, "-o", out, "--model", tiny_clip_path)
+    assert result.exit_code != 0
+    assert str(config) in result.output
+    for part in expected:
+        assert part in result.output, (part, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_missing_config_file(run, tmp_path):
+    result = run("render-config", tmp_path / "none.yaml", "-o", tmp_path / "x.png")
+    assert result.exit_code != 0 and "none.yaml" in result.output
+
+
+def test_unavailable_model_is_reported_before_work(run, tmp_path):
+    out = tmp_path / "x.png"
+    result = run("render-config", METHOD_1, "-o", out, "--model", tmp_path / "nope.pt")
+    assert result.exit_code != 0
+    assert "nope.pt" in result.output
+    assert not out.exists()
+
+
+def test_bad_device_and_output(run, tmp_path, tiny_clip_path):
+    result = run("render-config", METHOD_1, "-o", tmp_path / "x.png", "--device", "warp9")
+    assert result.exit_code != 0 and "--device" in result.output
+    result = run("render-config", METHOD_1, "-o", tmp_path / "x.jpg", "--model", tiny_clip_path)
+    assert result.exit_code != 0 and ".png" in result.output
+
+
+def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
+    from renderer import demo
+    from renderer.clipmodel import ModelUnavailable
+
+    real = demo.load_clip
+
+    def offline(name, device="cpu"):
+        if not Path(name).is_file():
+            raise ModelUnavailable(f"cannot load CLIP {name!r}: offline")
+        return real(name, device)
+
+    monkeypatch.setattr(demo, "load_clip", offline)
+    monkeypatch.delenv("CLIPIG_MODEL", raising=False)
+    result = run("demo", "--out", tmp_path / "demo", "--epochs", 2)
+    assert result.exit_code == 0, result.output
+    assert "STAND-IN" in result.output
+    for method in (1, 2):
+        for stem in ("penguin-of-piano", "snail-of-harp"):
+            png = tmp_path / "demo" / f"method-{method}" / f"{stem}.png"
+            assert png.is_file() and png.with_suffix(".json").is_file()
+    record = json.loads((tmp_path / "demo/method-2/snail-of-harp.json").read_text())
+    assert record["prompt"] == "a snail made of harp."  # method 2: first sentence only
+
+
+def test_demo_with_a_named_model_does_not_fall_back(run, tmp_path):
+    result = run("demo", "--out", tmp_path / "demo", "--model", tmp_path / "nope.pt")
+    assert result.exit_code != 0
+    assert "STAND-IN" not in result.output
