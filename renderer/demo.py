@@ -78,7 +78,7 @@ def run_demo(
         ]
         echo(f"method {method}: {len(jobs)} prompts x {config.epochs} epochs on {device}")
         for job, record in zip(
-            jobs, render_files(config, clip_model, jobs, precision), strict=False
+            jobs, render_files(config, clip_model, jobs, precision), strict=True
         ):
             echo(f"  {job.png}  sim {record.sim:6.2f}  {record.seconds:6.1f} s/image")
             records.append(record)

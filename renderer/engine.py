@@ -232,7 +232,7 @@ class BatchRender:
         parts: dict[str, torch.Tensor] = {}
         sims = torch.zeros(n, device=self.device)
         offset = 0
-        for (ti, target), v in zip(active, views, strict=False):
+        for (ti, target), v in zip(active, views, strict=True):
             per_image = target.views
             features = encoded[offset : offset + v.shape[0]]
             offset += v.shape[0]

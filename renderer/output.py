@@ -41,11 +41,11 @@ def render_files(
         config, model, [j.seed for j in jobs], [j.text for j in jobs],
         precision=precision, progress=progress,
     )
-    for job, image in zip(jobs, result.images, strict=False):
+    for job, image in zip(jobs, result.images, strict=True):
         save_png(image, job.png)
     sims = rate_images(model, [j.png for j in jobs], [j.text for j in jobs]).diagonal()
     records = []
-    for job, sim in zip(jobs, sims.tolist(), strict=False):
+    for job, sim in zip(jobs, sims.tolist(), strict=True):
         record = RenderRecord(
             prompt=job.text,
             config=Path(config.source).name,

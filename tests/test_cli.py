@@ -35,8 +35,20 @@ def test_every_command_is_documented(run):
 
 def test_render_config_writes_png_and_record(run, tiny_clip_path, tmp_path):
     out = tmp_path / "out" / "penguin.png"
-    result = run("render-config", METHOD_1, "--text", "a penguin made of piano.", "-o", out,
-                 "--model", tiny_clip_path, "--epochs", 3, "--seed", 7)
+    result = run(
+        "render-config",
+        METHOD_1,
+        "--text",
+        "a penguin made of piano.",
+        "-o",
+        out,
+        "--model",
+        tiny_clip_path,
+        "--epochs",
+        3,
+        "--seed",
+        7,
+    )
     assert result.exit_code == 0, result.output
     assert out.is_file()
     record = json.loads(out.with_suffix(".json").read_text())
@@ -47,8 +59,15 @@ def test_render_config_writes_png_and_record(run, tiny_clip_path, tmp_path):
 
 def test_model_from_environment(run, tiny_clip_path, tmp_path):
     out = tmp_path / "x.png"
-    result = run("render-config", METHOD_1, "-o", out, "--epochs", 1,
-                 env={"CLIPIG_MODEL": str(tiny_clip_path)})
+    result = run(
+        "render-config",
+        METHOD_1,
+        "-o",
+        out,
+        "--epochs",
+        1,
+        env={"CLIPIG_MODEL": str(tiny_clip_path)},
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["model"] == str(tiny_clip_path)

@@ -83,8 +83,9 @@ def test_png_similarity_rises_without_augmentation(tmp_path, tiny_clip):
         "epochs: 30\noptimizer: rmsprob\nlearnrate: 5\n"
         "targets:\n  - features:\n      - text: a penguin made of piano.\n"
     )
-    before = render_files(config.with_epochs(1), tiny_clip, [ImageJob(config.text, 1,
-                          tmp_path / "before.png")])
+    before = render_files(
+        config.with_epochs(1), tiny_clip, [ImageJob(config.text, 1, tmp_path / "before.png")]
+    )
     after = render_files(config, tiny_clip, [ImageJob(config.text, 1, tmp_path / "after.png")])
     assert after[0].sim > before[0].sim + 5
 
@@ -92,9 +93,11 @@ def test_png_similarity_rises_without_augmentation(tmp_path, tiny_clip):
 @pytest.mark.parametrize("method", [1, 2])
 def test_files_written_and_rerated(method, method_configs, tiny_clip, tmp_path):
     config = method_configs[method].with_epochs(4)
-    jobs = [ImageJob(t, s, tmp_path / f"img-{s}.png") for t, s in zip(TEXTS[:2], SEEDS[:2])]
-    records = render_files(config, tiny_clip, jobs)
-    for job, record in zip(jobs, records):
+    jobs = [
+        ImageJob(t, s, tmp_path / f"img-{s}.png") for t, s in zip(TEXTS[:2], SEEDS[:2], strict=True)
+    ]
+    render_files(config, tiny_clip, jobs)
+    for job in jobs:
         assert job.png.is_file()
         data = json.loads(record_path(job.png).read_text())
         assert data["prompt"] == job.text and data["seed"] == job.seed
@@ -146,8 +149,9 @@ def test_rate_images_matrix(tiny_clip, tmp_path):
 
     paths = []
     for i in range(3):
-        paths.append(save_png(torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8),
-                              tmp_path / f"{i}.png"))
+        paths.append(
+            save_png(torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8), tmp_path / f"{i}.png")
+        )
     sims = rate_images(tiny_clip, paths, ["a", "b"])
     assert sims.shape == (3, 2)
     assert float(sims[1, 0]) == pytest.approx(rate_image(tiny_clip, paths[1], "a"), abs=1e-4)
@@ -155,8 +159,13 @@ def test_rate_images_matrix(tiny_clip, tmp_path):
 
 def test_missing_init_image_for_a_run(method_configs, tiny_clip, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.png"):
-        render(method_configs[1].with_epochs(1), tiny_clip, [0], ["x"],
-               init_images=[tmp_path / "nope.png"])
+        render(
+            method_configs[1].with_epochs(1),
+            tiny_clip,
+            [0],
+            ["x"],
+            init_images=[tmp_path / "nope.png"],
+        )
 
 
 def test_frozen_clip_gets_no_gradients(method_configs, tiny_clip):
