@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LINT_PATHS := renderer generator tests scripts
 
 .PHONY: install test lint demo clean
 
@@ -16,11 +17,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: install
-	$(BIN)/ruff check renderer generator tests scripts bench
+	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check renderer generator tests scripts bench
+	$(BIN)/ruff check $(LINT_PATHS)
 
 # Renders a few prompts with both methods. Uses ViT-B/32 when its weights are
 # cached or downloadable, otherwise says so and uses a seeded stand-in model.
