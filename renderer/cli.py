@@ -110,6 +110,81 @@ def render_config(config_path, text, output, model, seed, epochs, device, precis
     )
 
 
+def cache_option(fn):
+    return click.option(
+        "--cache",
+        "cache_dir",
+        default=None,
+        type=click.Path(file_okay=False),
+        help="Cache folder (default $CLIPIG_CACHE or ./cache).",
+    )(fn)
+
+
+@main.command()
+@click.option("--method", "methods", type=click.Choice(["1", "2"]), multiple=True,
+              help="Render only this method (repeatable; default both).")
+@click.option("--animal", "animals", multiple=True, help="Only this animal (repeatable).")
+@click.option("--thing", "things", multiple=True, help="Only this thing (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Render at most this many images in this run.")
+@cache_option
+@model_option
+@click.option("--epochs", default=None, type=click.IntRange(min=1),
+              help="Override the methods' epochs (part of what decides a redo).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Base seed; each image's seed derives from it, its stem and method.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Images per batch (default: from free device memory).")
+@device_option
+@precision_option
+@click.option("--dry-run", is_flag=True, help="List what would be rendered and why.")
+def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batch, device,
+           precision, dry_run):
+    """Render every prompt x method into the cache, skipping complete images."""
+    from .cache import default_cache_dir
+    from .gallery import method_config, plan, render_gallery, select
+    from .prompts import load_prompts
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    all_prompts = load_prompts()
+    try:
+        prompts = select(all_prompts, animals, things)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    method_list = sorted({int(m) for m in methods}) or [1, 2]
+    configs = {m: method_config(m, epochs) for m in (1, 2)}
+    model_name = model or default_model_name()
+    items = plan(cache, prompts, method_list, configs, model_name, seed)
+    pending = [i for i in items if i.pending]
+    if limit is not None:
+        pending = pending[:limit]
+    if dry_run:
+        for item in items:
+            verdict = "render" if item in pending else ("skip" if not item.pending else "later")
+            click.echo(f"{verdict:6}  method {item.method}  {item.prompt.stem:32} {item.status}")
+        click.echo(f"{len(pending)} to render, {len(items) - len(pending)} not in this run "
+                   f"({sum(not i.pending for i in items)} complete) in {cache}/")
+        return
+    if not pending:
+        click.echo(f"nothing to render: {len(items)} images complete in {cache}/")
+        return
+    clip_model = load_model(model_name, resolve_device(device))
+    with _bar(len(pending), "render", unit="image") as bar:
+        try:
+            report = render_gallery(cache, pending, configs, clip_model,
+                                    [p.stem for p in all_prompts], batch, precision,
+                                    on_batch=bar.update)
+        except KeyboardInterrupt:
+            raise click.ClickException(
+                f"interrupted: finished images are kept in {cache}/; run again to resume"
+            ) from None
+    click.echo(
+        f"{report.rendered} images in {report.seconds:.1f} s "
+        f"({report.images_per_hour:.0f} images/hour) on {report.device}; "
+        f"batches {sorted(set(report.batches))}; cache {cache}/"
+    )
+
+
 @main.command()
 @click.option("--out", default="build/demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the demo images.")
@@ -128,11 +203,10 @@ def demo(out, model, epochs, device, precision):
         raise click.ClickException(str(exc)) from None
 
 
-def _bar(total: int, desc: str):
+def _bar(total: int, desc: str, unit: str = "epoch"):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, leave=False,
-                disable=None)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, disable=None)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,14 @@ class RenderResult:
     precision: str = "fp32"
 
 
+def device_name(device: str | torch.device) -> str:
+    """A readable name of the hardware behind ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
 def default_precision(device: torch.device) -> str:
     return "bf16" if device.type == "cuda" else "fp32"
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .clipmodel import ClipModel
 from .config import Config
-from .engine import Progress, render
+from .engine import Progress, device_name, render
 from .imageio import save_png
 from .rate import rate_images
 from .records import RenderRecord
@@ -19,6 +19,7 @@ class ImageJob:
     text: str
     seed: int
     png: Path  # the record goes beside it, as .json
+    meta: Mapping[str, object] = field(default_factory=dict)  # extra record fields
 
 
 def record_path(png: Path) -> Path:
@@ -58,6 +59,8 @@ def render_files(
             seconds=round(result.seconds / len(jobs), 3),
             batch=len(jobs),
             sim=round(float(sim), 4),
+            device_name=device_name(result.device),
+            **job.meta,
         )
         record.write(record_path(job.png))
         records.append(record)

@@ -24,6 +24,12 @@ class RenderRecord:
     seconds: float  # this image's share of the batch's wall time
     batch: int  # images rendered together
     sim: float  # 100 x cosine of the saved PNG with the prompt, fp32
+    device_name: str = ""  # e.g. the GPU's model name
+    # Set for gallery and ranking renders: which prompt of the list this is.
+    animal: str | None = None
+    thing: str | None = None
+    stem: str | None = None
+    method: int | None = None
     torch: str = torch.__version__
     created: str = ""
 

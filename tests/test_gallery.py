@@ -1,0 +1,166 @@
+"""The gallery cache: skip and redo decisions, CSV and summary, kill safety."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from renderer.cache import png_is_whole, read_record
+from renderer.gallery import batch_from_memory, method_config, plan, render_gallery, select
+from renderer.prompts import load_prompts
+
+PROMPTS = load_prompts()
+STEMS = [p.stem for p in PROMPTS]
+
+
+def configs(epochs=2, **per_method):
+    return {m: method_config(m, per_method.get(f"m{m}", epochs)) for m in (1, 2)}
+
+
+def harp_prompts(n=3):
+    return select(PROMPTS, things=["harp"])[:n]
+
+
+def test_select_filters_and_names_unknown_values():
+    assert len(select(PROMPTS)) == 810
+    assert {p.animal for p in select(PROMPTS, animals=["snail"])} == {"snail"}
+    assert len(select(PROMPTS, animals=["snail"], things=["harp", "piano"])) == 2
+    with pytest.raises(ValueError, match="unicorn"):
+        select(PROMPTS, animals=["unicorn"])
+
+
+def test_batch_from_memory():
+    assert batch_from_memory(80 * 2**30, 2**30) == 68
+    assert batch_from_memory(10, 2**30) == 1
+    assert batch_from_memory(2**40, 1, cap=256) == 256
+
+
+@pytest.fixture
+def rendered(tmp_path, tiny_clip):
+    """A cache with 3 harp prompts x 2 methods at 2 epochs."""
+    cfg = configs()
+    items = plan(tmp_path, harp_prompts(), (1, 2), cfg, tiny_clip.name)
+    report = render_gallery(tmp_path, items, cfg, tiny_clip, STEMS, batch=2)
+    assert report.rendered == 6 and report.batches == [2, 1, 2, 1]
+    return tmp_path
+
+
+def statuses(cache, cfg, model, seed=0):
+    return {(i.method, i.prompt.stem): i.status
+            for i in plan(cache, harp_prompts(), (1, 2), cfg, model, seed)}
+
+
+def test_complete_images_are_skipped(rendered, tiny_clip):
+    assert set(statuses(rendered, configs(), tiny_clip.name).values()) == {"complete"}
+    record = read_record(rendered / "method-2" / "cat-of-harp.png")
+    assert record["prompt"] == "a cat made of harp."
+    assert (record["animal"], record["thing"], record["method"]) == ("cat", "harp", 2)
+
+
+def test_changed_config_redoes_that_method_only(rendered, tiny_clip):
+    found = statuses(rendered, configs(m1=3), tiny_clip.name)
+    assert {s for (m, _), s in found.items() if m == 1} == {"changed (config_hash)"}
+    assert {s for (m, _), s in found.items() if m == 2} == {"complete"}
+
+
+def test_changed_model_or_seed_redoes(rendered, tiny_clip):
+    assert set(statuses(rendered, configs(), "other-model").values()) == {"changed (model)"}
+    assert set(statuses(rendered, configs(), tiny_clip.name, seed=1).values()) == {
+        "changed (seed)"
+    }
+
+
+def test_corrupt_or_half_written_png_is_redone(rendered, tiny_clip):
+    png = rendered / "method-1" / "cat-of-harp.png"
+    png.write_bytes(png.read_bytes()[: png.stat().st_size // 2])
+    second = harp_prompts()[1].stem
+    (rendered / "method-1" / f"{second}.png").unlink()
+    broken_record = rendered / "method-2" / "cat-of-harp.json"
+    broken_record.write_text("{not json")
+    found = statuses(rendered, configs(), tiny_clip.name)
+    assert found[1, "cat-of-harp"] == "corrupt"
+    assert found[1, second] == "missing"
+    assert found[2, "cat-of-harp"] == "missing"
+    cfg = configs()
+    items = plan(rendered, harp_prompts(), (1, 2), cfg, tiny_clip.name)
+    report = render_gallery(rendered, [i for i in items if i.pending], cfg, tiny_clip, STEMS)
+    assert report.rendered == 3
+    assert set(statuses(rendered, cfg, tiny_clip.name).values()) == {"complete"}
+
+
+def test_csv_in_the_article_format(rendered):
+    with open(rendered / "method-1" / "sims.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["", "prompt", "sim"]
+    assert [r[0] for r in rows[1:]] == [
+        f"method-1/{p.stem}.png" for p in harp_prompts()
+    ]
+    record = read_record(rendered / "method-1" / "cat-of-harp.png")
+    assert rows[1][1] == record["prompt"] and float(rows[1][2]) == record["sim"]
+
+
+def test_summary_measures_each_method(rendered):
+    summary = json.loads((rendered / "summary.json").read_text())
+    for method in ("1", "2"):
+        entry = summary["methods"][method]
+        assert entry["images"] == 3 and entry["epochs"] == 2
+        assert entry["seconds_per_image"] > 0
+        assert entry["config"] == f"method-{method}.yaml"
+
+
+def test_stale_temp_files_are_removed(rendered, tiny_clip):
+    stray = rendered / "method-1" / ".cat-of-harp.png.abc.tmp"
+    stray.write_bytes(b"half")
+    render_gallery(rendered, [], configs(), tiny_clip, STEMS)
+    assert not stray.exists()
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "renderer.cli", *map(str, args)]
+
+
+def _whole_images(cache):
+    return {p: p.read_bytes() for p in sorted(cache.glob("method-*/*.png"))
+            if read_record(p) is not None}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
+    cache = tmp_path / "cache"
+    args = _cli("render", "--cache", cache, "--model", tiny_clip_path, "--epochs", 25,
+                "--thing", "harp", "--method", "1", "--batch", 1, "--device", "cpu")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while len(_whole_images(cache)) < 3 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    if sig == signal.SIGINT:
+        assert "interrupted" in output
+    # Every file under its final name is complete; a killed write leaves at
+    # most a hidden temp file.
+    for png in cache.glob("method-*/*.png"):
+        assert png_is_whole(png, (224, 224)), png
+    for record in cache.glob("method-*/*.json"):
+        json.loads(record.read_text())
+    before = _whole_images(cache)
+    assert 3 <= len(before) < 9
+    mtimes = {p: os.stat(p).st_mtime_ns for p in before}
+
+    subprocess.run(args, check=True, capture_output=True, timeout=300)
+    after = _whole_images(cache)
+    assert len(after) == 9
+    for path, data in before.items():
+        assert after[path] == data
+        assert os.stat(path).st_mtime_ns == mtimes[path]
+    assert not list(cache.rglob("*.tmp"))
