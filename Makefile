@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINT_PATHS := renderer generator tests scripts
 
-.PHONY: install test lint demo clean
+.PHONY: install test lint demo render bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,16 @@ lint: install
 # cached or downloadable, otherwise says so and uses a seeded stand-in model.
 demo: install
 	$(BIN)/clipig-gallery demo --out build/demo
+
+# The whole gallery (810 prompts x 2 methods) into $(CACHE); resumable.
+CACHE ?= cache
+render: install
+	$(BIN)/clipig-gallery render --cache $(CACHE)
+
+# Speed of the batched renderer against a reference-style loop, same run.
+bench: install
+	mkdir -p build
+	$(BIN)/clipig-gallery bench --json build/bench.json
 
 clean:
 	rm -rf build site .pytest_cache

@@ -186,6 +186,35 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
 
 
 @main.command()
+@click.option("--steps", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Timed steps per setting, after one warm-up step.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the numbers as JSON.")
+@click.option("--model", default="random-ViT-B/32", show_default=True, metavar="NAME|PATH",
+              help="CLIP to time; the default has ViT-B/32's shape and random weights.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Images per batch for the batched setting (default: automatic).")
+@click.option("--method", "methods", type=click.Choice(["1", "2"]), multiple=True,
+              help="Only this method (repeatable; default both).")
+@click.option("--no-ops", is_flag=True, help="Skip counting torch operators per step.")
+@device_option
+def bench(steps, json_path, model, batch, methods, no_ops, device):
+    """Time the batched renderer against a reference-style loop, same run."""
+    from .bench import run_bench
+    from .imageio import write_json
+
+    try:
+        result = run_bench(resolve_device(device), model, steps, batch,
+                           tuple(sorted({int(m) for m in methods})) or (1, 2),
+                           ops=not no_ops, echo=click.echo)
+    except ModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    if json_path:
+        write_json(result, Path(json_path))
+        click.echo(f"numbers written to {json_path}")
+
+
+@main.command()
 @click.option("--out", default="build/demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the demo images.")
 @model_option

@@ -63,11 +63,15 @@ class ClipModel:
         tokens = clip.tokenize(texts, truncate=True).to(self.device)
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
+    def __post_init__(self):
+        # Made once: a tensor built from Python numbers inside the step loop
+        # would be a host-to-device copy every step.
+        self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
+
     def encode_views(self, views: torch.Tensor) -> torch.Tensor:
         """L2-normalised features of views in [0, 1], (M, 3, R, R) at the model's resolution."""
-        mean = torch.tensor(CLIP_MEAN, device=views.device, dtype=views.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(CLIP_STD, device=views.device, dtype=views.dtype).view(1, 3, 1, 1)
-        features = self.model.encode_image((views - mean) / std)
+        features = self.model.encode_image((views - self._mean) / self._std)
         return F.normalize(features.float(), dim=-1)
 
 

@@ -67,7 +67,13 @@ def _band(value: torch.Tensor, args: Args) -> torch.Tensor:
     total = value.new_zeros(value.shape[0])
     for key in ("above", "below"):
         if args[key] is not None:
-            threshold = torch.as_tensor(args[key], dtype=value.dtype, device=value.device)
+            threshold = args[key]
+            # Equal thresholds stay a number: no host-to-device copy per step.
+            threshold = (
+                float(threshold[0])
+                if all(t == threshold[0] for t in threshold)
+                else torch.tensor(threshold, dtype=value.dtype, device=value.device)
+            )
             total = total + 100.0 * _distance(value - threshold, args["loss"])
     return total
 

@@ -1,4 +1,4 @@
-"""The README's main job on any machine: a few prompts, both methods.
+"""The README's main job on any machine: a small gallery, both methods.
 
 With the real ViT-B/32 (cached or downloadable) the images are the article's.
 Where its weights cannot be had, the demo says so loudly and uses a seeded
@@ -14,19 +14,12 @@ from pathlib import Path
 import torch
 
 from .clipmodel import MODEL_ENV, ClipModel, ModelUnavailable, default_model_name, load_clip
-from .config import load_config
-from .output import ImageJob, render_files
-from .paths import method_config_path
+from .gallery import method_config, plan, render_gallery, select
 from .prompts import load_prompts
-from .seeds import derive_seed
 from .standin import standin_checkpoint
 
-DEMO_PROMPTS = (("penguin", "piano"), ("snail", "harp"))
-
-
-def prompt_text(prompt, method: int) -> str:
-    """Method 1 uses the full two-sentence prompt, method 2 the first sentence."""
-    return prompt.text if method == 1 else prompt.first_sentence
+DEMO_THINGS = ("harp", "piano", "baguette")  # x 9 animals x 2 methods = 54 images
+DEMO_EPOCHS = 20  # a glimpse; `clipig-gallery render` uses the article's epochs
 
 
 def model_or_standin(
@@ -59,30 +52,25 @@ def run_demo(
     device: torch.device,
     precision: str | None,
     echo: Callable[[str], None] = print,
-) -> list:
+):
+    """Render DEMO_THINGS x all animals x both methods into ``out``/cache."""
     clip_model, standin = model_or_standin(model, device, out / ".standin", echo)
-    by_key = {(p.animal, p.thing): p for p in load_prompts()}
-    prompts = [by_key[key] for key in DEMO_PROMPTS]
-    records = []
-    for method in (1, 2):
-        config = load_config(method_config_path(method))
-        if epochs is not None:
-            config = config.with_epochs(epochs)
-        jobs = [
-            ImageJob(
-                prompt_text(p, method),
-                derive_seed(p.stem, method, 0),
-                out / f"method-{method}" / f"{p.stem}.png",
-            )
-            for p in prompts
-        ]
-        echo(f"method {method}: {len(jobs)} prompts x {config.epochs} epochs on {device}")
-        for job, record in zip(
-            jobs, render_files(config, clip_model, jobs, precision), strict=True
-        ):
-            echo(f"  {job.png}  sim {record.sim:6.2f}  {record.seconds:6.1f} s/image")
-            records.append(record)
-    if standin:
-        echo("(stand-in model: the sims above are not CLIP's.)")
-    echo(f"demo images in {out}/")
-    return records
+    cache = out / "cache"
+    all_prompts = load_prompts()
+    prompts = select(all_prompts, things=DEMO_THINGS)
+    configs = {m: method_config(m, epochs or DEMO_EPOCHS) for m in (1, 2)}
+    items = plan(cache, prompts, (1, 2), configs, clip_model.name)
+    pending = [i for i in items if i.pending]
+    echo(
+        f"demo: {len(prompts)} prompts x 2 methods, {configs[1].epochs} epochs, "
+        f"{len(pending)} to render on {device}"
+    )
+    report = render_gallery(
+        cache, pending, configs, clip_model, [p.stem for p in all_prompts], None, precision
+    )
+    echo(
+        f"{report.rendered} images in {report.seconds:.1f} s ({report.skipped} already there)"
+        + (" -- stand-in model: the sims are not CLIP's" if standin else "")
+    )
+    echo(f"demo cache: {cache}/")
+    return report

@@ -55,6 +55,12 @@ def plan_epoch(config: Config, epoch: int) -> EpochPlan:
     return EpochPlan(epoch, int(width), int(height), lr, step_env)
 
 
+def final_size(config: Config) -> tuple[int, int]:
+    """(width, height) of the saved image: the resolution of the last epoch."""
+    plan = plan_epoch(config, config.epochs - 1)
+    return plan.width, plan.height
+
+
 def resolution_table(config: Config) -> list[tuple[int, int, int]]:
     """(first epoch, width, height) for every resolution the run passes through."""
     table: list[tuple[int, int, int]] = []
@@ -63,6 +69,14 @@ def resolution_table(config: Config) -> list[tuple[int, int, int]]:
         if not table or table[-1][1:] != (plan.width, plan.height):
             table.append((epoch, plan.width, plan.height))
     return table
+
+
+@dataclass
+class OptimState:
+    """What changes from step to step: the pixel stack and its optimiser."""
+
+    pixels: torch.Tensor
+    optimizer: torch.optim.Optimizer
 
 
 @dataclass
@@ -165,6 +179,34 @@ class BatchRender:
 
     # -- the loop
 
+    def start(self) -> OptimState:
+        """Initial pixels and optimiser for epoch 0."""
+        plan = plan_epoch(self.config, 0)
+        pixels = self._initial_pixels(plan.width, plan.height).requires_grad_(True)
+        return OptimState(pixels, self._optimizer(pixels, plan.lr))
+
+    def step(self, state: OptimState, plan: EpochPlan):
+        """One optimisation step; returns (loss, sims, parts) as device tensors.
+
+        Nothing here reads a value back from the device, so on a GPU the host
+        can run ahead and queue the next step.
+        """
+        if state.pixels.shape[-2:] != (plan.height, plan.width):
+            # The reference resizes the raw parameter and starts a fresh
+            # optimiser, which drops RMSprop's running averages.
+            with torch.no_grad():
+                state.pixels = resize_views(state.pixels.detach(), plan.width, plan.height)
+            state.pixels.requires_grad_(True)
+            state.optimizer = self._optimizer(state.pixels, plan.lr)
+        for group in state.optimizer.param_groups:
+            group["lr"] = plan.lr
+        self._postprocess(state.pixels, plan)
+        loss, sims, parts = self._loss(state.pixels, plan)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        state.optimizer.step()
+        return loss.detach(), sims.detach(), parts
+
     def run(
         self,
         progress: Callable[[Progress], None] | None = None,
@@ -172,33 +214,19 @@ class BatchRender:
     ) -> RenderResult:
         started = time.perf_counter()
         config = self.config
-        plan = plan_epoch(config, 0)
-        pixels = self._initial_pixels(plan.width, plan.height).requires_grad_(True)
-        optimizer = self._optimizer(pixels, plan.lr)
+        state = self.start()
         sim_sum = torch.zeros(self.count, device=self.device)
         parts: dict[str, torch.Tensor] = {}
         sims = sim_sum
         for epoch in range(config.epochs):
-            plan = plan_epoch(config, epoch)
-            if pixels.shape[-2:] != (plan.height, plan.width):
-                # The reference resizes the raw parameter and starts a fresh
-                # optimiser, which drops RMSprop's running averages.
-                with torch.no_grad():
-                    pixels = resize_views(pixels.detach(), plan.width, plan.height)
-                pixels.requires_grad_(True)
-                optimizer = self._optimizer(pixels, plan.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = plan.lr
-            self._postprocess(pixels, plan)
-            loss, sims, parts = self._loss(pixels, plan)
-            optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            optimizer.step()
-            sim_sum = sim_sum + sims.detach()
-            if progress is not None and ((epoch + 1) % report_every == 0
-                                         or epoch + 1 == config.epochs):
-                progress(Progress(epoch + 1, config.epochs, (sim_sum / (epoch + 1)).cpu(),
-                                  loss.detach().cpu()))
+            loss, sims, parts = self.step(state, plan_epoch(config, epoch))
+            sim_sum = sim_sum + sims
+            if progress is not None and (
+                (epoch + 1) % report_every == 0 or epoch + 1 == config.epochs
+            ):
+                mean_sims = (sim_sum / (epoch + 1)).cpu()
+                progress(Progress(epoch + 1, config.epochs, mean_sims, loss.cpu()))
+        pixels = state.pixels
         with torch.no_grad():
             images = to_uint8(pixels)
         return RenderResult(

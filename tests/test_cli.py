@@ -142,15 +142,17 @@ def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
 
     monkeypatch.setattr(demo, "load_clip", offline)
     monkeypatch.delenv("CLIPIG_MODEL", raising=False)
-    result = run("demo", "--out", tmp_path / "demo", "--epochs", 2)
+    monkeypatch.setattr(demo, "DEMO_THINGS", ("harp",))
+    result = run("demo", "--out", tmp_path / "demo", "--epochs", 1)
     assert result.exit_code == 0, result.output
     assert "STAND-IN" in result.output
     for method in (1, 2):
-        for stem in ("penguin-of-piano", "snail-of-harp"):
-            png = tmp_path / "demo" / f"method-{method}" / f"{stem}.png"
-            assert png.is_file() and png.with_suffix(".json").is_file()
-    record = json.loads((tmp_path / "demo/method-2/snail-of-harp.json").read_text())
+        assert len(list((tmp_path / "demo/cache" / f"method-{method}").glob("*.png"))) == 9
+    record = json.loads((tmp_path / "demo/cache/method-2/snail-of-harp.json").read_text())
     assert record["prompt"] == "a snail made of harp."  # method 2: first sentence only
+    # A second run finds everything complete.
+    again = run("demo", "--out", tmp_path / "demo", "--epochs", 1)
+    assert "0 to render" in again.output
 
 
 def test_demo_with_a_named_model_does_not_fall_back(run, tmp_path):
