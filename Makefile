@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINT_PATHS := renderer generator tests scripts
 
-.PHONY: install test lint demo render bench clean
+.PHONY: install test lint demo render rank bench clean
 
 install: $(STAMP)
 
@@ -32,6 +32,13 @@ demo: install
 CACHE ?= cache
 render: install
 	$(BIN)/clipig-gallery render --cache $(CACHE)
+
+# The article's ranking experiment: snail of harp and penguin of piano with
+# method 1 (512 short runs each) and penguin of piano with method 2 (149).
+rank: install
+	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal snail --thing harp --method 1 --runs 512
+	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal penguin --thing piano --method 1 --runs 512
+	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal penguin --thing piano --method 2 --runs 149
 
 # Speed of the batched renderer against a reference-style loop, same run.
 bench: install

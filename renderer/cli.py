@@ -186,6 +186,105 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
 
 
 @main.command()
+@click.option("--animal", default=None, help="Animal of the prompt (with --thing).")
+@click.option("--thing", default=None, help="Thing of the prompt (with --animal).")
+@click.option("--text", default=None, help="A free prompt instead of animal and thing.")
+@click.option("--method", type=click.Choice(["1", "2"]), default="1", show_default=True)
+@click.option("--runs", default=512, show_default=True, type=click.IntRange(min=1),
+              help="Short runs to render and rate.")
+@click.option("--best", default=6, show_default=True, type=click.IntRange(min=0),
+              help="Best runs to continue.")
+@click.option("--worst", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Worst runs to continue.")
+@cache_option
+@model_option
+@click.option("--epochs-short", type=click.IntRange(min=1), default=None,
+              help="Override the short runs' 20 epochs (demos, tests).")
+@click.option("--epochs-detail", type=click.IntRange(min=1), default=None,
+              help="Override the continued runs' 300 epochs (demos, tests).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Base seed.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Images per batch (default: from free device memory).")
+@device_option
+@precision_option
+def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epochs_short,
+         epochs_detail, seed, batch, device, precision):
+    """Ranking experiment: many short runs, rate them, continue the best and worst."""
+    from .cache import default_cache_dir
+    from .ranking import run_experiment
+
+    experiment = _experiment(animal, thing, text, int(method), seed)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    clip_model = load_model(model, resolve_device(device))
+    total = runs + best + worst
+    with _bar(total, f"rank {experiment.stem} m{method}", unit="image") as bar:
+        try:
+            report = run_experiment(cache, experiment, clip_model, runs, best, worst, batch,
+                                    precision, epochs_short, epochs_detail, bar.update)
+        except KeyboardInterrupt:
+            raise click.ClickException(
+                f"interrupted: finished runs are kept in {cache}/; run again to resume"
+            ) from None
+    folder = experiment.folder(cache)
+    click.echo(f"{experiment.stem} method {method}: {report.short_rendered} short and "
+               f"{report.detail_rendered} continued runs rendered in {report.seconds:.1f} s; "
+               f"{folder}/summary.json")
+    for kept in report.kept or []:
+        click.echo(f"  #{kept.run:<4} {kept.group:5} sim {kept.initial_sim:6.2f}")
+
+
+def _experiment(animal, thing, text, method, seed):
+    from .prompts import load_prompts, stem
+    from .ranking import Experiment
+
+    if text is not None:
+        if animal or thing:
+            name = stem(animal or "prompt", thing or "text")
+        else:
+            name = "-".join(filter(None, "".join(c if c.isalnum() else " " for c in text)
+                                   .lower().split()))[:60] or "prompt"
+        return Experiment(text, name, method, animal, thing, seed)
+    if not (animal and thing):
+        raise click.UsageError("give --animal and --thing, or --text")
+    by_key = {(p.animal, p.thing): p for p in load_prompts()}
+    if (animal, thing) not in by_key:
+        raise click.ClickException(f"no prompt for animal {animal!r} and thing {thing!r}")
+    prompt = by_key[animal, thing]
+    # The ranking runs use the full two-sentence prompt for both methods.
+    return Experiment(prompt.text, prompt.stem, method, animal, thing, seed)
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--text", "texts", multiple=True, required=True,
+              help="Prompt to rate against (repeatable: one CSV column each).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="CSV file to write (default: print it).")
+@model_option
+@device_option
+def rate(images, texts, output, model, device):
+    """Rate image files against prompts (100 x cosine), as an article-style CSV."""
+    from .imageio import atomic_path
+    from .rate import rate_images
+    from .selection import Ratings, format_ratings
+
+    clip_model = load_model(model, resolve_device(device))
+    try:
+        sims = rate_images(clip_model, [Path(p) for p in images], list(texts))
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    table = Ratings(tuple(texts), tuple((p, tuple(row)) for p, row in zip(images, sims.tolist(),
+                                                                          strict=True)))
+    text = format_ratings(table)
+    if output:
+        with atomic_path(Path(output)) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        click.echo(f"{len(images)} images x {len(texts)} prompts -> {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
 @click.option("--steps", default=5, show_default=True, type=click.IntRange(min=1),
               help="Timed steps per setting, after one warm-up step.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,

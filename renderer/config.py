@@ -166,8 +166,21 @@ class Config:
     @property
     def hash(self) -> str:
         """Identifies what renders an image, apart from prompt and seed."""
-        text = f"{self.template}\nepochs={self.epochs}\ninit.image={self.init.image}"
+        text = f"{self.template}\nepochs={self.epochs}\ninit={self._init_digest()}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _init_digest(self) -> str:
+        # A start image counts by content, so re-rendering it redoes what
+        # was continued from it; mean and std are in the template already
+        # unless set by with_init_image.
+        init = self.init
+        if init.image is None:
+            return f"noise {init.mean} {init.std}"
+        try:
+            digest = hashlib.sha256(Path(init.image).read_bytes()).hexdigest()[:16]
+        except OSError:
+            digest = "missing"
+        return f"image {digest} {init.mean} {init.std}"
 
     @property
     def text_features(self) -> list[tuple[int, int]]:

@@ -22,6 +22,11 @@ class ImageJob:
     meta: Mapping[str, object] = field(default_factory=dict)  # extra record fields
 
 
+def job_hash(config: Config, init_image: Path | None = None) -> str:
+    """The config hash of one image, counting its own start image if it has one."""
+    return config.with_init_image(init_image).hash if init_image else config.hash
+
+
 def record_path(png: Path) -> Path:
     return Path(png).with_suffix(".json")
 
@@ -32,6 +37,7 @@ def render_files(
     jobs: Sequence[ImageJob],
     precision: str | None = None,
     progress: Callable[[Progress], None] | None = None,
+    init_images: Sequence[Path] | None = None,
 ) -> list[RenderRecord]:
     """Render ``jobs`` in one batch; each PNG is written, re-rated and recorded.
 
@@ -40,17 +46,18 @@ def render_files(
     """
     result = render(
         config, model, [j.seed for j in jobs], [j.text for j in jobs],
-        precision=precision, progress=progress,
+        precision=precision, progress=progress, init_images=init_images,
     )
     for job, image in zip(jobs, result.images, strict=True):
         save_png(image, job.png)
     sims = rate_images(model, [j.png for j in jobs], [j.text for j in jobs]).diagonal()
     records = []
-    for job, sim in zip(jobs, sims.tolist(), strict=True):
+    starts = init_images or [None] * len(jobs)
+    for job, sim, start in zip(jobs, sims.tolist(), starts, strict=True):
         record = RenderRecord(
             prompt=job.text,
             config=Path(config.source).name,
-            config_hash=config.hash,
+            config_hash=job_hash(config, start),
             seed=job.seed,
             model=model.name,
             device=result.device,

@@ -30,6 +30,10 @@ class RenderRecord:
     thing: str | None = None
     stem: str | None = None
     method: int | None = None
+    # Set for ranking renders: the run number and, for continued runs, the
+    # image they started from.
+    run: int | None = None
+    init_image: str | None = None
     torch: str = torch.__version__
     created: str = ""
 

@@ -1,0 +1,252 @@
+"""The ranking experiment: many short runs of one prompt, the best and worst continued.
+
+For one prompt and method, N short runs (20 epochs each, seed derived from
+prompt, method and run number) render in large batches; each saved image is
+rated; the best k and worst m continue for 300 epochs from their saved image
+and are rated again. Everything lands in one folder per prompt and method::
+
+    CACHE/ranking/{stem}/method-{m}/runs/{stem}-{i}.png (+ .json)
+    CACHE/ranking/{stem}/method-{m}/continued/{stem}-from-{i}.png (+ .json)
+    CACHE/ranking/{stem}/method-{m}/initial.csv   all runs, best first
+    CACHE/ranking/{stem}/method-{m}/final.csv     the continued runs
+    CACHE/ranking/{stem}/method-{m}/summary.json  what the site reads
+
+Finished runs are skipped, so raising N renders only the new runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cache import Expected, read_record, remove_stale_temp_files, status
+from .clipmodel import ClipModel
+from .config import Config, load_config
+from .engine import final_size
+from .gallery import auto_batch
+from .imageio import atomic_path, write_json
+from .output import ImageJob, job_hash, render_files
+from .paths import RANKING_DIR
+from .seeds import derive_seed
+from .selection import Kept, format_ratings, ratings_for_runs, select_runs
+
+# The article's three columns: (animal, thing, method, runs).
+ARTICLE_COLUMNS = (
+    ("snail", "harp", 1, 512),
+    ("penguin", "piano", 1, 512),
+    ("penguin", "piano", 2, 149),
+)
+
+
+def ranking_config(method: int, kind: str, text: str, epochs: int | None = None) -> Config:
+    """The short or detail config of a method, with the prompt substituted."""
+    config = load_config(RANKING_DIR / f"method-{method}-{kind}.yaml").with_text(text)
+    return config.with_epochs(epochs) if epochs is not None else config
+
+
+@dataclass(frozen=True)
+class Experiment:
+    text: str
+    stem: str
+    method: int
+    animal: str | None = None
+    thing: str | None = None
+    base_seed: int = 0
+
+    def folder(self, cache: Path) -> Path:
+        return Path(cache) / "ranking" / self.stem / f"method-{self.method}"
+
+    def run_png(self, cache: Path, run: int) -> Path:
+        return self.folder(cache) / "runs" / f"{self.stem}-{run}.png"
+
+    def continued_png(self, cache: Path, run: int) -> Path:
+        return self.folder(cache) / "continued" / f"{self.stem}-from-{run}.png"
+
+    def seed(self, kind: str, run: int) -> int:
+        return derive_seed(self.stem, self.method, kind, run, self.base_seed)
+
+    def job(self, png: Path, kind: str, run: int, start: Path | None = None) -> ImageJob:
+        meta = {
+            "animal": self.animal,
+            "thing": self.thing,
+            "stem": self.stem,
+            "method": self.method,
+            "run": run,
+            "init_image": str(start.name) if start else None,
+        }
+        return ImageJob(self.text, self.seed(kind, run), png, meta)
+
+
+@dataclass
+class RankingReport:
+    short_rendered: int = 0
+    detail_rendered: int = 0
+    seconds: float = 0.0
+    kept: list[Kept] | None = None
+
+
+def _pending(jobs_and_starts, config: Config, model_name: str):
+    pending = []
+    for job, start in jobs_and_starts:
+        expected = Expected(job_hash(config, start), model_name, job.seed, final_size(config))
+        if status(job.png, expected) != "complete":
+            pending.append((job, start))
+    return pending
+
+
+def _render_in_batches(
+    config: Config,
+    model: ClipModel,
+    pending,
+    batch: int | None,
+    precision: str | None,
+    on_batch: Callable[[int], None] | None,
+) -> None:
+    size = batch or auto_batch(config, model, precision)
+    for start in range(0, len(pending), size):
+        chunk = pending[start : start + size]
+        starts = [s for _, s in chunk]
+        render_files(
+            config,
+            model,
+            [j for j, _ in chunk],
+            precision,
+            init_images=starts if any(starts) else None,
+        )
+        if on_batch is not None:
+            on_batch(len(chunk))
+
+
+def run_experiment(
+    cache: Path,
+    experiment: Experiment,
+    model: ClipModel,
+    runs: int,
+    best: int = 6,
+    worst: int = 2,
+    batch: int | None = None,
+    precision: str | None = None,
+    epochs_short: int | None = None,
+    epochs_detail: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> RankingReport:
+    """Render what is missing of the experiment and write its CSVs and summary."""
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    started = time.perf_counter()
+    folder = experiment.folder(cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(folder)
+    report = RankingReport()
+
+    short = ranking_config(experiment.method, "short", experiment.text, epochs_short)
+    short_jobs = [
+        (experiment.job(experiment.run_png(cache, i), "short", i), None) for i in range(runs)
+    ]
+    pending = _pending(short_jobs, short, model.name)
+    _render_in_batches(short, model, pending, batch, precision, on_batch)
+    report.short_rendered = len(pending)
+
+    initial = {i: float(read_record(job.png)["sim"]) for i, (job, _) in enumerate(short_jobs)}
+    kept = select_runs(initial, best, worst)
+    report.kept = kept
+
+    detail = ranking_config(experiment.method, "detail", experiment.text, epochs_detail)
+    detail_jobs = [
+        (
+            experiment.job(
+                experiment.continued_png(cache, k.run),
+                "detail",
+                k.run,
+                experiment.run_png(cache, k.run),
+            ),
+            experiment.run_png(cache, k.run),
+        )
+        for k in kept
+    ]
+    pending = _pending(detail_jobs, detail, model.name)
+    _render_in_batches(detail, model, pending, batch, precision, on_batch)
+    report.detail_rendered = len(pending)
+
+    final = {
+        k.run: float(read_record(job.png)["sim"])
+        for k, (job, _) in zip(kept, detail_jobs, strict=True)
+    }
+    _write_outputs(
+        folder,
+        experiment,
+        runs,
+        best,
+        worst,
+        initial,
+        kept,
+        final,
+        [j for j, _ in short_jobs],
+        [j for j, _ in detail_jobs],
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _relative(folder: Path, png: Path) -> str:
+    return png.relative_to(folder).as_posix()
+
+
+def _write_outputs(
+    folder,
+    experiment,
+    runs,
+    best,
+    worst,
+    initial,
+    kept,
+    final,
+    short_jobs: Sequence[ImageJob],
+    detail_jobs: Sequence[ImageJob],
+) -> None:
+    initial_table = ratings_for_runs(
+        experiment.text, [(_relative(folder, j.png), initial[i]) for i, j in enumerate(short_jobs)]
+    )
+    final_table = ratings_for_runs(
+        experiment.text,
+        [(_relative(folder, j.png), final[k.run]) for k, j in zip(kept, detail_jobs, strict=True)],
+    )
+    for name, table in (("initial.csv", initial_table), ("final.csv", final_table)):
+        with atomic_path(folder / name) as tmp:
+            tmp.write_text(format_ratings(table), encoding="utf-8")
+
+    def mean_seconds(jobs):
+        values = [float(read_record(j.png).get("seconds", 0.0)) for j in jobs]
+        return round(sum(values) / len(values), 4) if values else 0.0
+
+    write_json(
+        {
+            "prompt": experiment.text,
+            "animal": experiment.animal,
+            "thing": experiment.thing,
+            "stem": experiment.stem,
+            "method": experiment.method,
+            "runs": runs,
+            "best": best,
+            "worst": worst,
+            "rows": [
+                {
+                    "run": k.run,
+                    "group": k.group,
+                    "initial_sim": round(k.initial_sim, 4),
+                    "final_sim": round(final[k.run], 4),
+                    "image": _relative(folder, j.png),
+                    "short_image": f"runs/{experiment.stem}-{k.run}.png",
+                }
+                for k, j in zip(kept, detail_jobs, strict=True)
+            ],
+            "csv": {"initial": "initial.csv", "final": "final.csv"},
+            "seconds": {
+                "short_per_run": mean_seconds(short_jobs),
+                "detail_per_run": mean_seconds(detail_jobs),
+            },
+        },
+        folder / "summary.json",
+    )
