@@ -24,8 +24,9 @@ import torch
 
 from .clipmodel import ClipModel, import_clip, load_clip
 from .config import Config
-from .engine import BatchRender, EpochPlan, final_size, plan_epoch
+from .engine import BatchRender, EpochPlan, default_precision, final_size, plan_epoch
 from .gallery import auto_batch, method_config
+from .ranking import ranking_config
 from .rng import ImageStreams
 from .standin import VIT_B_32, Dims, build_clip
 from .transforms import TRANSFORMS, resize_views
@@ -241,6 +242,9 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
             bench.ops_per_step = {f"N={n}": count_ops(config, small, n) for n in (1, 2, 32)}
         result["methods"].append(asdict(bench))
         _echo_method(bench, echo)
+    result["ranking"] = [
+        ranking_bench(method, model, steps, batch, echo) for method in methods
+    ]
     result["peak_memory_mb"] = round(_peak_memory_mb(device), 1)
     gallery = sum(
         810 / max(m["images_per_hour"].values()) * 3600 for m in result["methods"]
@@ -251,6 +255,26 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
              f"{gallery / 3600:.2f} h")
     echo(f"peak memory {result['peak_memory_mb']:.0f} MiB")
     return result
+
+
+def ranking_bench(method: int, model: ClipModel, steps: int, batch: int | None,
+                  echo: Callable[[str], None]) -> dict:
+    """Short runs per hour of the ranking experiment, one at a time and batched."""
+    config = ranking_config(method, "short", "prompt")
+    precision = default_precision(model.device)
+    n_batch = batch or max(4, auto_batch(config, model, precision))
+    entry = {"method": method, "epochs": config.epochs, "precision": precision,
+             "runs_per_hour": {}}
+    for n in (1, n_batch):
+        seconds = batched_step_seconds(config, model, n, precision, steps)
+        entry["runs_per_hour"][f"N={n}"] = 3600.0 * n / (config.epochs * seconds)
+    rates = entry["runs_per_hour"]
+    best = max(rates.values())
+    entry["hours_for_512"] = 512 / best
+    echo(f"ranking short runs, method {method} ({config.epochs} epochs, {precision}): "
+         + ", ".join(f"{k}: {v:.0f} runs/h" for k, v in rates.items())
+         + f"; 512 runs in {entry['hours_for_512']:.2f} h")
+    return entry
 
 
 def _device_label(device: torch.device) -> str:

@@ -32,13 +32,6 @@ from .paths import RANKING_DIR
 from .seeds import derive_seed
 from .selection import Kept, format_ratings, ratings_for_runs, select_runs
 
-# The article's three columns: (animal, thing, method, runs).
-ARTICLE_COLUMNS = (
-    ("snail", "harp", 1, 512),
-    ("penguin", "piano", 1, 512),
-    ("penguin", "piano", 2, 149),
-)
-
 
 def ranking_config(method: int, kind: str, text: str, epochs: int | None = None) -> Config:
     """The short or detail config of a method, with the prompt substituted."""

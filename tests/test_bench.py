@@ -74,3 +74,5 @@ def test_run_bench_reports_every_number(tiny_clip_path):
     assert method["speedup"]["reference"] == 1.0
     assert set(method["clip_floor"]) == {"fp32", "bf16"}
     assert result["peak_memory_mb"] > 0
+    (ranking,) = result["ranking"]
+    assert set(ranking["runs_per_hour"]) == {"N=1", "N=4"} and ranking["hours_for_512"] > 0
