@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +25,6 @@ from pathlib import Path
 from PIL import Image
 
 from .imageio import atomic_path, write_json
-
-CACHE_ENV = "CLIPIG_CACHE"
-DEFAULT_CACHE = "cache"
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
 
 
 def method_dir(cache: Path, method: int) -> Path:

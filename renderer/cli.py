@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .clipmodel import DEFAULT_MODEL, MODEL_ENV, ModelUnavailable, default_model_name
+from .settings import DEFAULT_MODEL, MODEL_ENV, ModelUnavailable, default_model_name
 
 
 def resolve_device(name: str):
@@ -141,9 +141,9 @@ def cache_option(fn):
 def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batch, device,
            precision, dry_run):
     """Render every prompt x method into the cache, skipping complete images."""
-    from .cache import default_cache_dir
     from .gallery import method_config, plan, render_gallery, select
     from .prompts import load_prompts
+    from .settings import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     all_prompts = load_prompts()
@@ -210,8 +210,8 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
 def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epochs_short,
          epochs_detail, seed, batch, device, precision):
     """Ranking experiment: many short runs, rate them, continue the best and worst."""
-    from .cache import default_cache_dir
     from .ranking import run_experiment
+    from .settings import default_cache_dir
 
     experiment = _experiment(animal, thing, text, int(method), seed)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()

@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-DEFAULT_MODEL = "ViT-B/32"
-MODEL_ENV = "CLIPIG_MODEL"
+from .settings import MODEL_ENV, ModelUnavailable, default_model_name
 
 # CLIP's input normalisation (per RGB channel).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -27,20 +26,12 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 DOWNLOAD_TIMEOUT_S = 60
 
 
-class ModelUnavailable(RuntimeError):
-    """CLIP weights could not be had; the message says how to provide them."""
-
-
 def import_clip():
     """Import the ``clip`` package, quieting its pkg_resources deprecation warning."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         import clip
     return clip
-
-
-def default_model_name() -> str:
-    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
 @dataclass
