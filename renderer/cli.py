@@ -12,6 +12,9 @@ from pathlib import Path
 
 import click
 
+from generator.cli import serve as serve_command
+from generator.cli import site as site_command
+
 from .settings import DEFAULT_MODEL, MODEL_ENV, ModelUnavailable, default_model_name
 
 
@@ -108,6 +111,10 @@ def render_config(config_path, text, output, model, seed, epochs, device, precis
         f"{output}: sim {record.sim:.2f}, {record.seconds:.1f} s on {record.device} "
         f"({record.precision}, {record.model})"
     )
+
+
+main.add_command(site_command)
+main.add_command(serve_command)
 
 
 def cache_option(fn):

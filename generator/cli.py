@@ -1,0 +1,57 @@
+"""``clipig-gallery site`` and ``serve``: each parses, calls one function, reports.
+
+Registered on the main command group by ``renderer/cli.py``; nothing here
+imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from renderer.settings import CACHE_ENV, default_cache_dir
+
+from .article import ArticleError
+from .cachedata import CacheError
+
+
+@click.command("site")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Render cache to read (default ${CACHE_ENV}, else ./cache).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
+              show_default=True, help="Folder to write the site into.")
+@click.option("--base-url", default="/", show_default=True, metavar="PATH",
+              help="Path the site is served under, e.g. /repo-name/ on GitHub Pages "
+                   "(pages link relatively; only the 404 page and canonical links use it).")
+def site(cache, out, base_url):
+    """Build the blog post and its images from the cache into a static site."""
+    from .site import BuildError, build_site
+
+    cache = cache or default_cache_dir()
+    if not cache.is_dir():
+        raise click.ClickException(
+            f"cache folder {cache} not found (render first, or pass --cache / set ${CACHE_ENV})")
+    try:
+        report = build_site(cache, out, base_url)
+    except (ArticleError, CacheError, BuildError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in report.lines():
+        click.echo(line)
+
+
+@click.command("serve")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
+              show_default=True, help="The built site.")
+@click.option("--base-url", default="/", show_default=True, metavar="PATH",
+              help="Serve the site under this path, as GitHub Pages serves a project site.")
+def serve(port, out, base_url):
+    """Preview the built site on localhost."""
+    from .serve import serve as run_server
+
+    try:
+        run_server(out, port, base_url, echo=click.echo)
+    except (FileNotFoundError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None

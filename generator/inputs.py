@@ -1,0 +1,41 @@
+"""Everything a build reads, loaded once: prompts, article, cache contents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from renderer.paths import DATA_DIR, METHODS
+from renderer.prompts import Prompt, load_prompts
+
+from .article import Article, read_article
+from .cachedata import RankingColumn, Render, load_rankings, load_renders, load_summary
+
+
+@dataclass(frozen=True)
+class Inputs:
+    cache: Path
+    data_dir: Path  # method configs and ranking configs live under it
+    prompts: list[Prompt]
+    article: Article
+    summary: dict[int, dict]
+    renders: dict[int, dict[str, Render]]
+    rankings: dict[str, RankingColumn]
+    methods: tuple[int, ...]
+
+
+def load_inputs(cache: Path, article: Path | None = None, prompts: Path | None = None,
+                data_dir: Path | None = None) -> Inputs:
+    data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
+    prompt_list = load_prompts(prompts)
+    stems = {p.stem for p in prompt_list}
+    return Inputs(
+        cache=Path(cache),
+        data_dir=data_dir,
+        prompts=prompt_list,
+        article=read_article(Path(article) if article is not None else data_dir / "article.md"),
+        summary=load_summary(cache),
+        renders={m: load_renders(cache, m, stems) for m in METHODS},
+        rankings=load_rankings(cache),
+        methods=tuple(METHODS),
+    )

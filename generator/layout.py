@@ -1,0 +1,90 @@
+"""Where each file goes in the built site, and URLs between them.
+
+Every site path is relative to the site root and uses "/". Pages link with
+relative URLs (``../../img/...``), so the site works at any depth and under
+a GitHub Pages project path (``/repo-name/``) without knowing it. The one
+exception is the 404 page, which the host serves at whatever URL was asked
+for: it links through the ``--base-url``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from urllib.parse import quote, urlencode
+
+STATIC_DIR = "assets"
+MANIFEST = ".clipig-build.json"
+
+_PERMALINK_PART = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def render_png(method: int | str, stem: str) -> str:
+    return f"img/method-{method}/{stem}.png"
+
+
+def render_webp(method: int | str, stem: str) -> str:
+    return f"img/method-{method}/{stem}.webp"
+
+
+def sims_csv(method: int) -> str:
+    return f"img/method-{method}/sims.csv"
+
+
+def config_file(name: str) -> str:
+    return f"configs/{name}"
+
+
+def static_file(name: str) -> str:
+    return f"{STATIC_DIR}/{name}"
+
+
+def ranking_file(stem: str, method: int, relative: str) -> str:
+    """A file of a ranking column, at the same relative place as in the cache."""
+    return f"ranking/{stem}/method-{method}/{relative}"
+
+
+def webp_of(site_path: str) -> str:
+    return str(PurePosixPath(site_path).with_suffix(".webp"))
+
+
+def page_for_permalink(permalink: str) -> str:
+    """``/2021/clipig/`` -> ``2021/clipig/index.html``; ``/a/b.html`` stays a file."""
+    parts = [p for p in str(permalink).strip().split("/") if p]
+    bad = [p for p in parts if p in (".", "..") or not _PERMALINK_PART.match(p)]
+    if not parts or bad:
+        raise ValueError(
+            f"permalink {permalink!r}: use folder names of letters, digits, '.', '_' and '-'"
+        )
+    if parts[-1].endswith(".html"):
+        return "/".join(parts)
+    return "/".join([*parts, "index.html"])
+
+
+def link_to_page(page: str) -> str:
+    """The URL to use for a page: a folder URL for ``.../index.html``."""
+    return page[: -len("index.html")] if page.endswith("index.html") else page
+
+
+def normalise_base_url(base_url: str) -> str:
+    """``repo-name`` or ``/repo-name`` -> ``/repo-name/``; empty -> ``/``."""
+    parts = [p for p in str(base_url).split("/") if p]
+    return "/" + "".join(f"{p}/" for p in parts)
+
+
+def selection_fragment(thing: str, method: int) -> str:
+    """The selector's URL state; the same encoding as the browser's URLSearchParams."""
+    return urlencode({"thing": thing, "method": method})
+
+
+class Urls:
+    """URLs from one page to any site path."""
+
+    def __init__(self, page: str, base_url: str | None = None):
+        # A page at depth d reaches the site root through d "../"; a page
+        # served at unknown URLs (404) goes through the absolute base URL.
+        depth = page.count("/")
+        self.root = normalise_base_url(base_url) if base_url is not None else "../" * depth
+
+    def __call__(self, site_path: str) -> str:
+        return self.root + quote(site_path, safe="/")

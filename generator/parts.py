@@ -1,0 +1,177 @@
+"""The post's generated parts, and the helpers the article calls to place them.
+
+Each part (selector, heatmap, ranking table, method configs, figures) is
+computed once from the inputs; a helper only drops the rendered part, or one
+formatted figure, into a slot of the article.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+import yaml
+from jinja2 import Environment
+from markupsafe import Markup
+
+from renderer.prompts import animals, things
+
+from .article import ArticleError, Slots
+from .figures import DALLE_SAMPLES, NOT_MEASURED, cost_figures
+from .heatmap import build_heatmap
+from .inputs import Inputs
+from .layout import Urls, config_file, sims_csv
+from .ranking import build_table, lowest_final
+from .selector import choose_default, selector_context, thing_order
+
+NOT_RUN = "(not run yet)"
+
+
+class SiteFiles:
+    """Files the build puts into the site, by site path: copies and WebP copies."""
+
+    def __init__(self):
+        self.copies: dict[str, Path] = {}
+        self.webp: dict[str, Path] = {}
+
+    def copy(self, site_path: str, source: Path) -> str:
+        self.copies[site_path] = source
+        return site_path
+
+    def web(self, site_path: str, source: Path) -> str:
+        self.webp[site_path] = source
+        return site_path
+
+
+class PostParts:
+    def __init__(self, inputs: Inputs, env: Environment, urls: Urls, files: SiteFiles):
+        self.inputs, self.env, self.urls, self.files = inputs, env, urls, files
+        self._configs: dict[str, object] = {}
+        prompts, methods = inputs.prompts, inputs.methods
+        self._ranking(inputs.article.meta.get("ranking"))
+        self._selector(inputs.article.meta.get("selector") or {})
+        stems = {(p.animal, p.thing): p.stem for p in prompts}
+        sims = {m: {s: r.sim for s, r in inputs.renders[m].items()} for m in methods}
+        self.heatmap = build_heatmap(animals(prompts), thing_order(prompts), stems, sims)
+        self.costs = {m: cost_figures(inputs.summary.get(m), len(prompts)) for m in methods}
+        self.counts = {
+            "prompts": len(prompts),
+            "animals": len(animals(prompts)),
+            "things": len(things(prompts)),
+            "methods": len(methods),
+            "images": len(prompts) * len(methods),
+            "rendered": sum(len(r) for r in inputs.renders.values()),
+        }
+
+    def _ranking(self, wanted: list | None) -> None:
+        """The table of the columns the article names ("stem/method"), or of all there are."""
+        keys = [str(k) for k in wanted or sorted(self.inputs.rankings)]
+        columns = [self.inputs.rankings[k] for k in keys if k in self.inputs.rankings]
+        self.ranking_missing = [f"{k.rsplit('/', 1)[0]} (method {k.rsplit('/', 1)[-1]})"
+                                for k in keys if k not in self.inputs.rankings]
+        self.table = build_table(columns, self.urls)
+        for site_path, source in self.table.files:
+            self.files.copy(site_path, source)
+        for site_path, source in self.table.webp:
+            self.files.web(site_path, source)
+
+    def _selector(self, wanted: dict) -> None:
+        prompts, methods = self.inputs.prompts, self.inputs.methods
+        self.default = choose_default(thing_order(prompts), methods, wanted.get("thing"),
+                                      wanted.get("method"))
+        csv_methods = []
+        for m in methods:
+            source = self.inputs.cache / f"method-{m}" / "sims.csv"
+            if source.is_file():
+                self.files.copy(sims_csv(m), source)
+                csv_methods.append(m)
+        self.selector = selector_context(prompts, self.inputs.renders, methods, self.default,
+                                         self.urls, csv_methods)
+
+    def _render(self, template: str, **context) -> Markup:
+        return Markup(self.env.get_template(template).render(**context))
+
+    def method_config(self, method: int) -> Markup:
+        """The config file the renderer ran for ``method``, as text, and a copy to download."""
+        entry = self.inputs.summary.get(method) or {}
+        name = str(entry.get("config") or f"method-{method}.yaml")
+        if PurePosixPath(name).name != name:
+            raise ArticleError(f"summary.json: method {method} config {name!r} is not a file name")
+        source = self.inputs.data_dir / "methods" / name
+        if not source.is_file():
+            raise ArticleError(f"method {method}: config {source} not found")
+        href = self.urls(self.files.copy(config_file(name), source))
+        return self._render("parts/config.html", text=source.read_text(encoding="utf-8"),
+                            name=name, href=href, hash=entry.get("config_hash"),
+                            epochs=entry.get("epochs"))
+
+    def _yaml(self, name: str) -> object:
+        if name not in self._configs:
+            path = (self.inputs.data_dir / name).resolve()
+            if self.inputs.data_dir.resolve() not in path.parents or path.suffix != ".yaml":
+                raise ArticleError(f"config_value: {name!r} is not a .yaml file under data/")
+            self._configs[name] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return self._configs[name]
+
+    def config_value(self, name: str, *keys: str) -> str:
+        value = self._yaml(name)
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                raise ArticleError(f"config_value: {name} has no {'.'.join(keys)}")
+            value = value[key]
+        return str(value)
+
+    def ranking_fact(self, key: str, field: str) -> str:
+        column = self.inputs.rankings.get(key)
+        if column is None:
+            return NOT_RUN
+        facts = {"runs": column.runs, "best": len(column.best), "worst": len(column.worst),
+                 "prompt": column.prompt}
+        if field not in facts:
+            raise ArticleError(f"ranking(): unknown field {field!r}; use one of {sorted(facts)}")
+        return str(facts[field])
+
+    def lowest_final(self, field: str) -> Markup | str:
+        cell = lowest_final(self.table)
+        if cell is None:
+            return NOT_RUN
+        if field == "link":
+            return self._render("parts/image_link.html", cell=cell)
+        if field in ("initial", "final"):
+            return getattr(cell, field)
+        raise ArticleError(f"lowest_final(): unknown field {field!r}; use link, initial or final")
+
+    def sim_range(self, which: str) -> str:
+        if which not in ("initial", "final"):
+            raise ArticleError(f"sim_range(): use 'initial' or 'final', not {which!r}")
+        values = [getattr(c, f"{which}_sim") for c in self.table.cells()]
+        values = [v for v in values if v is not None]
+        return f"{min(values):.2f} to {max(values):.2f}" if values else NOT_RUN
+
+    def _lookup(self, table: dict, key, what: str):
+        if key not in table:
+            raise ArticleError(f"{what}: unknown {key!r}; use one of {sorted(table)}")
+        return table[key]
+
+    def helpers(self, slots: Slots) -> dict[str, Callable]:
+        """What ``data/article.md`` may call; each returns a slot token, except the
+        tests ``measured`` and ``ranked`` for ``{% if %}``."""
+        return {
+            "selector": lambda: slots.block(self._render("parts/selector.html", **self.selector)),
+            "heatmap": lambda: slots.block(self._render(
+                "parts/heatmap.html", map=self.heatmap, counts=self.counts)),
+            "ranking_table": lambda: slots.block(self._render(
+                "parts/ranking.html", table=self.table, missing=self.ranking_missing)),
+            "method_config": lambda m: slots.block(self.method_config(m)),
+            "cost": lambda m, key: slots.inline(
+                self._lookup(self._lookup(self.costs, m, "cost()"), key, "cost()")),
+            "count": lambda what: slots.inline(self._lookup(self.counts, what, "count()")),
+            "dalle_samples": lambda: slots.inline(DALLE_SAMPLES),
+            # a plain test for {% if %}, so prose can wait for figures that exist
+            "measured": lambda *ms: all(self.costs[m]["per_image"] != NOT_MEASURED for m in ms),
+            "ranked": lambda: bool(self.table.cells()),
+            "ranking": lambda key, field: slots.inline(self.ranking_fact(key, field)),
+            "lowest_final": lambda field: slots.inline(self.lowest_final(field)),
+            "sim_range": lambda which: slots.inline(self.sim_range(which)),
+            "config_value": lambda name, *keys: slots.inline(self.config_value(name, *keys)),
+        }
