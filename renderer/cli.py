@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from generator.cli import publish as publish_command
 from generator.cli import serve as serve_command
 from generator.cli import site as site_command
 
@@ -115,6 +116,7 @@ def render_config(config_path, text, output, model, seed, epochs, device, precis
 
 main.add_command(site_command)
 main.add_command(serve_command)
+main.add_command(publish_command)
 
 
 def cache_option(fn):

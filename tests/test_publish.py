@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 
 import pytest
+from click.testing import CliRunner
 
 from generator.publish import PublishError, publish_site
+from generator.sample import write_sample_cache
+from renderer.cli import main
+from renderer.prompts import load_prompts
 
 
 def git(*args, cwd):
@@ -119,3 +125,79 @@ def test_refusals(project, tmp_path):
         publish_site(tmp_path / "empty", repo)
     with pytest.raises(PublishError, match="nowhere"):
         publish_site(site, repo, remote="nowhere")
+
+
+# --- the whole command: build, check, publish -----------------------------------
+
+
+PROMPTS = load_prompts()
+
+
+def _cli_publish(repo, *args):
+    cwd = os.getcwd()
+    os.chdir(repo)  # publish works on the repository it is run in
+    try:
+        return CliRunner().invoke(main, ["publish", *map(str, args)], catch_exceptions=False)
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def full_cache(tmp_path_factory):
+    return write_sample_cache(tmp_path_factory.mktemp("cache") / "cache", PROMPTS)
+
+
+def test_publish_command_full_gallery(project, full_cache, tmp_path):
+    repo, remote, _ = project
+    result = _cli_publish(repo, "--cache", full_cache, "--out", "site-out", "--base-url", "/g/")
+    assert result.exit_code == 0, result.output
+    assert "published" in result.output
+    clone, files = remote_tree(remote, tmp_path)
+    assert ".nojekyll" in files and "index.html" in files
+    post = [f for f in files if f.endswith("index.html") and f != "index.html"]
+    assert post, files
+    assert sum(f.endswith(".webp") for f in files) >= 1620
+    assert any(f.endswith(".csv") for f in files)
+
+    # One render changes: one new commit, touching only that render's files.
+    png = full_cache / "method-1" / "cat-of-harp.png"
+    from PIL import Image
+
+    Image.new("RGB", (224, 224), (200, 10, 10)).save(png)
+    again = _cli_publish(repo, "--cache", full_cache, "--out", "site-out", "--base-url", "/g/")
+    assert again.exit_code == 0, again.output
+    assert commit_count(remote) == 2
+    changed = git("diff", "--name-only", "gh-pages~1", "gh-pages", cwd=remote).splitlines()
+    assert changed and all("cat-of-harp" in path for path in changed), changed
+
+    # Nothing changed: no commit.
+    same = _cli_publish(repo, "--cache", full_cache, "--out", "site-out", "--base-url", "/g/")
+    assert same.exit_code == 0 and "nothing to publish" in same.output
+    assert commit_count(remote) == 2
+
+    dry = _cli_publish(repo, "--cache", full_cache, "--out", "site-out", "--dry-run",
+                       "--base-url", "/other/")
+    assert dry.exit_code == 0 and "dry run" in dry.output
+    assert commit_count(remote) == 2
+
+
+def test_publish_refuses_missing_renders_unless_told(project, tmp_path):
+    repo, remote, _ = project
+    cache = write_sample_cache(tmp_path / "small", PROMPTS[:9])
+    refused = _cli_publish(repo, "--cache", cache, "--out", "site-small")
+    assert refused.exit_code != 0 and "missing" in refused.output and "--allow-missing" in (
+        refused.output)
+    assert git("branch", "--list", "gh-pages", cwd=remote) == ""
+    allowed = _cli_publish(repo, "--cache", cache, "--out", "site-small", "--allow-missing")
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_publish_refuses_a_broken_site(project, tmp_path):
+    repo, remote, _ = project
+    cache = write_sample_cache(tmp_path / "broken", PROMPTS[:9])
+    summary = next((cache / "ranking").rglob("summary.json"))
+    row = json.loads(summary.read_text())["rows"][0]
+    (summary.parent / row["image"]).unlink()
+    result = _cli_publish(repo, "--cache", cache, "--out", "site-broken", "--allow-missing")
+    assert result.exit_code != 0
+    assert git("branch", "--list", "gh-pages", cwd=remote) == ""
