@@ -13,13 +13,22 @@ from pathlib import Path
 
 import torch
 
+from generator.site import build_site
+
 from .clipmodel import MODEL_ENV, ClipModel, ModelUnavailable, default_model_name, load_clip
 from .gallery import method_config, plan, render_gallery, select
 from .prompts import load_prompts
+from .ranking import Experiment, run_experiment
 from .standin import standin_checkpoint
 
 DEMO_THINGS = ("harp", "piano", "baguette")  # x 9 animals x 2 methods = 54 images
-DEMO_EPOCHS = 20  # a glimpse; `clipig-gallery render` uses the article's epochs
+# A glimpse that fits in about two minutes on two CPU cores with the
+# stand-in model; `clipig-gallery render` and `rank` use the article's epochs.
+DEMO_EPOCHS = 15
+# The article's ranking columns, shrunk: (animal, thing, method), 6 short runs
+# of 10 epochs, the best 2 and the worst 1 continued for 10 epochs.
+DEMO_RANKING = (("snail", "harp", 1), ("penguin", "piano", 1), ("penguin", "piano", 2))
+DEMO_RUNS, DEMO_BEST, DEMO_WORST, DEMO_RANK_EPOCHS = 6, 2, 1, 10
 
 
 def model_or_standin(
@@ -72,5 +81,20 @@ def run_demo(
         f"{report.rendered} images in {report.seconds:.1f} s ({report.skipped} already there)"
         + (" -- stand-in model: the sims are not CLIP's" if standin else "")
     )
+    by_key = {(p.animal, p.thing): p for p in all_prompts}
+    for animal, thing, method in DEMO_RANKING:
+        prompt = by_key[animal, thing]
+        experiment = Experiment(prompt.text, prompt.stem, method, animal, thing)
+        ranked = run_experiment(cache, experiment, clip_model, DEMO_RUNS, DEMO_BEST, DEMO_WORST,
+                                precision=precision, epochs_short=epochs or DEMO_RANK_EPOCHS,
+                                epochs_detail=epochs or DEMO_RANK_EPOCHS)
+        echo(f"ranking {prompt.stem} method {method}: {ranked.short_rendered} short and "
+             f"{ranked.detail_rendered} continued runs in {ranked.seconds:.1f} s")
+    site = out / "site"
+    build = build_site(cache, site, "/")
+    for line in build.lines():
+        echo(line)
     echo(f"demo cache: {cache}/")
+    echo(f"to look at it: clipig-gallery serve --out {site} --base-url /   "
+         f"(then open http://127.0.0.1:8000/)")
     return report

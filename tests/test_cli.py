@@ -150,9 +150,14 @@ def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
         assert len(list((tmp_path / "demo/cache" / f"method-{method}").glob("*.png"))) == 9
     record = json.loads((tmp_path / "demo/cache/method-2/snail-of-harp.json").read_text())
     assert record["prompt"] == "a snail made of harp."  # method 2: first sentence only
+    summary = tmp_path / "demo/cache/ranking/penguin-of-piano/method-2/summary.json"
+    assert len(json.loads(summary.read_text())["rows"]) == 3
+    assert (tmp_path / "demo/site/index.html").is_file()
+    assert "clipig-gallery serve --out" in result.output
     # A second run finds everything complete.
     again = run("demo", "--out", tmp_path / "demo", "--epochs", 1)
     assert "0 to render" in again.output
+    assert "0 short and 0 continued" in again.output
 
 
 def test_demo_with_a_named_model_does_not_fall_back(run, tmp_path):
