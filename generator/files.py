@@ -7,24 +7,10 @@ atomically, which gives them a new time) makes exactly its own outputs stale.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
-
-@contextmanager
-def atomic_target(path: Path):
-    """A temp path beside ``path``, renamed onto it when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+from renderer.atomic import atomic_path
 
 
 def is_current(src: Path, dst: Path, same_size: bool) -> bool:
@@ -44,7 +30,7 @@ def publish_copy(src: Path, dst: Path) -> bool:
     """
     if is_current(src, dst, same_size=True):
         return False
-    with atomic_target(dst) as tmp:
+    with atomic_path(dst) as tmp:
         shutil.copy2(src, tmp)
     return True
 
@@ -56,6 +42,6 @@ def write_if_changed(path: Path, data: bytes) -> bool:
             return False
     except FileNotFoundError:
         pass
-    with atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return True

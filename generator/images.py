@@ -14,7 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from .files import atomic_target, is_current
+from renderer.atomic import atomic_path
+
+from .files import is_current
 
 WEBP_QUALITY = 80
 WEBP_METHOD = 4  # libwebp's effort 0-6; 6 saves ~5% for 3x the time
@@ -22,7 +24,7 @@ WEBP_METHOD = 4  # libwebp's effort 0-6; 6 saves ~5% for 3x the time
 
 def encode_webp(src: Path, dst: Path) -> None:
     """Write ``src`` as WebP at ``dst``, stamped with ``src``'s time (see files.py)."""
-    with Image.open(src) as img, atomic_target(dst) as tmp:
+    with Image.open(src) as img, atomic_path(dst) as tmp:
         img.convert("RGB").save(tmp, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
         stat = src.stat()
         os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))

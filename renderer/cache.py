@@ -24,7 +24,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .imageio import atomic_path, write_json
+from .atomic import atomic_path
+from .imageio import write_json
 
 
 def method_dir(cache: Path, method: int) -> Path:

@@ -273,7 +273,7 @@ def _experiment(animal, thing, text, method, seed):
 @device_option
 def rate(images, texts, output, model, device):
     """Rate image files against prompts (100 x cosine), as an article-style CSV."""
-    from .imageio import atomic_path
+    from .atomic import atomic_path
     from .rate import rate_images
     from .selection import Ratings, format_ratings
 

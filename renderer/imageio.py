@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside ``path``; rename it into place on success.
-
-    A crash or kill before the rename leaves the old file (or none) and at
-    most a stray ``.tmp`` file, never a half-written ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from .atomic import atomic_path
 
 
 def save_png(image: torch.Tensor, path: Path) -> Path:

@@ -21,12 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_path
 from .cache import Expected, read_record, remove_stale_temp_files, status
 from .clipmodel import ClipModel
 from .config import Config, load_config
 from .engine import final_size
 from .gallery import auto_batch
-from .imageio import atomic_path, write_json
+from .imageio import write_json
 from .output import ImageJob, job_hash, render_files
 from .paths import RANKING_DIR
 from .seeds import derive_seed
