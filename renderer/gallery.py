@@ -124,6 +124,8 @@ def auto_batch(config: Config, model: ClipModel, precision: str | None = None) -
         loss.sum().backward()
         peaks.append(torch.cuda.max_memory_allocated(model.device) - base)
         del job, pixels, loss
+    # Blocks the probe left in torch's cache are free for the real batch.
+    torch.cuda.empty_cache()
     free, _total = torch.cuda.mem_get_info(model.device)
     return batch_from_memory(free, max(1, peaks[1] - peaks[0]))
 
