@@ -51,10 +51,17 @@ class RankingColumn:
     best: tuple[RankingRow, ...]
     worst: tuple[RankingRow, ...]
     csv: dict[str, Path]  # "initial"/"final" -> file in the cache
+    # Epochs the short and the continued runs actually had (None: not recorded).
+    epochs_short: int | None = None
+    epochs_detail: int | None = None
 
     @property
     def key(self) -> str:
         return f"{self.stem}/{self.method}"
+
+
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
 
 
 def _read_json(path: Path) -> object:
@@ -180,6 +187,8 @@ def load_ranking_column(summary_path: Path) -> RankingColumn:
             # A CSV that is not there gets no link (the 2021 page linked five 404s).
             csv={k: path for k, v in csv.items()
                  if (path := _inside(folder, v, summary_path, f"csv.{k}")).is_file()},
+            epochs_short=_optional_int((data.get("epochs") or {}).get("short")),
+            epochs_detail=_optional_int((data.get("epochs") or {}).get("detail")),
         )
     except CacheError:
         raise

@@ -126,9 +126,14 @@ class PostParts:
         if column is None:
             return NOT_RUN
         facts = {"runs": column.runs, "best": len(column.best), "worst": len(column.worst),
-                 "prompt": column.prompt}
+                 "prompt": column.prompt, "epochs_short": column.epochs_short,
+                 "epochs_detail": column.epochs_detail}
         if field not in facts:
             raise ArticleError(f"ranking(): unknown field {field!r}; use one of {sorted(facts)}")
+        if facts[field] is None:
+            # An older summary without the epochs: the configuration's value.
+            kind = field.removeprefix("epochs_")
+            return self.config_value(f"ranking/method-{column.method}-{kind}.yaml", "epochs")
         return str(facts[field])
 
     def lowest_final(self, field: str) -> Markup | str:

@@ -179,6 +179,7 @@ def run_experiment(
         final,
         [j for j, _ in short_jobs],
         [j for j, _ in detail_jobs],
+        (short.epochs, detail.epochs),
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -199,6 +200,7 @@ def _write_outputs(
     final,
     short_jobs: Sequence[ImageJob],
     detail_jobs: Sequence[ImageJob],
+    epochs: tuple[int, int],
 ) -> None:
     initial_table = ratings_for_runs(
         experiment.text, [(_relative(folder, j.png), initial[i]) for i, j in enumerate(short_jobs)]
@@ -237,6 +239,7 @@ def _write_outputs(
                 for k, j in zip(kept, detail_jobs, strict=True)
             ],
             "csv": {"initial": "initial.csv", "final": "final.csv"},
+            "epochs": {"short": epochs[0], "detail": epochs[1]},
             "seconds": {
                 "short_per_run": mean_seconds(short_jobs),
                 "detail_per_run": mean_seconds(detail_jobs),

@@ -129,6 +129,7 @@ def test_end_to_end_files_and_csvs(twelve, tiny_clip):
     assert (folder / "initial.csv").read_text().startswith(",a snail made of harp.")
     summary = json.loads((folder / "summary.json").read_text())
     assert (summary["runs"], summary["best"], summary["worst"]) == (12, 2, 1)
+    assert summary["epochs"] == {"short": 3, "detail": 4}
     assert [r["group"] for r in summary["rows"]] == ["best", "best", "worst"]
     best = summary["rows"][0]
     assert best["initial_sim"] == pytest.approx(sims[0], abs=1e-3)

@@ -399,3 +399,19 @@ def test_an_empty_cache_builds_a_page_that_says_so(tmp_path):
     assert note == ("Not run yet: snail-of-harp (method 1), penguin-of-piano (method 1), "
                     "penguin-of-piano (method 2).")
     assert post.find(class_="ranking") is None and "(not run yet)" not in text
+
+
+def test_ranking_text_quotes_the_epochs_that_ran(tmp_path):
+    """The short and continued runs' epochs come from the ranking summary."""
+    from generator.site import build_site
+    from renderer.prompts import load_prompts
+
+    cache = write_sample_cache(tmp_path / "cache", load_prompts()[:9])
+    for summary in (cache / "ranking").rglob("summary.json"):
+        data = json.loads(summary.read_text())
+        data["epochs"] = {"short": 7, "detail": 9}
+        summary.write_text(json.dumps(data))
+    report = build_site(cache, tmp_path / "site")
+    text = BeautifulSoup((report.out / report.post).read_text(), "html.parser").get_text(" ")
+    text = re.sub(r"\s+", " ", text)
+    assert "cut short to 7 epochs" in text and "another 9 epochs" in text
