@@ -18,10 +18,6 @@ from renderer.prompts import Prompt, animals, things
 from .cachedata import Render
 from .layout import Urls, render_png, render_webp, selection_fragment, sims_csv
 
-# Which prompt text each method rendered (renderer.gallery.prompt_text says the
-# same; that module imports torch): method 2 dropped the second sentence.
-PROMPT_FIELD = {1: "text", 2: "first_sentence"}
-
 
 def thing_order(prompts: Sequence[Prompt]) -> list[str]:
     """Things alphabetically, so stepping with the arrow keys is predictable."""
@@ -29,7 +25,7 @@ def thing_order(prompts: Sequence[Prompt]) -> list[str]:
 
 
 def method_prompt(prompt: Prompt, method: int) -> str:
-    return getattr(prompt, PROMPT_FIELD.get(method, "text"))
+    return prompt.for_method(method)
 
 
 def script_json(data: object) -> Markup:

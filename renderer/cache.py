@@ -98,9 +98,11 @@ def records(cache: Path, method: int) -> list[dict]:
     return found
 
 
-def write_sims_csv(cache: Path, method: int, stems_in_order: Iterable[str]) -> Path:
+def write_sims_csv(
+    cache: Path, method: int, found: list[dict], stems_in_order: Iterable[str]
+) -> Path:
     """The method's sims in the article's CSV style: empty index header, image path rows."""
-    by_stem = {r.get("stem"): r for r in records(cache, method)}
+    by_stem = {r.get("stem"): r for r in found}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["", "prompt", "sim"])
@@ -114,9 +116,8 @@ def write_sims_csv(cache: Path, method: int, stems_in_order: Iterable[str]) -> P
     return path
 
 
-def method_summary(cache: Path, method: int) -> dict | None:
+def method_summary(found: list[dict]) -> dict | None:
     """Measured cost of a method's renders, from its records."""
-    found = records(cache, method)
     if not found:
         return None
     seconds = [float(r.get("seconds", 0.0)) for r in found]
@@ -135,10 +136,16 @@ def method_summary(cache: Path, method: int) -> dict | None:
     }
 
 
-def write_summary(cache: Path, methods: Iterable[int]) -> Path:
+def refresh(
+    cache: Path, methods: Iterable[int], changed: int, stems_in_order: Iterable[str]
+) -> None:
+    """Rewrite the changed method's CSV and the summary, reading each record once."""
     summary = {"methods": {}}
     for method in methods:
-        entry = method_summary(cache, method)
+        found = records(cache, method)
+        if method == changed:
+            write_sims_csv(cache, method, found, stems_in_order)
+        entry = method_summary(found)
         if entry is not None:
             summary["methods"][str(method)] = entry
-    return write_json(summary, Path(cache) / "summary.json")
+    write_json(summary, Path(cache) / "summary.json")

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .cache import Expected, png_path, remove_stale_temp_files, status, write_sims_csv
-from .cache import write_summary as write_cache_summary
+from .cache import Expected, png_path, refresh, remove_stale_temp_files, status
 from .clipmodel import ClipModel
 from .config import Config, load_config
 from .engine import BatchRender, default_precision, device_name, final_size, plan_epoch
@@ -30,11 +29,6 @@ from .seeds import derive_seed
 # at a time; with bf16 autocast, four images per batch gain about 12%.
 CPU_BATCH = {"fp32": 1, "bf16": 4}
 MAX_BATCH = 256
-
-
-def prompt_text(prompt: Prompt, method: int) -> str:
-    """Method 1 uses the full two-sentence prompt, method 2 the first sentence."""
-    return prompt.text if method == 1 else prompt.first_sentence
 
 
 def image_seed(prompt: Prompt, method: int, base_seed: int) -> int:
@@ -63,7 +57,7 @@ class Item:
     def job(self) -> ImageJob:
         meta = {"animal": self.prompt.animal, "thing": self.prompt.thing,
                 "stem": self.prompt.stem, "method": self.method}
-        return ImageJob(prompt_text(self.prompt, self.method), self.seed, self.png, meta)
+        return ImageJob(self.prompt.for_method(self.method), self.seed, self.png, meta)
 
 
 def select(prompts: Sequence[Prompt], animals: Sequence[str] = (),
@@ -170,8 +164,7 @@ def render_gallery(
             render_files(config, model, [i.job() for i in chunk], precision)
             # Keep the CSV and summary current, so an interrupted run's work
             # is visible to the site build right away.
-            write_sims_csv(cache, method, stems_in_order)
-            write_cache_summary(cache, METHODS)
+            refresh(cache, METHODS, method, stems_in_order)
             report.rendered += len(chunk)
             report.batches.append(len(chunk))
             if on_batch is not None:

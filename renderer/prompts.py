@@ -36,6 +36,10 @@ class Prompt:
     first_sentence: str
     stem: str
 
+    def for_method(self, method: int) -> str:
+        """The text a gallery method renders: method 2 dropped the second sentence."""
+        return self.first_sentence if method == 2 else self.text
+
 
 def strip_markers(text: str) -> str:
     """Replace every ``{n:value}`` marker by its value."""

@@ -17,7 +17,7 @@ Finished runs are skipped, so raising N renders only the new runs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +52,18 @@ class Experiment:
     def folder(self, cache: Path) -> Path:
         return Path(cache) / "ranking" / self.stem / f"method-{self.method}"
 
+    # File names inside the experiment's folder, as the CSVs and summary give them.
+    def run_name(self, run: int) -> str:
+        return f"runs/{self.stem}-{run}.png"
+
+    def continued_name(self, run: int) -> str:
+        return f"continued/{self.stem}-from-{run}.png"
+
     def run_png(self, cache: Path, run: int) -> Path:
-        return self.folder(cache) / "runs" / f"{self.stem}-{run}.png"
+        return self.folder(cache) / self.run_name(run)
 
     def continued_png(self, cache: Path, run: int) -> Path:
-        return self.folder(cache) / "continued" / f"{self.stem}-from-{run}.png"
+        return self.folder(cache) / self.continued_name(run)
 
     def seed(self, kind: str, run: int) -> int:
         return derive_seed(self.stem, self.method, kind, run, self.base_seed)
@@ -83,8 +90,9 @@ class RankingReport:
 
 def _pending(jobs_and_starts, config: Config, model_name: str):
     pending = []
+    size = final_size(config)
     for job, start in jobs_and_starts:
-        expected = Expected(job_hash(config, start), model_name, job.seed, final_size(config))
+        expected = Expected(job_hash(config, start), model_name, job.seed, size)
         if status(job.png, expected) != "complete":
             pending.append((job, start))
     return pending
@@ -143,7 +151,9 @@ def run_experiment(
     _render_in_batches(short, model, pending, batch, precision, on_batch)
     report.short_rendered = len(pending)
 
-    initial = {i: float(read_record(job.png)["sim"]) for i, (job, _) in enumerate(short_jobs)}
+    # Each record is read once; its sim is the rating of the saved PNG.
+    short_records = {i: read_record(job.png) for i, (job, _) in enumerate(short_jobs)}
+    initial = {i: float(r["sim"]) for i, r in short_records.items()}
     kept = select_runs(initial, best, worst)
     report.kept = kept
 
@@ -164,59 +174,51 @@ def run_experiment(
     _render_in_batches(detail, model, pending, batch, precision, on_batch)
     report.detail_rendered = len(pending)
 
-    final = {
-        k.run: float(read_record(job.png)["sim"])
-        for k, (job, _) in zip(kept, detail_jobs, strict=True)
+    detail_records = {
+        k.run: read_record(job.png) for k, (job, _) in zip(kept, detail_jobs, strict=True)
     }
     _write_outputs(
         folder,
         experiment,
         runs,
-        best,
-        worst,
-        initial,
+        (best, worst),
         kept,
-        final,
-        [j for j, _ in short_jobs],
-        [j for j, _ in detail_jobs],
+        short_records,
+        detail_records,
         (short.epochs, detail.epochs),
     )
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _relative(folder: Path, png: Path) -> str:
-    return png.relative_to(folder).as_posix()
+def _mean_seconds(records: dict[int, dict]) -> float:
+    values = [float(r.get("seconds", 0.0)) for r in records.values()]
+    return round(sum(values) / len(values), 4) if values else 0.0
 
 
 def _write_outputs(
-    folder,
-    experiment,
-    runs,
-    best,
-    worst,
-    initial,
-    kept,
-    final,
-    short_jobs: Sequence[ImageJob],
-    detail_jobs: Sequence[ImageJob],
+    folder: Path,
+    experiment: Experiment,
+    runs: int,
+    best_worst: tuple[int, int],
+    kept: list[Kept],
+    short_records: dict[int, dict],
+    detail_records: dict[int, dict],
     epochs: tuple[int, int],
 ) -> None:
-    initial_table = ratings_for_runs(
-        experiment.text, [(_relative(folder, j.png), initial[i]) for i, j in enumerate(short_jobs)]
-    )
-    final_table = ratings_for_runs(
-        experiment.text,
-        [(_relative(folder, j.png), final[k.run]) for k, j in zip(kept, detail_jobs, strict=True)],
-    )
-    for name, table in (("initial.csv", initial_table), ("final.csv", final_table)):
+    """The initial and final CSVs and the summary the site reads."""
+    final = {run: float(r["sim"]) for run, r in detail_records.items()}
+    tables = {
+        "initial.csv": [
+            (experiment.run_name(i), float(r["sim"])) for i, r in short_records.items()
+        ],
+        "final.csv": [(experiment.continued_name(k.run), final[k.run]) for k in kept],
+    }
+    for name, rows in tables.items():
         with atomic_path(folder / name) as tmp:
-            tmp.write_text(format_ratings(table), encoding="utf-8")
-
-    def mean_seconds(jobs):
-        values = [float(read_record(j.png).get("seconds", 0.0)) for j in jobs]
-        return round(sum(values) / len(values), 4) if values else 0.0
-
+            tmp.write_text(
+                format_ratings(ratings_for_runs(experiment.text, rows)), encoding="utf-8"
+            )
     write_json(
         {
             "prompt": experiment.text,
@@ -225,24 +227,24 @@ def _write_outputs(
             "stem": experiment.stem,
             "method": experiment.method,
             "runs": runs,
-            "best": best,
-            "worst": worst,
+            "best": best_worst[0],
+            "worst": best_worst[1],
             "rows": [
                 {
                     "run": k.run,
                     "group": k.group,
                     "initial_sim": round(k.initial_sim, 4),
                     "final_sim": round(final[k.run], 4),
-                    "image": _relative(folder, j.png),
-                    "short_image": f"runs/{experiment.stem}-{k.run}.png",
+                    "image": experiment.continued_name(k.run),
+                    "short_image": experiment.run_name(k.run),
                 }
-                for k, j in zip(kept, detail_jobs, strict=True)
+                for k in kept
             ],
             "csv": {"initial": "initial.csv", "final": "final.csv"},
             "epochs": {"short": epochs[0], "detail": epochs[1]},
             "seconds": {
-                "short_per_run": mean_seconds(short_jobs),
-                "detail_per_run": mean_seconds(detail_jobs),
+                "short_per_run": _mean_seconds(short_records),
+                "detail_per_run": _mean_seconds(detail_records),
             },
         },
         folder / "summary.json",

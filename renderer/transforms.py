@@ -265,10 +265,16 @@ def odd_kernel(size: int) -> int:
 
 
 def _kernel_1d(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    return _gaussian_kernel(size, float(sigma), like.device, like.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _gaussian_kernel(size: int, sigma: float, device: torch.device, dtype: torch.dtype):
+    # Cached: the blur runs every step with the same few kernels.
     half = (size - 1) * 0.5
-    pos = torch.linspace(-half, half, size, device=like.device, dtype=torch.float32)
+    pos = torch.linspace(-half, half, size, device=device, dtype=torch.float32)
     k = torch.exp(-0.5 * (pos / sigma) ** 2)
-    return (k / k.sum()).to(like.dtype)
+    return (k / k.sum()).to(dtype)
 
 
 def _blur_axis(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
