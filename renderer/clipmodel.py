@@ -1,14 +1,15 @@
 """Loading CLIP and encoding with it.
 
-Models come from the ``clip`` package only: by name (downloaded once to the
-user's cache by ``clip.load``) or from a local checkpoint file, which is how
-the tests and the stand-in model are loaded too.
+Weights come from ``renderer.weights`` (a model name, fetched and checked, or
+a ``.pt`` / ``.safetensors`` file); the model is always the ``clip`` package's
+own class, built by its ``build_model``, whatever the file's format. A model
+is identified by a hash of its weights, so one model under two names (a name,
+a path, a symlink, another file format) is one model to the cache.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .settings import MODEL_ENV, ModelUnavailable, default_model_name
+from .settings import ModelUnavailable, default_model_name
+from .weights import weights_file
 
 # CLIP's input normalisation (per RGB channel).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -40,8 +42,9 @@ class ClipModel:
 
     model: torch.nn.Module
     preprocess: object  # the package's PIL -> tensor transform for rating
-    name: str
+    name: str  # as the user gave it: a model name or a file path
     device: torch.device
+    identity: str = ""  # "sha256:..." of the weights (see weights_identity)
 
     @property
     def input_resolution(self) -> int:
@@ -66,43 +69,92 @@ class ClipModel:
         return F.normalize(features.float(), dim=-1)
 
 
-def load_clip(name: str | None = None, device: str | torch.device = "cpu") -> ClipModel:
-    """Load CLIP by model name or checkpoint path, frozen and in fp32.
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file, without unpickling anything foreign.
 
-    Raises ModelUnavailable with instructions when the weights can't be had.
+    A ``.pt`` is an OpenAI TorchScript archive or a plain state dict (read with
+    ``weights_only``); a ``.safetensors`` file is read by its own library.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.*")
+            try:
+                return torch.jit.load(str(path), map_location="cpu").state_dict()
+            except RuntimeError:
+                pass  # not TorchScript: a state dict
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- any failure means "not readable weights"
+        raise ModelUnavailable(f"{path}: cannot read CLIP weights ({exc})") from exc
+    if not isinstance(state, dict):
+        raise ModelUnavailable(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+# Keys other CLIP implementations save that the clip package's class lacks.
+# open_clip's copies of OpenAI's models use OpenAI's names for everything
+# else; a DataParallel save prefixes "module.".
+_FOREIGN_KEYS = ("logit_bias", "attn_mask")
+_PREFIXES = ("module.",)
+
+
+def clip_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with the key names of ``clip.model.CLIP``."""
+    out = {}
+    for key, value in state.items():
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        if key.rsplit(".", 1)[-1] in _FOREIGN_KEYS:
+            continue
+        out[key] = value
+    return out
+
+
+def build_clip_model(state: dict[str, torch.Tensor], source: Path) -> torch.nn.Module:
+    """The clip package's model with these weights (its own ``build_model``)."""
+    clip = import_clip()
+    try:
+        return clip.model.build_model(clip_state_dict(state))
+    except (KeyError, RuntimeError, AssertionError) as exc:
+        raise ModelUnavailable(f"{source}: not a CLIP state dict the clip package can "
+                               f"build ({type(exc).__name__}: {exc})") from exc
+
+
+def weights_identity(model: torch.nn.Module) -> str:
+    """A hash of every tensor of the built model: names, shapes, dtypes and bytes.
+
+    Taken after ``build_model`` (which stores the weights as the package does),
+    so the same weights give the same identity from a ``.pt`` or a
+    ``.safetensors`` file, under any name or path.
+    """
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return "sha256:" + digest.hexdigest()[:20]
+
+
+def load_clip(name: str | None = None, device: str | torch.device = "cpu") -> ClipModel:
+    """Load CLIP by model name or weights file, frozen and in fp32.
+
+    Raises ModelUnavailable (or a subclass from ``renderer.weights``) with
+    instructions when the weights can't be had.
     """
     name = name or default_model_name()
     device = torch.device(device)
-    clip = import_clip()
-    is_file = Path(name).expanduser().is_file()
-    if not is_file and name not in clip.available_models():
-        if any(sep in name for sep in ("/", os.sep)) and not name.startswith(("RN", "ViT")):
-            raise ModelUnavailable(f"CLIP checkpoint not found: {name}")
-        raise ModelUnavailable(
-            f"unknown CLIP model {name!r}; use one of {', '.join(clip.available_models())} "
-            f"or the path of a checkpoint file"
-        )
-    path = str(Path(name).expanduser()) if is_file else name
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        with warnings.catch_warnings():
-            # clip.load probes every file as TorchScript first; that probe's
-            # deprecation notice is noise for a state-dict checkpoint.
-            warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
-            warnings.filterwarnings("ignore", message=".*torch.jit.load.*")
-            model, preprocess = clip.load(path, device="cpu", jit=False)
-    except Exception as exc:  # noqa: BLE001 -- any failure here means "no usable weights"
-        hint = (
-            "" if is_file else
-            f" The weights of {name} are downloaded once into ~/.cache/clip; without a "
-            f"network, copy the checkpoint file there or pass its path with --model PATH "
-            f"(or {MODEL_ENV}=PATH)."
-        )
-        raise ModelUnavailable(f"cannot load CLIP {name!r}: {exc}.{hint}") from exc
-    finally:
-        socket.setdefaulttimeout(previous)
+    path = weights_file(name)
+    model = build_clip_model(read_state_dict(path), path)
+    identity = weights_identity(model)
     # The checkpoints hold fp16 weights; keep fp32 and let autocast pick the
     # compute precision, so losses never accumulate in fp16.
     model = model.float().to(device).eval().requires_grad_(False)
-    return ClipModel(model=model, preprocess=preprocess, name=name, device=device)
+    preprocess = import_clip().clip._transform(model.visual.input_resolution)
+    return ClipModel(model=model, preprocess=preprocess, name=name, device=device,
+                     identity=identity)
