@@ -6,26 +6,41 @@ the same device, after a warm-up step. Speed needs no meaningful weights, so
 the default model is the ViT-B/32 architecture with random weights.
 
 The reference-style loop reproduces how the 2021 renderer spent its time:
-one image at a time, a Python loop over the views, CLIP not frozen (so every
-backward pass also runs through the text encoder and fills weight
-gradients), anomaly detection on, fp32.
+one image at a time, a Python loop over the views and over the constraints,
+CLIP not frozen (so every backward pass also runs through the text encoder
+and fills weight gradients), anomaly detection on, and CLIP's weights as
+``clip.load`` gave them: fp16 on CUDA (no autocast), fp32 on the CPU.
+
+The batched renderer is timed in every precision of ``PRECISIONS``. Peak
+memory is measured on CUDA only: per setting, and as the maximum over the
+whole bench.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import platform
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .clipmodel import ClipModel, import_clip, load_clip
-from .config import Config
-from .engine import BatchRender, EpochPlan, default_precision, final_size, plan_epoch
-from .gallery import auto_batch, method_config
+from .batching import auto_batch
+from .clipmodel import CLIP_MEAN, CLIP_STD, ClipModel, import_clip, load_clip
+from .config import Config, is_active
+from .constraints import CONSTRAINTS
+from .engine import (
+    PRECISIONS,
+    BatchRender,
+    EpochPlan,
+    autocast_for,
+    default_precision,
+    final_size,
+    plan_epoch,
+)
+from .gallery import method_config
 from .ranking import ranking_config
 from .rng import ImageStreams
 from .standin import VIT_B_32, Dims, build_clip
@@ -76,11 +91,9 @@ def clip_floor_seconds(model: ClipModel, views: int, precision: str, steps: int)
     """CLIP's own forward and backward for ``views`` views: what a step cannot beat."""
     res = model.input_resolution
     x = torch.rand(views, 3, res, res, device=model.device, requires_grad=True)
-    autocast = (torch.autocast(model.device.type, dtype=torch.bfloat16)
-                if precision == "bf16" else contextlib.nullcontext())
 
     def once():
-        with autocast:
+        with autocast_for(model.device, precision):
             features = model.encode_views(x)
         features.sum().backward()
 
@@ -88,27 +101,40 @@ def clip_floor_seconds(model: ClipModel, views: int, precision: str, steps: int)
 
 
 class ReferenceStyle:
-    """One image, views in a Python loop, CLIP trainable, anomaly detection on."""
+    """One image as the 2021 renderer computed it: Python loops, CLIP trainable.
 
-    def __init__(self, config: Config, model: ClipModel, text: str = "prompt 0"):
+    ``half`` gives CLIP fp16 weights the way ``clip.load`` did on CUDA
+    (``clip.model.convert_weights``: convolutions, linear and attention
+    weights in fp16, layer norms in fp32), with no autocast, so features and
+    the loss come out in fp16. None means: on CUDA only, as in 2021. The
+    model is copied, so the batched settings keep their frozen fp32 CLIP.
+    """
+
+    def __init__(self, config: Config, model: ClipModel, text: str = "prompt 0",
+                 half: bool | None = None):
         self.config, self.model, self.device = config, model, model.device
+        self.half = self.device.type == "cuda" if half is None else half
         self.target = config.targets[0]
         width, height = final_size(config)
         self.pixels = torch.rand(3, height, width, device=self.device, requires_grad=True)
         self.optimizer = torch.optim.RMSprop([self.pixels], lr=0.003, centered=True,
                                              momentum=0.1)
         clip = import_clip()
+        self.clip = copy.deepcopy(model.model)
+        if self.half:
+            clip.model.convert_weights(self.clip)
         # The reference kept the text feature's graph and every weight trainable.
-        self.weights = list(model.model.parameters())
-        for p in self.weights:
-            p.requires_grad_(True)
+        self.clip.requires_grad_(True)
         tokens = clip.tokenize([text]).to(self.device)
-        text_feature = model.model.encode_text(tokens)
+        text_feature = self.clip.encode_text(tokens)
         self.text = text_feature / text_feature.norm(dim=-1, keepdim=True)
+        self.mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
         self.streams = ImageStreams([0], self.device, views=1)
 
     def step(self, plan: EpochPlan) -> None:
         res = self.model.input_resolution
+        t = plan.env["t"]
         current = self.pixels.clamp(0, 1)
         views = []
         for _ in range(self.target.batch_size):
@@ -117,24 +143,31 @@ class ReferenceStyle:
                 x = TRANSFORMS[step.name].fn(x, step(plan.env), self.streams)
             views.append(resize_views(x, res, res))
         batch = torch.cat(views).clamp(0, 1)
-        features = self.model.encode_views(batch)
-        loss = torch.zeros((), device=self.device)
+        # CLIP casts its input to its weights' dtype (fp16 on CUDA).
+        features = self.clip.encode_image((batch - self.mean) / self.std)
+        loss = torch.zeros((), device=self.device, dtype=features.dtype)
         for i in range(features.shape[0]):
             cos = torch.nn.functional.cosine_similarity(features[i : i + 1], self.text)
             loss = loss + (1.0 - cos[0])
             float(loss.detach())  # the reference read each loss back for its statistics
+        for constraint in self.target.constraints:
+            if not is_active(constraint.start, constraint.end, plan.epoch, t):
+                continue
+            fn, args = CONSTRAINTS[constraint.step.name].fn, constraint.step(plan.env)
+            weight = constraint.weight.first(plan.env)
+            for i in range(batch.shape[0]):
+                loss = loss + fn(batch[i : i + 1], args)[0] * weight
         self.optimizer.zero_grad()
         loss.backward(retain_graph=True)
         self.optimizer.step()
 
     def close(self) -> None:
-        for p in self.weights:
-            p.requires_grad_(False)
-            p.grad = None
+        self.clip = self.text = None
 
 
-def reference_step_seconds(config: Config, model: ClipModel, steps: int) -> float:
-    ref = ReferenceStyle(config, model)
+def reference_step_seconds(config: Config, model: ClipModel, steps: int,
+                           half: bool | None = None) -> float:
+    ref = ReferenceStyle(config, model, half=half)
     plan = measure_plan(config)
     try:
         with torch.autograd.set_detect_anomaly(True):
@@ -186,66 +219,138 @@ class MethodBench:
     auto_batch: dict[str, int]  # per precision
     seconds_per_step: dict[str, float] = field(default_factory=dict)
     images_per_hour: dict[str, float] = field(default_factory=dict)
-    speedup: dict[str, float] = field(default_factory=dict)
+    speedup: dict[str, float] = field(default_factory=dict)  # vs "reference", same run
     ops_per_step: dict[str, dict[str, int]] = field(default_factory=dict)
     # CLIP forward + backward alone for one image's views, per precision.
     clip_floor: dict[str, float] = field(default_factory=dict)
+    # Peak allocated CUDA memory of each timed setting, MiB; empty on the CPU.
+    peak_memory_mb: dict[str, float] = field(default_factory=dict)
 
 
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    # ru_maxrss is in KiB on Linux: the process's peak resident memory.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class MemoryPeaks:
+    """Peak allocated CUDA memory, per setting and over the whole bench.
+
+    Each setting runs between a reset of torch's peak counter and a read of
+    it, and the counter is read before every reset (and at the end), so
+    ``overall`` is the running maximum over everything the bench ran, the
+    batch-size probes included. On other devices nothing is measured.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.overall_mb = 0.0
+        if self.cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def read(self) -> float | None:
+        """The peak since the last reset, in MiB, folded into the overall maximum."""
+        if not self.cuda:
+            return None
+        torch.cuda.synchronize(self.device)
+        mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        self.overall_mb = max(self.overall_mb, mb)
+        return mb
+
+    @contextlib.contextmanager
+    def setting(self, into: dict[str, float] | None = None, key: str = ""):
+        """Measure the block on its own; its peak goes to ``into[key]`` if given."""
+        self.read()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        yield
+        mb = self.read()
+        if mb is not None and into is not None:
+            into[key] = round(mb, 1)
+
+    def overall(self) -> float | None:
+        self.read()
+        return round(self.overall_mb, 1) if self.cuda else None
 
 
 def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: int = 3,
               batch: int | None = None, methods=(1, 2), ops: bool = True,
-              echo: Callable[[str], None] = print) -> dict:
+              echo: Callable[[str], None] = print,
+              precisions: tuple[str, ...] = PRECISIONS) -> dict:
+    """Time the methods' steps on ``device``; print a table per method, return the numbers.
+
+    ``precisions`` are the batched renderer's settings; each is timed for one
+    image and for its automatic batch (``batch`` overrides that). Returns
+    JSON-ready data: device, torch, threads, model, steps, precisions,
+    reference (what the reference loop does), measured_at; methods (one
+    MethodBench as a dict per method: seconds_per_step, images_per_hour and
+    speedup keyed "reference" and "<precision> N=<n>", auto_batch and
+    clip_floor per precision, peak_memory_mb per setting on CUDA,
+    ops_per_step); ranking (runs per hour of the short runs per method);
+    peak_memory_mb (maximum over the whole bench on CUDA, else None) with
+    peak_memory saying how it was measured; projected_gallery_seconds.
+    """
+    device = torch.device(device)
+    peaks = MemoryPeaks(device)
     if model_name == RANDOM_VIT_B_32:
         model = random_clip(VIT_B_32, device, RANDOM_VIT_B_32)
     else:
         model = load_clip(model_name, device)
-    precisions = ["fp32", "bf16"]
+    reference_half = device.type == "cuda"
     result = {
         "device": _device_label(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "model": model.name,
         "steps": steps,
+        "precisions": list(precisions),
+        "reference": ("one image, Python loops over views and constraints, CLIP trainable, "
+                      "anomaly detection, CLIP weights "
+                      + ("fp16 (clip.load on CUDA)" if reference_half else "fp32")),
         "measured_at": "the last epoch (final resolution), after one warm-up step",
         "methods": [],
     }
     echo(f"bench on {result['device']}, torch {result['torch']}, model {model.name}, "
          f"{steps} steps after warm-up")
+    echo(f"reference: {result['reference']}")
     for method in methods:
         config = method_config(method)
-        autos = {p: batch or auto_batch(config, model, p) for p in precisions}
+        autos = {}
+        for p in precisions:
+            with peaks.setting():
+                autos[p] = batch or auto_batch(config, model, p)
         bench = MethodBench(method, config.epochs, config.targets[0].views, autos)
-        ref = reference_step_seconds(config, model, steps)
-        bench.seconds_per_step["reference"] = ref
+        memory = bench.peak_memory_mb
+        with peaks.setting(memory, "reference"):
+            bench.seconds_per_step["reference"] = reference_step_seconds(
+                config, model, steps, half=reference_half)
         for precision in precisions:
-            bench.clip_floor[precision] = clip_floor_seconds(
-                model, config.targets[0].views, precision, steps
-            )
+            with peaks.setting(memory, f"{precision} CLIP alone"):
+                bench.clip_floor[precision] = clip_floor_seconds(
+                    model, config.targets[0].views, precision, steps
+                )
             for n in sorted({1, autos[precision]}):
                 key = f"{precision} N={n}"
-                seconds = batched_step_seconds(config, model, n, precision, steps)
-                bench.seconds_per_step[key] = seconds
+                with peaks.setting(memory, key):
+                    bench.seconds_per_step[key] = batched_step_seconds(
+                        config, model, n, precision, steps)
         for key, seconds in bench.seconds_per_step.items():
             n = 1 if key == "reference" else int(key.split("N=")[1])
             bench.images_per_hour[key] = 3600.0 * n / (config.epochs * seconds)
         for key, rate in bench.images_per_hour.items():
             bench.speedup[key] = rate / bench.images_per_hour["reference"]
         if ops:
-            small = random_clip(OPS_DIMS, device, "small")
-            bench.ops_per_step = {f"N={n}": count_ops(config, small, n) for n in (1, 2, 32)}
+            with peaks.setting():
+                small = random_clip(OPS_DIMS, device, "small")
+                bench.ops_per_step = {f"N={n}": count_ops(config, small, n)
+                                      for n in (1, 2, 32)}
         result["methods"].append(asdict(bench))
-        _echo_method(bench, echo)
-    result["ranking"] = [
-        ranking_bench(method, model, steps, batch, echo) for method in methods
-    ]
-    result["peak_memory_mb"] = round(_peak_memory_mb(device), 1)
+        _echo_method(bench, result["device"], echo)
+    with peaks.setting():
+        result["ranking"] = [
+            ranking_bench(method, model, steps, batch, echo) for method in methods
+        ]
+    result["peak_memory_mb"] = peaks.overall()
+    result["peak_memory"] = (
+        "torch.cuda.max_memory_allocated, the maximum over the whole bench"
+        if peaks.cuda else f"not measured on {device.type}"
+    )
     gallery = sum(
         810 / max(m["images_per_hour"].values()) * 3600 for m in result["methods"]
     ) if set(methods) == {1, 2} else None
@@ -253,7 +358,10 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
     if gallery:
         echo(f"projected gallery (1620 images, fastest setting per method): "
              f"{gallery / 3600:.2f} h")
-    echo(f"peak memory {result['peak_memory_mb']:.0f} MiB")
+    if result["peak_memory_mb"] is None:
+        echo(f"peak memory: {result['peak_memory']}")
+    else:
+        echo(f"peak memory {result['peak_memory_mb']:.0f} MiB (maximum over the whole bench)")
     return result
 
 
@@ -283,12 +391,16 @@ def _device_label(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def _echo_method(bench: MethodBench, echo) -> None:
-    echo(f"method {bench.method}: {bench.epochs} epochs, {bench.views_per_image} views/image")
-    echo(f"  {'setting':14} {'s/step':>8} {'images/h':>10} {'vs ref':>7}")
+def _echo_method(bench: MethodBench, device: str, echo) -> None:
+    echo(f"method {bench.method} on {device}: {bench.epochs} epochs, "
+         f"{bench.views_per_image} views/image")
+    memory = bench.peak_memory_mb
+    extra = f" {'peak MiB':>9}" if memory else ""
+    echo(f"  {'setting':14} {'s/step':>8} {'images/h':>10} {'vs ref':>7}{extra}")
     for key, seconds in bench.seconds_per_step.items():
+        extra = f" {memory[key]:9.0f}" if key in memory else ""
         echo(f"  {key:14} {seconds:8.3f} {bench.images_per_hour[key]:10.1f} "
-             f"{bench.speedup[key]:6.2f}x")
+             f"{bench.speedup[key]:6.2f}x{extra}")
     for precision, floor in bench.clip_floor.items():
         step = bench.seconds_per_step[f"{precision} N=1"]
         echo(f"  {precision}: CLIP forward+backward alone {floor:.3f} s of the "
@@ -297,5 +409,3 @@ def _echo_method(bench: MethodBench, echo) -> None:
         echo(f"  ops per step ({key}, small model): {counts['ops']} torch ops = "
              f"{counts['other_ops']} + {counts['draw_calls']} random draws; "
              f"{counts['host_syncs']} host syncs")
-
-

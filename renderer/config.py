@@ -22,6 +22,7 @@ from .constraints import COMMON_PARAMS, CONSTRAINTS
 from .expr import TIME_VARIABLES, Expression, ExpressionError, compile_expression, time_variables
 from .spec import ParamSpec
 from .transforms import TRANSFORMS
+from .unsupported import not_supported, unsupported_variable
 
 # Which variables an expression may use, by where it stands.
 SCHEDULE_VARS = TIME_VARIABLES
@@ -76,6 +77,22 @@ class Moment:
 
     def now(self, epoch: int, t: float) -> float:
         return epoch if self.is_epoch else t
+
+
+def percent_fraction(number: str) -> float:
+    """The fraction of training that ``number`` percent means, as the reference computed it.
+
+    The reference computed ``int(n) * 0.01``, which is one ulp above ``n / 100``
+    for 35, 41, 47, 57, 69, 70, 82, 83, 94 and 95 percent: a ``start`` there
+    becomes active one epoch later when a step lands exactly on it (70% of 11
+    epochs: epoch 8, not 7). Integers follow that arithmetic; a non-integer
+    percentage such as "12.5%", which the reference refused, is
+    ``float(n) * 0.01``. Raises ValueError for anything else.
+    """
+    try:
+        return int(number) * 0.01
+    except ValueError:
+        return float(number) * 0.01
 
 
 def is_active(start: Moment, end: Moment, epoch: int, t: float) -> bool:
@@ -283,17 +300,22 @@ class _Parser:
 
     # -- structure
 
-    def mapping(self, value, key: str, allowed: Sequence[str]) -> dict:
+    def mapping(self, value, key: str, allowed: Sequence[str], section: bool = False) -> dict:
+        """``value`` as a dict with only ``allowed`` keys.
+
+        ``section`` marks a part of the config's structure (top level, init,
+        target, feature, postproc), where CLIPig keys we lack are "not supported".
+        """
         if value is None:
             return {}
         if not isinstance(value, dict):
             self.fail(key, f"expected a mapping, got {_show(value)}")
         for name in value:
             if name not in allowed:
-                self.fail(
-                    f"{key}.{name}" if key else str(name),
-                    f"unknown key; expected one of {', '.join(allowed)}",
-                )
+                where = f"{key}.{name}" if key else str(name)
+                if section and (message := not_supported("key", name)):
+                    self.fail(where, message)
+                self.fail(where, f"unknown key; expected one of {', '.join(allowed)}")
         return value
 
     def listing(self, value, key: str) -> list:
@@ -304,7 +326,7 @@ class _Parser:
         return value
 
     def config(self, data) -> Config:
-        data = self.mapping(data, "", _TOP_KEYS)
+        data = self.mapping(data, "", _TOP_KEYS, section=True)
         epochs = self.whole(data.get("epochs", 300), "epochs", minimum=1)
         optimizer = data.get("optimizer", "adam")
         if optimizer not in OPTIMIZER_NAMES:
@@ -353,7 +375,7 @@ class _Parser:
         )
 
     def init(self, value, key: str) -> Init:
-        value = self.mapping(value, key, _INIT_KEYS)
+        value = self.mapping(value, key, _INIT_KEYS, section=True)
         mean = self.param(value.get("mean", 0.5), ParamSpec(float, 3), f"{key}.mean", ())
         std = self.param(value.get("std", 0.1), ParamSpec(float, 3, minimum=0), f"{key}.std", ())
         resolution = None
@@ -370,7 +392,7 @@ class _Parser:
         return Init(mean=mean({}), std=std({}), resolution=resolution, image=image)
 
     def target(self, value, key: str) -> Target:
-        value = self.mapping(value, key, _TARGET_KEYS)
+        value = self.mapping(value, key, _TARGET_KEYS, section=True)
         features = tuple(
             self.feature(f, f"{key}.features[{i}]")
             for i, f in enumerate(self.listing(value.get("features"), f"{key}.features"))
@@ -397,7 +419,7 @@ class _Parser:
         )
 
     def feature(self, value, key: str) -> Feature:
-        value = self.mapping(value, key, _FEATURE_KEYS)
+        value = self.mapping(value, key, _FEATURE_KEYS, section=True)
         if value.get("image") is not None:
             self.fail(f"{key}.image", "image features are not supported; use a text feature")
         text = value.get("text")
@@ -427,7 +449,8 @@ class _Parser:
             self.fail(key, f"expected exactly one {what} name, got {names or 'none'}")
         (name,) = names
         if name not in registry:
-            self.fail(f"{key}.{name}", f"unknown {what}; expected one of "
+            message = not_supported(what, name) or f"unknown {what}"
+            self.fail(f"{key}.{name}", f"{message}; expected one of "
                       f"{', '.join(sorted(registry))}")
         definition = registry[name]
         raw = value[name]
@@ -506,19 +529,22 @@ class _Parser:
     def moment(self, value, key: str) -> Moment:
         """'50%' is half of training; a float is a fraction; an int an epoch index."""
         original = value
+        is_epoch = isinstance(value, int)
         if isinstance(value, str):
             text = value.strip()
             try:
                 if text.endswith("%"):
-                    return Moment(float(text[:-1]) / 100.0)
-                value = float(text) if any(c in text for c in ".eE") else int(text)
+                    value, is_epoch = percent_fraction(text[:-1]), False
+                else:
+                    value = float(text) if any(c in text for c in ".eE") else int(text)
+                    is_epoch = isinstance(value, int)
             except ValueError:
                 self.fail(key, f"expected a percentage, fraction or epoch, got {_show(original)}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, f"expected a percentage, fraction or epoch, got {_show(original)}")
         if not math.isfinite(value) or value < 0:
             self.fail(key, f"must be a finite value >= 0, got {_show(original)}")
-        return Moment(float(value), is_epoch=isinstance(value, int))
+        return Moment(float(value), is_epoch=is_epoch)
 
     def param(self, value, spec: ParamSpec, key: str, variables: Sequence[str]) -> Param:
         """A number, a list, or a string of expressions split on commas or spaces."""
@@ -543,7 +569,8 @@ class _Parser:
                 expr = compile_expression(value, variables, trial=False)
                 expr({name: self.trial_env.get(name, 0) for name in expr.names})
             except ExpressionError as exc:
-                self.fail(key, str(exc))
+                message = unsupported_variable(value, variables)
+                self.fail(key, f"expression {value!r}: {message}" if message else str(exc))
             if not expr.is_constant:
                 return expr
             value = expr()

@@ -7,6 +7,7 @@ did sample by sample.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -67,15 +68,26 @@ def _band(value: torch.Tensor, args: Args) -> torch.Tensor:
     total = value.new_zeros(value.shape[0])
     for key in ("above", "below"):
         if args[key] is not None:
-            threshold = args[key]
-            # Equal thresholds stay a number: no host-to-device copy per step.
-            threshold = (
-                float(threshold[0])
-                if all(t == threshold[0] for t in threshold)
-                else torch.tensor(threshold, dtype=value.dtype, device=value.device)
-            )
+            threshold = threshold_of(tuple(args[key]), value.device, value.dtype)
             total = total + 100.0 * _distance(value - threshold, args["loss"])
     return total
+
+
+def threshold_of(values: tuple, device: torch.device, dtype: torch.dtype):
+    """Per-channel thresholds: a number when all agree, else a cached (C,) tensor.
+
+    A number needs no host-to-device copy; differing thresholds become a
+    tensor once per (values, device, dtype), not once per step.
+    """
+    first = values[0]
+    if all(v == first for v in values):
+        return float(first)
+    return _threshold_tensor(tuple(float(v) for v in values), device, dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _threshold_tensor(values: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 _BAND_PARAMS = {

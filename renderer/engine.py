@@ -23,6 +23,7 @@ import torch
 from .clipmodel import ClipModel
 from .config import Config, is_active
 from .constraints import CONSTRAINTS
+from .device import default_precision
 from .expr import time_variables
 from .imageio import load_rgb
 from .optim import OPTIMIZERS
@@ -32,6 +33,27 @@ from .transforms import TRANSFORMS, resize_views
 # How often (in epochs) the losses are read back for progress reports: reading
 # a device tensor waits for the device, so it is never done every step.
 DEFAULT_REPORT_EVERY = 10
+
+# Compute precisions of CLIP's image encoder. fp32 runs in full precision;
+# bf16 and fp16 run it under torch.autocast with that dtype. The weights stay
+# fp32, and features, losses and the optimiser stay fp32 whichever is chosen.
+PRECISIONS = ("fp32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of PRECISIONS, else a ValueError naming them."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def autocast_for(device: torch.device, precision: str):
+    """The context CLIP's image encoder runs in for ``precision``."""
+    dtype = AUTOCAST_DTYPES.get(check_precision(precision))
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -100,18 +122,6 @@ class RenderResult:
     precision: str = "fp32"
 
 
-def device_name(device: str | torch.device) -> str:
-    """A readable name of the hardware behind ``device``."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
-def default_precision(device: torch.device) -> str:
-    return "bf16" if device.type == "cuda" else "fp32"
-
-
 class BatchRender:
     """Render ``len(seeds)`` images of one config; ``texts`` replace its prompt."""
 
@@ -133,9 +143,7 @@ class BatchRender:
         self.device = model.device
         self.count = len(seeds)
         self.streams = ImageStreams(seeds, self.device)
-        self.precision = precision or default_precision(self.device)
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        self.precision = check_precision(precision or default_precision(self.device))
         self.texts = list(texts) if texts is not None else None
         self.init_images = list(init_images) if init_images is not None else None
         self.text_features = self._encode_texts()
@@ -258,11 +266,7 @@ class BatchRender:
         ]
         views = [self._views(current, target, plan, res) for _, target in active]
         n = self.count
-        autocast = (
-            torch.autocast(self.device.type, dtype=torch.bfloat16)
-            if self.precision == "bf16" else nullcontext()
-        )
-        with autocast:
+        with autocast_for(self.device, self.precision):
             encoded = self.model.encode_views(torch.cat(views)) if views else None
         total = torch.zeros(n, device=self.device)
         parts: dict[str, torch.Tensor] = {}

@@ -123,9 +123,19 @@ def rotate_views(x: torch.Tensor, degrees, centre_x, centre_y) -> torch.Tensor:
     )
 
 
+def _exact(device: torch.device) -> torch.dtype:
+    # MPS has no float64; everywhere else the centre is computed in double.
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
 def _centre_pixels(fraction: torch.Tensor, size: int) -> torch.Tensor:
-    # The reference truncates fraction * size to an integer pixel.
-    return torch.floor(fraction * size)
+    """The centre pixel ``int(fraction * size)``, truncated in double precision.
+
+    The reference drew the fraction with ``random.uniform`` and multiplied in
+    Python floats; a float32 product can round up across an integer
+    (0.29 * 100 is 29.0 in float32, 28.999999999999996 in double).
+    """
+    return torch.trunc(fraction.to(_exact(fraction.device)) * size)
 
 
 @_register("rotate", {"degree": ParamSpec(float), "center": ParamSpec(float, 2, default=0.5)})
@@ -133,7 +143,7 @@ def rotate(x, args, rng):
     """Rotate by ``degree`` (counter-clockwise) about ``center`` (fractions x y)."""
     m, _, h, w = x.shape
     (deg,), (fx, fy) = args["degree"], args["center"]
-    full = torch.full((m,), 1.0, device=x.device)
+    full = torch.full((m,), 1.0, device=x.device, dtype=_exact(x.device))
     return rotate_views(x, full * deg, _centre_pixels(full * fx, w), _centre_pixels(full * fy, h))
 
 
@@ -148,8 +158,10 @@ def random_rotate(x, args, rng):
     (a, b), (c, d) = args["degree"], args["center"]
     u = rng.uniform(3)  # angle, centre x, centre y
     degrees = a + (b - a) * u[:, 0]
-    cx = _centre_pixels(c + (d - c) * u[:, 1], w)
-    cy = _centre_pixels(c + (d - c) * u[:, 2], h)
+    # The centre fraction in double, as the reference's Python floats were.
+    centre = c + (d - c) * u[:, 1:].to(_exact(u.device))
+    cx = _centre_pixels(centre[:, 0], w)
+    cy = _centre_pixels(centre[:, 1], h)
     return rotate_views(x, degrees, cx, cy)
 
 
@@ -264,10 +276,6 @@ def odd_kernel(size: int) -> int:
     return max(1, size + 1 if size % 2 == 0 else size)
 
 
-def _kernel_1d(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
-    return _gaussian_kernel(size, float(sigma), like.device, like.dtype)
-
-
 @functools.lru_cache(maxsize=64)
 def _gaussian_kernel(size: int, sigma: float, device: torch.device, dtype: torch.dtype):
     # Cached: the blur runs every step with the same few kernels.
@@ -275,6 +283,15 @@ def _gaussian_kernel(size: int, sigma: float, device: torch.device, dtype: torch
     pos = torch.linspace(-half, half, size, device=device, dtype=torch.float32)
     k = torch.exp(-0.5 * (pos / sigma) ** 2)
     return (k / k.sum()).to(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _depthwise_weight(size: int, sigma: float, device: torch.device, dtype: torch.dtype,
+                      channels: int, vertical: bool) -> torch.Tensor:
+    """The 1-D kernel as a depthwise conv weight, (C, 1, 1, k) or (C, 1, k, 1); cached."""
+    kernel = _gaussian_kernel(size, sigma, device, dtype)
+    shape = (channels, 1, size, 1) if vertical else (channels, 1, 1, size)
+    return kernel.reshape(shape[1:]).expand(shape).contiguous()
 
 
 def _blur_axis(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
@@ -291,16 +308,50 @@ def _blur_axis(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
     return out
 
 
-def gaussian_blur(x: torch.Tensor, kernel_size, sigma=None) -> torch.Tensor:
+# A blur form maps a reflect-padded (M, C, H + ky - 1, W + kx - 1) tensor and
+# the (size, sigma) of each axis to the blurred (M, C, H, W).
+
+
+def blur_slices(padded: torch.Tensor, x_axis: tuple[int, float], y_axis: tuple[int, float]):
+    """The CPU form: rows, then columns, each a sum of ``size`` shifted slices."""
+    d, t = padded.device, padded.dtype
+    rows = _blur_axis(padded, _gaussian_kernel(*x_axis, d, t), dim=3)
+    return _blur_axis(rows, _gaussian_kernel(*y_axis, d, t), dim=2)
+
+
+def blur_conv(padded: torch.Tensor, x_axis: tuple[int, float], y_axis: tuple[int, float]):
+    """The accelerator form: two depthwise 1-D convolutions (groups = channels).
+
+    The slice form allocates one full-size tensor per kernel tap and axis; on
+    a GPU each is a separate kernel launch, where a depthwise convolution is
+    one launch per axis. Convolution is cross-correlation, so the taps line
+    up with the slice form: out[i] = sum_k x[i + k] * kernel[k].
+    """
+    d, t, c = padded.device, padded.dtype, padded.shape[1]
+    rows = F.conv2d(padded, _depthwise_weight(*x_axis, d, t, c, False), groups=c)
+    return F.conv2d(rows, _depthwise_weight(*y_axis, d, t, c, True), groups=c)
+
+
+BLUR_FORMS = {"slices": blur_slices, "conv": blur_conv}
+
+
+def blur_form(device: torch.device) -> str:
+    """The faster blur form for a device: slices on the CPU, convolutions elsewhere."""
+    return "slices" if torch.device(device).type == "cpu" else "conv"
+
+
+def gaussian_blur(x: torch.Tensor, kernel_size, sigma=None, *, form: str | None = None):
     """Gaussian blur with reflect padding, one kernel for all channels.
 
     ``kernel_size`` and ``sigma`` are (x, y) pairs; sigma None picks the default.
+    ``form`` ("slices" or "conv") forces one implementation; by default it
+    follows the device (``blur_form``). Both compute the same sums.
     """
     kx, ky = (odd_kernel(int(k)) for k in kernel_size)
     sx, sy = sigma if sigma is not None else (default_sigma(kx), default_sigma(ky))
     padded = F.pad(x, (kx // 2, kx // 2, ky // 2, ky // 2), mode="reflect")
-    rows = _blur_axis(padded, _kernel_1d(kx, max(sx, 1e-4), x), dim=3)
-    return _blur_axis(rows, _kernel_1d(ky, max(sy, 1e-4), x), dim=2)
+    fn = BLUR_FORMS[form or blur_form(x.device)]
+    return fn(padded, (kx, float(max(sx, 1e-4))), (ky, float(max(sy, 1e-4))))
 
 
 @_register(

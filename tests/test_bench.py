@@ -11,8 +11,10 @@ import contextlib
 import pytest
 import torch
 
-from renderer.bench import count_ops, run_bench
-from renderer.engine import BatchRender, plan_epoch
+import renderer.bench as bench_module
+from renderer.bench import MemoryPeaks, ReferenceStyle, count_ops, measure_plan, run_bench
+from renderer.constraints import CONSTRAINTS
+from renderer.engine import PRECISIONS, BatchRender, plan_epoch
 from renderer.gallery import method_config
 
 
@@ -62,17 +64,101 @@ def test_step_never_reads_values_back(method, tiny_clip):
 
 
 def test_run_bench_reports_every_number(tiny_clip_path):
+    lines = []
     result = run_bench(torch.device("cpu"), str(tiny_clip_path), steps=1, methods=(1,),
-                       ops=False, echo=lambda _: None)
+                       ops=False, echo=lines.append)
     assert result["device"].startswith("CPU") and result["torch"] == torch.__version__
+    assert result["precisions"] == list(PRECISIONS) == ["fp32", "bf16", "fp16"]
     (method,) = result["methods"]
     keys = set(method["seconds_per_step"])
-    assert {"reference", "fp32 N=1", "bf16 N=1", "bf16 N=4"} <= keys
+    assert {"reference", "fp32 N=1", "bf16 N=1", "bf16 N=4", "fp16 N=1", "fp16 N=4"} <= keys
     for key in keys:
         assert method["seconds_per_step"][key] > 0
         assert method["images_per_hour"][key] > 0
     assert method["speedup"]["reference"] == 1.0
-    assert set(method["clip_floor"]) == {"fp32", "bf16"}
-    assert result["peak_memory_mb"] > 0
+    assert set(method["clip_floor"]) == {"fp32", "bf16", "fp16"}
+    # Memory is measured on CUDA only; the CPU says so instead of a number.
+    assert result["peak_memory_mb"] is None and method["peak_memory_mb"] == {}
+    assert "not measured" in result["peak_memory"]
+    assert "fp32" in result["reference"]  # 2021 on the CPU: fp32 weights
     (ranking,) = result["ranking"]
     assert set(ranking["runs_per_hour"]) == {"N=1", "N=4"} and ranking["hours_for_512"] > 0
+    text = "\n".join(lines)
+    assert "vs ref" in text and result["device"] in text and "fp16 N=4" in text
+    assert "peak memory: not measured on cpu" in text
+
+
+def test_run_bench_takes_a_subset_of_precisions(tiny_clip_path):
+    result = run_bench("cpu", str(tiny_clip_path), steps=1, batch=2, methods=(2,),
+                       ops=False, echo=lambda _: None, precisions=("fp16",))
+    (method,) = result["methods"]
+    assert set(method["seconds_per_step"]) == {"reference", "fp16 N=1", "fp16 N=2"}
+    assert method["auto_batch"] == {"fp16": 2}
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_reference_loop_runs_constraints_per_view(half, tiny_clip, monkeypatch):
+    """Method 2's blur and saturation run once per view in the reference-style loop."""
+    config = method_config(2)
+    calls = []
+    for name in ("blur", "saturation"):
+        definition = CONSTRAINTS[name]
+
+        def counted(views, args, fn=definition.fn, name=name):
+            calls.append((name, views.shape[0]))
+            return fn(views, args)
+
+        monkeypatch.setitem(CONSTRAINTS, name, type(definition)(name, counted,
+                                                                 definition.params))
+    ref = ReferenceStyle(config, tiny_clip, half=half)
+    before = ref.pixels.detach().clone()
+    ref.step(measure_plan(config))
+    views = config.targets[0].batch_size
+    assert sorted(calls) == sorted([("blur", 1)] * views + [("saturation", 1)] * views)
+    assert not torch.equal(before, ref.pixels.detach())
+    ref.close()
+
+
+def test_reference_loop_has_fp16_weights_on_its_own_copy(tiny_clip):
+    """CUDA's reference: clip.load's fp16 weights (layer norms fp32), no autocast."""
+    config = method_config(1)
+    ref = ReferenceStyle(config, tiny_clip, half=True)
+    assert ref.clip.visual.conv1.weight.dtype == torch.float16
+    assert ref.clip.visual.ln_pre.weight.dtype == torch.float32
+    assert ref.text.dtype == torch.float16 and ref.text.requires_grad  # graph kept, as in 2021
+    assert all(p.requires_grad for p in ref.clip.parameters())
+    # The shared model stays frozen and fp32 for the batched settings.
+    assert tiny_clip.model.visual.conv1.weight.dtype == torch.float32
+    assert not any(p.requires_grad for p in tiny_clip.model.parameters())
+    ref.close()
+
+
+def test_reference_weights_follow_the_device(tiny_clip):
+    assert ReferenceStyle(method_config(1), tiny_clip).half is False  # CPU: fp32, as in 2021
+
+
+def test_memory_peaks_are_not_measured_on_the_cpu():
+    peaks = MemoryPeaks(torch.device("cpu"))
+    into = {}
+    with peaks.setting(into, "x"):
+        torch.zeros(1000)
+    assert into == {} and peaks.overall() is None
+
+
+def test_memory_peaks_keep_the_maximum_across_settings(monkeypatch):
+    """The overall peak survives the per-setting resets (faked CUDA counters)."""
+    state = {"peak": 0.0}
+    monkeypatch.setattr(bench_module.torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(bench_module.torch.cuda, "reset_peak_memory_stats",
+                        lambda device=None: state.update(peak=0.0))
+    monkeypatch.setattr(bench_module.torch.cuda, "max_memory_allocated",
+                        lambda device=None: state["peak"])
+    peaks = MemoryPeaks(torch.device("cuda"))
+    into = {}
+    with peaks.setting(into, "big"):
+        state["peak"] = 300 * 2**20
+    with peaks.setting(into, "small"):
+        state["peak"] = 100 * 2**20
+    state["peak"] = 50 * 2**20  # after the last setting, e.g. a probe that reset the counter
+    assert into == {"big": 300.0, "small": 100.0}
+    assert peaks.overall() == 300.0

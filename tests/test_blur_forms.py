@@ -1,0 +1,78 @@
+"""The two forms of the gaussian blur agree: slices (CPU) and depthwise conv (GPU).
+
+Both run here on the CPU, forward and backward, so the form a GPU picks is
+checked against the one the CPU tests exercise everywhere else.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from renderer.constraints import CONSTRAINTS
+from renderer.transforms import blur_form, gaussian_blur
+
+CASES = [
+    ((3, 3), None),
+    ((11, 11), None),
+    ((4, 4), None),  # even: raised to 5
+    ((3, 7), None),  # non-square
+    ((11, 5), (1.5, 0.7)),  # non-square with sigma given
+    ((5, 5), (2.5, 2.5)),
+    ((1, 9), None),
+]
+
+
+def _views(seed: int, shape=(6, 3, 23, 19)) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize(("kernel_size", "sigma"), CASES)
+def test_forms_agree_forward_and_backward(kernel_size, sigma):
+    x = _views(1)
+    upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    outs, grads = {}, {}
+    for form in ("slices", "conv"):
+        xi = x.clone().requires_grad_(True)
+        out = gaussian_blur(xi, kernel_size, sigma, form=form)
+        (out * upstream).sum().backward()
+        outs[form], grads[form] = out.detach(), xi.grad
+    assert outs["slices"].shape == outs["conv"].shape == x.shape
+    assert (outs["slices"] - outs["conv"]).abs().max() <= 1e-6
+    assert (grads["slices"] - grads["conv"]).abs().max() <= 1e-6
+
+
+def test_forms_agree_on_one_channel_and_many_views():
+    x = _views(3, (40, 1, 16, 16))
+    a = gaussian_blur(x, (11, 11), None, form="slices")
+    b = gaussian_blur(x, (11, 11), None, form="conv")
+    assert (a - b).abs().max() <= 1e-6
+
+
+def test_blur_constraint_agrees_in_both_forms(monkeypatch):
+    """The constraint's loss and its gradient, as the engine uses them."""
+    import renderer.transforms as T
+
+    x = _views(4, (4, 3, 32, 32))
+    args = {"kernel_size": (11, 11), "sigma": None, "loss": "l2"}
+    results = {}
+    for form in ("slices", "conv"):
+        monkeypatch.setattr(T, "blur_form", lambda device, form=form: form)
+        xi = x.clone().requires_grad_(True)
+        loss = CONSTRAINTS["blur"].fn(xi, args)
+        loss.sum().backward()
+        results[form] = loss.detach(), xi.grad
+    (la, ga), (lb, gb) = results["slices"], results["conv"]
+    assert (la - lb).abs().max() <= 1e-6 * max(1.0, la.abs().max().item())
+    assert (ga - gb).abs().max() <= 1e-6
+
+
+def test_form_follows_the_device():
+    assert blur_form(torch.device("cpu")) == "slices"
+    assert blur_form(torch.device("cuda")) == "conv"
+    assert blur_form(torch.device("mps")) == "conv"
+
+
+def test_unknown_form_is_refused():
+    with pytest.raises(KeyError):
+        gaussian_blur(_views(5), (3, 3), form="fft")
