@@ -9,8 +9,8 @@ Layout (the contract with the site generator)::
     CACHE/method-2/...
 
 An image counts as complete when its PNG reads back at the expected size
-and its record matches what would be rendered now (config hash, model,
-seed). Everything else is (re)rendered.
+and its record matches what would be rendered now (config hash, the model's
+weights identity, seed). Everything else is (re)rendered.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Expected:
     """What a complete render of one prompt must have been made with."""
 
     config_hash: str
-    model: str
+    model_id: str  # the weights' identity (ClipModel.identity), not the name given
     seed: int
     size: tuple[int, int] = (224, 224)
 
@@ -71,9 +71,9 @@ def status(png: Path, expected: Expected) -> str:
     record = read_record(png)
     if record is None or not png.exists():
         return "missing"
-    for key in ("config_hash", "model", "seed"):
+    for key, label in (("config_hash", "config_hash"), ("model_id", "model"), ("seed", "seed")):
         if record.get(key) != getattr(expected, key):
-            return f"changed ({key})"
+            return f"changed ({label})"
     if not png_is_whole(png, expected.size):
         return "corrupt"
     return "complete"

@@ -18,19 +18,28 @@ from generator.cli import site as site_command
 
 from .settings import DEFAULT_MODEL, MODEL_ENV, ModelUnavailable, default_model_name
 
+# The compute precisions of CLIP (renderer.engine.PRECISIONS; a test keeps
+# the two equal without importing torch here).
+PRECISIONS = ("fp32", "bf16", "fp16")
 
-def resolve_device(name: str):
-    import torch
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def resolve_device(name: str, need_gpu: bool = False):
+    """The device for --device; ``auto`` without a GPU stops when ``need_gpu``."""
+    from .device import DeviceError
+    from .device import resolve_device as resolve
+
     try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise click.BadParameter(str(exc), param_hint="--device") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
-    return device
+        # On stderr: `rate` may be writing its CSV to stdout.
+        return resolve(name, need_gpu=need_gpu, echo=lambda line: click.echo(line, err=True))
+    except DeviceError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def announce(device, precision, model) -> None:
+    """Say where and how the run renders, before its first image."""
+    from .device import describe
+
+    click.echo(describe(device, precision, model.name, model.identity))
 
 
 def model_option(fn):
@@ -51,9 +60,10 @@ def device_option(fn):
 def precision_option(fn):
     return click.option(
         "--precision",
-        type=click.Choice(["fp32", "bf16"]),
+        type=click.Choice(PRECISIONS),
         default=None,
-        help="Compute precision of CLIP (default: bf16 on CUDA, fp32 elsewhere).",
+        help="Compute precision of CLIP (default: bf16 on CUDA, fp32 elsewhere; fp16 is "
+             "what the 2021 renderer used).",
     )(fn)
 
 
@@ -103,6 +113,7 @@ def render_config(config_path, text, output, model, seed, epochs, device, precis
     # The config may name a model and device; the command line wins.
     device = resolve_device(config.device if device == "auto" and config.device else device)
     clip_model = load_model(model or config.model, device)
+    announce(device, precision, clip_model)
     with _bar(config.epochs, "render") as bar:
         (record,) = render_files(
             config, clip_model, [ImageJob(prompt, seed, output)], precision,
@@ -150,6 +161,7 @@ def cache_option(fn):
 def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batch, device,
            precision, dry_run):
     """Render every prompt x method into the cache, skipping complete images."""
+    from .batching import OutOfMemory
     from .gallery import method_config, plan, render_gallery, select
     from .prompts import load_prompts
     from .settings import default_cache_dir
@@ -162,31 +174,32 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
         raise click.ClickException(str(exc)) from None
     method_list = sorted({int(m) for m in methods}) or [1, 2]
     configs = {m: method_config(m, epochs) for m in (1, 2)}
-    model_name = model or default_model_name()
-    items = plan(cache, prompts, method_list, configs, model_name, seed)
+    # The model is identified by its weights, so it is loaded even for a dry
+    # run (on the CPU then: nothing renders).
+    target = resolve_device("cpu" if dry_run else device, need_gpu=True)
+    clip_model = load_model(model, target)
+    items = plan(cache, prompts, method_list, configs, clip_model.identity, seed)
     pending = [i for i in items if i.pending]
     if limit is not None:
         pending = pending[:limit]
     if dry_run:
-        for item in items:
-            verdict = "render" if item in pending else ("skip" if not item.pending else "later")
-            click.echo(f"{verdict:6}  method {item.method}  {item.prompt.stem:32} {item.status}")
-        click.echo(f"{len(pending)} to render, {len(items) - len(pending)} not in this run "
-                   f"({sum(not i.pending for i in items)} complete) in {cache}/")
+        _dry_run_report(items, pending, cache)
         return
     if not pending:
         click.echo(f"nothing to render: {len(items)} images complete in {cache}/")
         return
-    clip_model = load_model(model_name, resolve_device(device))
+    announce(target, precision, clip_model)
     with _bar(len(pending), "render", unit="image") as bar:
         try:
             report = render_gallery(cache, pending, configs, clip_model,
                                     [p.stem for p in all_prompts], batch, precision,
-                                    on_batch=bar.update)
+                                    on_batch=bar.update, echo=_echo_above(bar))
         except KeyboardInterrupt:
             raise click.ClickException(
                 f"interrupted: finished images are kept in {cache}/; run again to resume"
             ) from None
+        except OutOfMemory as exc:
+            raise click.ClickException(f"{exc}; finished images are kept in {cache}/") from None
     click.echo(
         f"{report.rendered} images in {report.seconds:.1f} s "
         f"({report.images_per_hour:.0f} images/hour) on {report.device}; "
@@ -219,27 +232,57 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
 def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epochs_short,
          epochs_detail, seed, batch, device, precision):
     """Ranking experiment: many short runs, rate them, continue the best and worst."""
+    from .batching import OutOfMemory
     from .ranking import run_experiment
     from .settings import default_cache_dir
 
     experiment = _experiment(animal, thing, text, int(method), seed)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    clip_model = load_model(model, resolve_device(device))
+    target = resolve_device(device, need_gpu=True)
+    clip_model = load_model(model, target)
+    announce(target, precision, clip_model)
     total = runs + best + worst
     with _bar(total, f"rank {experiment.stem} m{method}", unit="image") as bar:
         try:
             report = run_experiment(cache, experiment, clip_model, runs, best, worst, batch,
-                                    precision, epochs_short, epochs_detail, bar.update)
+                                    precision, epochs_short, epochs_detail, bar.update,
+                                    echo=_echo_above(bar))
         except KeyboardInterrupt:
             raise click.ClickException(
                 f"interrupted: finished runs are kept in {cache}/; run again to resume"
             ) from None
+        except OutOfMemory as exc:
+            raise click.ClickException(f"{exc}; finished runs are kept in {cache}/") from None
     folder = experiment.folder(cache)
     click.echo(f"{experiment.stem} method {method}: {report.short_rendered} short and "
                f"{report.detail_rendered} continued runs rendered in {report.seconds:.1f} s; "
                f"{folder}/summary.json")
     for kept in report.kept or []:
         click.echo(f"  #{kept.run:<4} {kept.group:5} sim {kept.initial_sim:6.2f}")
+
+
+def _dry_run_report(items, pending, cache: Path) -> None:
+    """Each image's verdict, and how the complete ones were made (device, precision)."""
+    from collections import Counter
+
+    from .cache import read_record
+
+    made_with = Counter()
+    for item in items:
+        verdict = "render" if item in pending else ("skip" if not item.pending else "later")
+        status = item.status
+        if not item.pending:
+            record = read_record(item.png) or {}
+            how = f"{str(record.get('device', '?')).split(':')[0]} {record.get('precision', '?')}"
+            made_with[how] += 1
+            status = f"{status} ({how})"
+        click.echo(f"{verdict:6}  method {item.method}  {item.prompt.stem:32} {status}")
+    click.echo(f"{len(pending)} to render, {len(items) - len(pending)} not in this run "
+               f"({sum(not i.pending for i in items)} complete) in {cache}/")
+    if made_with:
+        kinds = ", ".join(f"{n} on {how}" for how, n in made_with.most_common())
+        mixed = " -- a mixed cache" if len(made_with) > 1 else ""
+        click.echo(f"complete images were rendered: {kinds}{mixed}")
 
 
 def _experiment(animal, thing, text, method, seed):
@@ -335,9 +378,20 @@ def demo(out, model, epochs, device, precision):
     from .demo import run_demo
 
     try:
-        run_demo(Path(out), model, epochs, resolve_device(device), precision, echo=click.echo)
+        run_demo(Path(out), model, epochs, resolve_device(device, need_gpu=False), precision,
+                 echo=click.echo)
     except ModelUnavailable as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _echo_above(bar):
+    """Print a line without tearing the progress bar."""
+    def echo(text: str) -> None:
+        bar.clear()
+        click.echo(text)
+        bar.refresh()
+
+    return echo
 
 
 def _bar(total: int, desc: str, unit: str = "epoch"):

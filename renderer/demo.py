@@ -15,10 +15,12 @@ import torch
 
 from generator.site import build_site
 
-from .clipmodel import MODEL_ENV, ClipModel, ModelUnavailable, default_model_name, load_clip
+from .clipmodel import ClipModel, load_clip
+from .device import describe
 from .gallery import method_config, plan, render_gallery, select
 from .prompts import load_prompts
 from .ranking import Experiment, run_experiment
+from .settings import MODEL_ENV, ModelUnavailable, default_model_name
 from .standin import standin_checkpoint
 
 DEMO_THINGS = ("harp", "piano", "baguette")  # x 9 animals x 2 methods = 54 images
@@ -64,18 +66,20 @@ def run_demo(
 ):
     """Render DEMO_THINGS x all animals x both methods into ``out``/cache."""
     clip_model, standin = model_or_standin(model, device, out / ".standin", echo)
+    echo(describe(device, precision, clip_model.name, clip_model.identity))
     cache = out / "cache"
     all_prompts = load_prompts()
     prompts = select(all_prompts, things=DEMO_THINGS)
     configs = {m: method_config(m, epochs or DEMO_EPOCHS) for m in (1, 2)}
-    items = plan(cache, prompts, (1, 2), configs, clip_model.name)
+    items = plan(cache, prompts, (1, 2), configs, clip_model.identity)
     pending = [i for i in items if i.pending]
     echo(
         f"demo: {len(prompts)} prompts x 2 methods, {configs[1].epochs} epochs, "
         f"{len(pending)} to render on {device}"
     )
     report = render_gallery(
-        cache, pending, configs, clip_model, [p.stem for p in all_prompts], None, precision
+        cache, pending, configs, clip_model, [p.stem for p in all_prompts], None, precision,
+        echo=echo,
     )
     echo(
         f"{report.rendered} images in {report.seconds:.1f} s ({report.skipped} already there)"
@@ -87,7 +91,7 @@ def run_demo(
         experiment = Experiment(prompt.text, prompt.stem, method, animal, thing)
         ranked = run_experiment(cache, experiment, clip_model, DEMO_RUNS, DEMO_BEST, DEMO_WORST,
                                 precision=precision, epochs_short=epochs or DEMO_RANK_EPOCHS,
-                                epochs_detail=epochs or DEMO_RANK_EPOCHS)
+                                epochs_detail=epochs or DEMO_RANK_EPOCHS, echo=echo)
         echo(f"ranking {prompt.stem} method {method}: {ranked.short_rendered} short and "
              f"{ranked.detail_rendered} continued runs in {ranked.seconds:.1f} s")
     site = out / "site"

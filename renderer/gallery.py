@@ -14,21 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from .cache import Expected, png_path, refresh, remove_stale_temp_files, status
 from .clipmodel import ClipModel
 from .config import Config, load_config
-from .engine import BatchRender, default_precision, device_name, final_size, plan_epoch
-from .output import ImageJob, render_files
+from .device import device_name
+from .engine import final_size
+from .output import ImageJob, render_in_batches
 from .paths import METHODS, method_config_path
 from .prompts import Prompt
 from .seeds import derive_seed
-
-# On 2 CPU cores (see `clipig-gallery bench`), fp32 runs fastest one image
-# at a time; with bf16 autocast, four images per batch gain about 12%.
-CPU_BATCH = {"fp32": 1, "bf16": 4}
-MAX_BATCH = 256
 
 
 def image_seed(prompt: Prompt, method: int, base_seed: int) -> int:
@@ -75,7 +69,7 @@ def select(prompts: Sequence[Prompt], animals: Sequence[str] = (),
 
 
 def plan(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int], configs: dict,
-         model_name: str, base_seed: int = 0) -> list[Item]:
+         model_id: str, base_seed: int = 0) -> list[Item]:
     """Every selected prompt x method with its status; method-major order."""
     items = []
     for method in methods:
@@ -84,44 +78,9 @@ def plan(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int], configs
         for prompt in prompts:
             seed = image_seed(prompt, method, base_seed)
             png = png_path(cache, method, prompt.stem)
-            expected = Expected(config.hash, model_name, seed, size)
+            expected = Expected(config.hash, model_id, seed, size)
             items.append(Item(prompt, method, seed, png, status(png, expected)))
     return items
-
-
-def batch_from_memory(free_bytes: int, per_image_bytes: int, cap: int = MAX_BATCH) -> int:
-    """How many images fit in ``free_bytes``, keeping a 15% margin."""
-    if per_image_bytes <= 0:
-        return cap
-    return max(1, min(cap, int(0.85 * free_bytes // per_image_bytes)))
-
-
-def auto_batch(config: Config, model: ClipModel, precision: str | None = None) -> int:
-    """Images per batch for this device: measured on CUDA, fixed on the CPU."""
-    precision = precision or default_precision(model.device)
-    if model.device.type != "cuda":
-        return CPU_BATCH[precision]
-    # Peak memory of one step at the largest resolution, for 1 and 2 images;
-    # the difference is what one more image costs.
-    largest = max(range(config.epochs),
-                  key=lambda e: (lambda p: p.width * p.height)(plan_epoch(config, e)))
-    peaks = []
-    for n in (1, 2):
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(model.device)
-        base = torch.cuda.memory_allocated(model.device)
-        job = BatchRender(config, model, list(range(n)), ["probe"] * n, precision=precision)
-        plan = plan_epoch(config, largest)
-        pixels = torch.rand(n, 3, plan.height, plan.width, device=model.device,
-                            requires_grad=True)
-        loss, _, _ = job._loss(pixels, plan)
-        loss.sum().backward()
-        peaks.append(torch.cuda.max_memory_allocated(model.device) - base)
-        del job, pixels, loss
-    # Blocks the probe left in torch's cache are free for the real batch.
-    torch.cuda.empty_cache()
-    free, _total = torch.cuda.mem_get_info(model.device)
-    return batch_from_memory(free, max(1, peaks[1] - peaks[0]))
 
 
 @dataclass
@@ -146,6 +105,7 @@ def render_gallery(
     batch: int | None = None,
     precision: str | None = None,
     on_batch: Callable[[int], None] | None = None,
+    echo: Callable[[str], None] = print,
 ) -> GalleryReport:
     """Render the pending items, ``batch`` (or an automatic number) at a time."""
     cache = Path(cache)
@@ -155,19 +115,18 @@ def render_gallery(
     started = time.perf_counter()
     for method in METHODS:
         pending = [i for i in items if i.method == method and i.pending]
-        if not pending:
-            continue
-        config = configs[method]
-        size = batch or min(len(pending), auto_batch(config, model, precision))
-        for start in range(0, len(pending), size):
-            chunk = pending[start : start + size]
-            render_files(config, model, [i.job() for i in chunk], precision)
+
+        def written(count: int, method: int = method) -> None:
             # Keep the CSV and summary current, so an interrupted run's work
             # is visible to the site build right away.
             refresh(cache, METHODS, method, stems_in_order)
-            report.rendered += len(chunk)
-            report.batches.append(len(chunk))
+            report.rendered += count
             if on_batch is not None:
-                on_batch(len(chunk))
+                on_batch(count)
+
+        report.batches += render_in_batches(
+            configs[method], model, [i.job() for i in pending], batch, precision,
+            on_batch=written, echo=echo, label=f"method {method}",
+        )
     report.seconds = time.perf_counter() - started
     return report

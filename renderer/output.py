@@ -6,9 +6,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .batching import auto_batch, run_batches
 from .clipmodel import ClipModel
 from .config import Config
-from .engine import Progress, device_name, render
+from .device import device_name
+from .engine import Progress, render
 from .imageio import save_png
 from .rate import rate_images
 from .records import RenderRecord
@@ -60,6 +62,7 @@ def render_files(
             config_hash=job_hash(config, start),
             seed=job.seed,
             model=model.name,
+            model_id=model.identity,
             device=result.device,
             precision=result.precision,
             epochs=config.epochs,
@@ -73,3 +76,43 @@ def render_files(
         records.append(record)
     return records
 
+
+def batch_source(model: ClipModel, batch: int | None) -> str:
+    """Where a batch size comes from, for the line printed before rendering."""
+    if batch:
+        return "--batch"
+    return "measured free memory" if model.device.type == "cuda" else "fixed for the CPU"
+
+
+def render_in_batches(
+    config: Config,
+    model: ClipModel,
+    jobs: Sequence[ImageJob],
+    batch: int | None = None,
+    precision: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    init_images: Sequence[Path | None] | None = None,
+    echo: Callable[[str], None] = print,
+    label: str = "",
+) -> list[int]:
+    """Render ``jobs`` with one config, ``batch`` (or an automatic number) at a time.
+
+    ``init_images`` (aligned with ``jobs``, None entries for noise) are start
+    images. The batch size is printed before the first image; a batch that
+    runs out of device memory is halved and retried. ``on_batch`` gets the
+    number of images of every batch written. Returns the batch sizes used.
+    """
+    if not jobs:
+        return []
+    size = min(len(jobs), batch or auto_batch(config, model, precision))
+    echo(f"{label + ': ' if label else ''}{len(jobs)} images, batch {size} "
+         f"({batch_source(model, batch)})")
+
+    def render(start: int, stop: int) -> None:
+        starts = list(init_images[start:stop]) if init_images is not None else []
+        render_files(config, model, jobs[start:stop], precision,
+                     init_images=starts if any(starts) else None)
+        if on_batch is not None:
+            on_batch(stop - start)
+
+    return run_batches(len(jobs), size, render, model.device, echo)

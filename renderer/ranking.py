@@ -26,9 +26,8 @@ from .cache import Expected, read_record, remove_stale_temp_files, status
 from .clipmodel import ClipModel
 from .config import Config, load_config
 from .engine import final_size
-from .gallery import auto_batch
 from .imageio import write_json
-from .output import ImageJob, job_hash, render_files
+from .output import ImageJob, job_hash, render_in_batches
 from .paths import RANKING_DIR
 from .seeds import derive_seed
 from .selection import Kept, format_ratings, ratings_for_runs, select_runs
@@ -88,37 +87,19 @@ class RankingReport:
     kept: list[Kept] | None = None
 
 
-def _pending(jobs_and_starts, config: Config, model_name: str):
+def _pending(jobs_and_starts, config: Config, model_id: str):
     pending = []
     size = final_size(config)
     for job, start in jobs_and_starts:
-        expected = Expected(job_hash(config, start), model_name, job.seed, size)
+        expected = Expected(job_hash(config, start), model_id, job.seed, size)
         if status(job.png, expected) != "complete":
             pending.append((job, start))
     return pending
 
 
-def _render_in_batches(
-    config: Config,
-    model: ClipModel,
-    pending,
-    batch: int | None,
-    precision: str | None,
-    on_batch: Callable[[int], None] | None,
-) -> None:
-    size = batch or auto_batch(config, model, precision)
-    for start in range(0, len(pending), size):
-        chunk = pending[start : start + size]
-        starts = [s for _, s in chunk]
-        render_files(
-            config,
-            model,
-            [j for j, _ in chunk],
-            precision,
-            init_images=starts if any(starts) else None,
-        )
-        if on_batch is not None:
-            on_batch(len(chunk))
+def _render(config, model, pending, batch, precision, on_batch, echo, label) -> None:
+    render_in_batches(config, model, [j for j, _ in pending], batch, precision, on_batch,
+                      init_images=[s for _, s in pending], echo=echo, label=label)
 
 
 def run_experiment(
@@ -133,6 +114,7 @@ def run_experiment(
     epochs_short: int | None = None,
     epochs_detail: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    echo: Callable[[str], None] = print,
 ) -> RankingReport:
     """Render what is missing of the experiment and write its CSVs and summary."""
     if runs < 1:
@@ -147,8 +129,8 @@ def run_experiment(
     short_jobs = [
         (experiment.job(experiment.run_png(cache, i), "short", i), None) for i in range(runs)
     ]
-    pending = _pending(short_jobs, short, model.name)
-    _render_in_batches(short, model, pending, batch, precision, on_batch)
+    pending = _pending(short_jobs, short, model.identity)
+    _render(short, model, pending, batch, precision, on_batch, echo, "short runs")
     report.short_rendered = len(pending)
 
     # Each record is read once; its sim is the rating of the saved PNG.
@@ -170,8 +152,8 @@ def run_experiment(
         )
         for k in kept
     ]
-    pending = _pending(detail_jobs, detail, model.name)
-    _render_in_batches(detail, model, pending, batch, precision, on_batch)
+    pending = _pending(detail_jobs, detail, model.identity)
+    _render(detail, model, pending, batch, precision, on_batch, echo, "continued runs")
     report.detail_rendered = len(pending)
 
     detail_records = {

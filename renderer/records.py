@@ -17,7 +17,7 @@ class RenderRecord:
     config: str  # the config's file name (e.g. method-1.yaml)
     config_hash: str  # Config.hash: config, epochs and init image, prompt left out
     seed: int
-    model: str
+    model: str  # the name or path it was loaded by
     device: str
     precision: str
     epochs: int
@@ -25,6 +25,7 @@ class RenderRecord:
     batch: int  # images rendered together
     sim: float  # 100 x cosine of the saved PNG with the prompt, fp32
     device_name: str = ""  # e.g. the GPU's model name
+    model_id: str = ""  # "sha256:..." of the weights: what decides a redo
     # Set for gallery and ranking renders: which prompt of the list this is.
     animal: str | None = None
     thing: str | None = None

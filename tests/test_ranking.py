@@ -226,6 +226,8 @@ def test_rank_command(tmp_path, tiny_clip_path):
             str(tmp_path),
             "--model",
             str(tiny_clip_path),
+            "--device",
+            "cpu",
         ],
     )
     assert result.exit_code == 0, result.output
