@@ -256,9 +256,17 @@ def fetch(source: Source) -> Path:
     raise WeightsUnavailable(source, attempts)
 
 
+def http_module():
+    """The HTTP library behind huggingface_hub's client: httpx (1.x) or httpx2 (2.x)."""
+    import importlib
+
+    from huggingface_hub import get_session
+
+    return importlib.import_module(type(get_session()).__module__.split(".")[0])
+
+
 def download(url: str, target: Path, sha256: str) -> Path:
     """Stream ``url`` into ``target`` through a temp file, checking its SHA256."""
-    import httpx2 as httpx
     from huggingface_hub import get_session
     from tqdm import tqdm
 
@@ -281,7 +289,7 @@ def download(url: str, target: Path, sha256: str) -> Path:
         if digest.hexdigest() != sha256:
             raise HashMismatch(url, sha256, digest.hexdigest())
         os.replace(tmp, target)
-    except httpx.HTTPError as exc:  # connection refused, DNS, timeout, reset
+    except http_module().HTTPError as exc:  # connection refused, DNS, timeout, reset
         raise NoNetwork(f"cannot reach {url} ({type(exc).__name__}: {exc})") from None
     finally:
         if os.path.exists(tmp):
@@ -321,12 +329,11 @@ def _check_reachable(url: str) -> None:
     huggingface_hub retries a failed connection for about half a minute; one
     plain request first tells a machine without a network in seconds.
     """
-    import httpx2 as httpx
     from huggingface_hub import get_session
 
     try:
         get_session().head(url, follow_redirects=False, timeout=DOWNLOAD_TIMEOUT_S)
-    except httpx.HTTPError as exc:
+    except http_module().HTTPError as exc:
         raise NoNetwork(f"cannot reach {url} ({type(exc).__name__}: {exc})") from None
 
 

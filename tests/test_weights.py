@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import httpx2 as httpx
 import huggingface_hub
 import pytest
 import torch
@@ -29,6 +28,7 @@ from renderer.weights import (
     WeightsUnavailable,
 )
 
+httpx = weights.http_module()  # httpx or httpx2, as huggingface_hub uses
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
