@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""One GPU check, ready to run: speed, memory and a timed render on this device.
+
+    python scripts/gpu_check.py [--out FILE.json] [--images 64]    (make gpu-check)
+    python scripts/gpu_check.py --quick --device cpu               (a smoke run, for tests)
+
+Made for a machine with one CUDA GPU and no network: the model is ViT-B/32's
+architecture with random weights (the same speed and memory as the real one,
+no meaning), saved and loaded through the project's own loader. In order:
+
+1. the device and the torch build;
+2. ``bench`` (both methods; fp32, bf16, fp16; the reference-style loop);
+3. the automatic batch of every method and ranking config, fp32 and bf16,
+   each then run at that batch for two steps at its heaviest epoch, with the
+   peak memory against the card's;
+4. a timed render of ``--images`` images per method at the full epochs;
+5. the projected time of the whole 1620-image gallery.
+
+It prints one table at the end and writes everything as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # usable from a checkout without installing
+
+import torch  # noqa: E402
+
+from renderer.batching import auto_batch, probe_epoch  # noqa: E402
+from renderer.bench import run_bench  # noqa: E402
+from renderer.clipmodel import load_clip  # noqa: E402
+from renderer.engine import BatchRender, plan_epoch  # noqa: E402
+from renderer.gallery import method_config  # noqa: E402
+from renderer.output import ImageJob, render_in_batches  # noqa: E402
+from renderer.prompts import load_prompts  # noqa: E402
+from renderer.ranking import ranking_config  # noqa: E402
+from renderer.standin import SMALL, VIT_B_32, standin_checkpoint  # noqa: E402
+
+GALLERY = 810  # prompts per method
+GIB = 2**30
+
+
+def environment(device: torch.device) -> dict:
+    info = {"torch": torch.__version__, "cuda_build": torch.version.cuda,
+            "python": platform.python_version(), "device": str(device)}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(name=props.name, memory_gib=round(props.total_memory / GIB, 1),
+                    capability=f"{props.major}.{props.minor}",
+                    cudnn=torch.backends.cudnn.version())
+        try:
+            info["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            info["driver"] = "unknown (no nvidia-smi)"
+    else:
+        info.update(name=platform.processor() or platform.machine(),
+                    threads=torch.get_num_threads())
+    return info
+
+
+def configs(epochs: int | None) -> dict:
+    """Every config a render or ranking run uses, by name."""
+    found = {f"method-{m}": method_config(m, epochs) for m in (1, 2)}
+    for m in (1, 2):
+        for kind in ("short", "detail"):
+            found[f"ranking-{m}-{kind}"] = ranking_config(m, kind, "probe", epochs)
+    return found
+
+
+def check_batch(name, config, model, precision: str) -> dict:
+    """The automatic batch, then two steps at that batch at the heaviest epoch."""
+    started = time.perf_counter()
+    n = auto_batch(config, model, precision)
+    row = {"config": name, "precision": precision, "batch": n, "probe_epoch": probe_epoch(config)}
+    cuda = model.device.type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(model.device)
+    try:
+        job = BatchRender(config, model, list(range(n)), ["probe"] * n, precision=precision)
+        state = job.start()
+        plan = plan_epoch(config, row["probe_epoch"])
+        for _ in range(2):
+            job.step(state, plan)
+        if cuda:
+            torch.cuda.synchronize(model.device)
+        row["fits"] = True
+    except torch.OutOfMemoryError:
+        row["fits"] = False
+    if cuda:
+        total = torch.cuda.get_device_properties(model.device).total_memory
+        row["peak_gib"] = round(torch.cuda.max_memory_allocated(model.device) / GIB, 2)
+        row["share_of_card"] = round(torch.cuda.max_memory_allocated(model.device) / total, 3)
+        del job, state
+        torch.cuda.empty_cache()
+    row["seconds"] = round(time.perf_counter() - started, 1)
+    return row
+
+
+def timed_render(method: int, model, images: int, epochs: int | None, out: Path) -> dict:
+    """Render ``images`` prompts of one method at the config's epochs, as `render` does."""
+    config = method_config(method, epochs)
+    prompts = load_prompts()[:images]
+    jobs = [ImageJob(p.for_method(method), i, out / f"m{method}-{p.stem}.png")
+            for i, p in enumerate(prompts)]
+    batch = min(images, auto_batch(config, model))
+    if model.device.type == "cuda":
+        torch.cuda.synchronize(model.device)
+    started = time.perf_counter()
+    sizes = render_in_batches(config, model, jobs, batch, echo=lambda _: None)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize(model.device)
+    seconds = time.perf_counter() - started
+    return {"method": method, "images": images, "epochs": config.epochs, "batches": sizes,
+            "seconds": round(seconds, 1), "images_per_hour": round(3600 * images / seconds, 1),
+            "gallery_seconds": round(GALLERY * seconds / images, 1)}
+
+
+def table(result: dict) -> str:
+    env = result["environment"]
+    lines = [f"== gpu-check on {env['name']} ({env['device']}), torch {env['torch']} "
+             f"(CUDA build {env['cuda_build']}), driver {env.get('driver', '-')}",
+             "", "| setting | s/step | images/hour | vs reference |", "|---|---:|---:|---:|"]
+    for m in result["bench"]["methods"]:
+        for key, seconds in m["seconds_per_step"].items():
+            lines.append(f"| method {m['method']}, {key} | {seconds:.3f} | "
+                         f"{m['images_per_hour'][key]:.1f} | {m['speedup'][key]:.2f}x |")
+    lines += ["", "| config | precision | auto batch | fits | peak GiB | of card |",
+              "|---|---|---:|---|---:|---:|"]
+    for row in result["batches"]:
+        lines.append(f"| {row['config']} | {row['precision']} | {row['batch']} | "
+                     f"{'yes' if row['fits'] else 'NO: out of memory'} | "
+                     f"{row.get('peak_gib', '-')} | {row.get('share_of_card', '-')} |")
+    lines += ["", "| timed render | images | epochs | batches | seconds | images/hour |",
+              "|---|---:|---:|---|---:|---:|"]
+    for r in result["renders"]:
+        lines.append(f"| method {r['method']} | {r['images']} | {r['epochs']} | "
+                     f"{sorted(set(r['batches']))} | {r['seconds']} | {r['images_per_hour']} |")
+    lines += ["", f"projected gallery (2 x {GALLERY} images) on this device: "
+                  f"{result['projected_gallery_seconds'] / 60:.1f} minutes",
+              f"peak memory over the bench: {result['bench'].get('peak_memory_mb')} MiB; "
+              f"gpu-check took {result['seconds']:.0f} s"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "gpu-check.json")
+    parser.add_argument("--images", type=int, default=64, help="images per method, timed")
+    parser.add_argument("--steps", type=int, default=3, help="bench steps per setting")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small model and 2 epochs: checks the script, measures nothing")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("CUDA is not available here; --device cpu --quick runs a smoke check")
+    epochs = 2 if args.quick else None
+    precisions = ("fp32",) if device.type == "cpu" else ("fp32", "bf16", "fp16")
+    result = {"environment": environment(device), "quick": args.quick}
+    print(json.dumps(result["environment"]), flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        weights = standin_checkpoint(Path(scratch), SMALL if args.quick else VIT_B_32)
+        model = load_clip(str(weights), device)
+        print("== bench", flush=True)
+        result["bench"] = run_bench(device, str(weights), 1 if args.quick else args.steps,
+                                    methods=(1, 2), ops=False, precisions=precisions)
+        print("== automatic batches", flush=True)
+        result["batches"] = []
+        for name, config in configs(epochs).items():
+            for precision in [p for p in ("fp32", "bf16") if p in precisions]:
+                result["batches"].append(check_batch(name, config, model, precision))
+                print(json.dumps(result["batches"][-1]), flush=True)
+        print("== timed renders", flush=True)
+        result["renders"] = [timed_render(m, model, args.images, epochs, Path(scratch))
+                             for m in (1, 2)]
+    result["projected_gallery_seconds"] = sum(r["gallery_seconds"] for r in result["renders"])
+    result["seconds"] = time.perf_counter() - started
+    print(table(result), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
