@@ -2,7 +2,8 @@
 
 The site is served from a local server under a project path (as GitHub
 Pages serves it) and used as a reader would: keys, buttons, links, history.
-Without Chromium these tests fail rather than skip; CI installs it.
+Without Chromium these tests fail rather than skip; `make test` installs it
+(scripts/ensure-chromium.sh).
 ``$CLIPIG_CHROMIUM`` names another Chromium-based binary (GitHub's runners
 have Chrome preinstalled).
 """
@@ -60,8 +61,9 @@ def site_url(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)"
-                    " or point $CLIPIG_CHROMIUM at a Chromium-based browser")
+        pytest.fail(f"{CHROMIUM} not found: run `make test` (as root it installs Debian's"
+                    " chromium), or `sudo apt-get install chromium`, or point $CLIPIG_CHROMIUM"
+                    " at a Chromium-based browser")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -244,6 +246,38 @@ def test_every_image_on_the_page_loads(browser, site_url):
     assert page.evaluate("() => document.images.length") == 8 + 24
     failed = [t for kind, t in reader.console if kind == "error"]
     assert failed == [] and reader.errors == []
+    reader.close()
+
+
+# Draws a character on a canvas in an element's font; a hash of the pixels.
+GLYPH = """([selector, ch]) => {
+    const style = getComputedStyle(document.querySelector(selector));
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 80;
+    const g = canvas.getContext('2d');
+    g.font = `${style.fontWeight} 48px ${style.fontFamily}`;
+    g.fillText(ch, 10, 60);
+    let hash = 0;
+    for (const value of g.getImageData(0, 0, 80, 80).data) hash = (hash * 31 + value) | 0;
+    return hash;
+}"""
+
+
+def test_ranking_arrows_are_drawn_from_a_font_that_has_them(browser, site_url):
+    # A glyph no installed font has is drawn as the font's empty box, the same
+    # box for any such character: compare with an unassigned code point.
+    reader = Reader(browser, site_url)
+    cell = ".ranking .desc .right"
+    texts = reader.page.evaluate(f"() => Array.from(document.querySelectorAll('{cell}'),"
+                                 " el => el.textContent)")
+    assert len(texts) == 24
+    arrows = {" ".join(t.split()).split(" ")[2] for t in texts}
+    assert len(arrows) == 1, arrows
+    (arrow,) = arrows
+    box = reader.page.evaluate(GLYPH, [cell, "\u0378"])
+    blank = reader.page.evaluate(GLYPH, [cell, " "])
+    assert box != blank  # the comparison can see a missing glyph
+    assert reader.page.evaluate(GLYPH, [cell, arrow]) not in (box, blank), f"U+{ord(arrow):04X}"
     reader.close()
 
 

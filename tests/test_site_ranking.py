@@ -136,7 +136,7 @@ def test_table_matches_the_article(table, index, key):
     stem = key[0]
 
     def expected(rows):
-        return [(f"img-{stem}-{run}", f"#{run}", f"sim: {a} ⭢ {b}") for run, a, b in rows]
+        return [(f"img-{stem}-{run}", f"#{run}", f"sim: {a} → {b}") for run, a, b in rows]
 
     assert _column_cells(soup, index) == (expected(best), expected(worst))
     header = soup.find(class_="ranking").find("thead").find_all("tr")[1].find_all("td")[index]
@@ -160,5 +160,5 @@ def test_conclusion_links_the_image_that_ended_lowest(table):
     link = next(a for p in conclusion for a in p.find_all("a", href=re.compile("^#img-")))
     # as in the article: penguin #244 stayed at 38.75 while the others passed 45
     assert (link["href"], link.get_text()) == ("#img-penguin-of-piano-244", "penguin #244")
-    assert "31.69 ⭢ 38.75" in " ".join(text.split())
+    assert "31.69 → 38.75" in " ".join(text.split())
     assert "17.80 to 36.81" in text and "38.75 to 50.49" in text
