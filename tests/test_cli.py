@@ -102,7 +102,7 @@ def test_bad_config_fails_and_writes_nothing(name, run, tmp_path, tiny_clip_path
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out.png"
     result = run("render-config", config, "-o", out, "--model", tiny_clip_path)
-    assert result.exit_code != 0
+    assert result.exit_code == 1, result.output  # a reported error, not a usage error
     assert str(config) in result.output
     for part in expected:
         assert part in result.output, (part, result.output)
@@ -111,22 +111,23 @@ def test_bad_config_fails_and_writes_nothing(name, run, tmp_path, tiny_clip_path
 
 def test_missing_config_file(run, tmp_path):
     result = run("render-config", tmp_path / "none.yaml", "-o", tmp_path / "x.png")
-    assert result.exit_code != 0 and "none.yaml" in result.output
+    assert result.exit_code == 1 and str(tmp_path / "none.yaml") in result.output
 
 
 def test_unavailable_model_is_reported_before_work(run, tmp_path):
     out = tmp_path / "x.png"
     result = run("render-config", METHOD_1, "-o", out, "--model", tmp_path / "nope.pt")
-    assert result.exit_code != 0
-    assert "nope.pt" in result.output
+    assert result.exit_code == 1
+    assert f"not found: {tmp_path / 'nope.pt'}" in result.output
     assert not out.exists()
 
 
 def test_bad_device_and_output(run, tmp_path, tiny_clip_path):
     result = run("render-config", METHOD_1, "-o", tmp_path / "x.png", "--device", "warp9")
-    assert result.exit_code != 0 and "--device" in result.output
+    assert result.exit_code == 2 and "--device 'warp9'" in result.output
     result = run("render-config", METHOD_1, "-o", tmp_path / "x.jpg", "--model", tiny_clip_path)
-    assert result.exit_code != 0 and ".png" in result.output
+    assert result.exit_code == 2 and "must be a .png file" in result.output
+    assert not (tmp_path / "x.jpg").exists()
 
 
 def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
@@ -162,5 +163,8 @@ def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
 
 def test_demo_with_a_named_model_does_not_fall_back(run, tmp_path):
     result = run("demo", "--out", tmp_path / "demo", "--model", tmp_path / "nope.pt")
-    assert result.exit_code != 0
+    # The named model's own error, not some other failure, and nothing rendered.
+    assert result.exit_code == 1, result.output
+    assert f"not found: {tmp_path / 'nope.pt'}" in result.output
     assert "STAND-IN" not in result.output
+    assert not list(tmp_path.rglob("*.png"))

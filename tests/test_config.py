@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from renderer.config import Config, ConfigError, Param, load_config, parse_config
+from renderer.constraints import available_constraints
 from renderer.expr import Expression
 from renderer.paths import METHODS_DIR, RANKING_DIR
+from renderer.transforms import available_transforms
 
 DATA_FILES = sorted(METHODS_DIR.glob("*.yaml")) + sorted(RANKING_DIR.glob("*.yaml"))
 
@@ -287,6 +289,8 @@ def test_unknown_transform_lists_the_valid_ones() -> None:
     error = refused(TARGET + "    transforms: [{blurr: 3}]\n", "targets[0].transforms[0].blurr")
     for name in ("blur", "pad", "random_rotate", "noise", "bwnoise"):
         assert name in str(error)
+    # all of them, in the order of the public list
+    assert str(error).endswith("expected one of " + ", ".join(available_transforms()))
 
 
 def test_unknown_constraint() -> None:
@@ -294,6 +298,7 @@ def test_unknown_constraint() -> None:
         TARGET + "    constraints: [{sharpness: 3}]\n", "targets[0].constraints[0].sharpness"
     )
     assert "saturation" in str(error)
+    assert str(error).endswith("expected one of " + ", ".join(available_constraints()))
 
 
 @pytest.mark.parametrize(

@@ -29,10 +29,20 @@ MAX_PIXEL_DIFF = 5e-3
 MEAN_PIXEL_DIFF = 1e-5
 
 
-@pytest.mark.parametrize("method", [1, 2])
-def test_batch_equals_alone(method, method_configs, tiny_clip):
-    config = method_configs[method].with_epochs(30)
-    batch = render(config, tiny_clip, SEEDS, TEXTS)
+@pytest.fixture(scope="module", params=[1, 2], ids=["method-1", "method-2"])
+def batch_of_three(request, method_configs, tiny_clip):
+    """Each method's 30-epoch render of all three texts in one batch, with its reports.
+
+    The most expensive render here, shared by the tests that only read it.
+    """
+    config = method_configs[request.param].with_epochs(30)
+    reports = []
+    result = render(config, tiny_clip, SEEDS, TEXTS, progress=reports.append, report_every=5)
+    return config, result, reports
+
+
+def test_batch_equals_alone(batch_of_three, tiny_clip):
+    config, batch, _ = batch_of_three
     for i in (0, 2):
         alone = render(config, tiny_clip, [SEEDS[i]], [TEXTS[i]])
         diff = (alone.pixels[0] - batch.pixels[i]).abs()
@@ -60,21 +70,19 @@ def test_initial_noise_is_per_image(method_configs, tiny_clip):
     assert abs(float(pixels.mean()) - 0.33) < 0.01
 
 
-@pytest.mark.parametrize("method", [1, 2])
-def test_thirty_steps_raise_the_similarity(method, method_configs, tiny_clip):
+def test_thirty_steps_raise_the_similarity(batch_of_three):
     """The similarity the optimiser sees (on its augmented views) goes up.
 
     A random tiny CLIP is not invariant to the methods' augmentations the way
     the real model is, so the rating of the plain PNG need not follow; that
     part is checked on an augmentation-free config below.
     """
-    config = method_configs[method].with_epochs(30)
-    reports = []
-    render(config, tiny_clip, SEEDS[:2], TEXTS[:2], progress=reports.append, report_every=5)
+    _, _, reports = batch_of_three
     assert [r.epoch for r in reports] == [5, 10, 15, 20, 25, 30]
     # Reports carry the running mean; recover the mean of each 5-epoch window.
     first = reports[0].similarity
     last = (reports[-1].similarity * 30 - reports[-2].similarity * 25) / 5
+    assert first.shape == (len(SEEDS),)
     assert torch.all(last > first), (first, last)
 
 

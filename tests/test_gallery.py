@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from renderer.cache import png_is_whole, read_record
-from renderer.gallery import batch_from_memory, method_config, plan, render_gallery, select
+from renderer.gallery import method_config, plan, render_gallery, select
 from renderer.prompts import load_prompts
 
 PROMPTS = load_prompts()
@@ -36,20 +38,21 @@ def test_select_filters_and_names_unknown_values():
         select(PROMPTS, animals=["unicorn"])
 
 
-def test_batch_from_memory():
-    assert batch_from_memory(80 * 2**30, 2**30) == 68
-    assert batch_from_memory(10, 2**30) == 1
-    assert batch_from_memory(2**40, 1, cap=256) == 256
+@pytest.fixture(scope="module")
+def rendered_once(tmp_path_factory, tiny_clip):
+    """A cache with 3 harp prompts x 2 methods at 2 epochs, rendered once."""
+    cache = tmp_path_factory.mktemp("gallery") / "cache"
+    cfg = configs()
+    items = plan(cache, harp_prompts(), (1, 2), cfg, tiny_clip.identity)
+    report = render_gallery(cache, items, cfg, tiny_clip, STEMS, batch=2)
+    assert report.rendered == 6 and report.batches == [2, 1, 2, 1]
+    return cache
 
 
 @pytest.fixture
-def rendered(tmp_path, tiny_clip):
-    """A cache with 3 harp prompts x 2 methods at 2 epochs."""
-    cfg = configs()
-    items = plan(tmp_path, harp_prompts(), (1, 2), cfg, tiny_clip.name)
-    report = render_gallery(tmp_path, items, cfg, tiny_clip, STEMS, batch=2)
-    assert report.rendered == 6 and report.batches == [2, 1, 2, 1]
-    return tmp_path
+def rendered(rendered_once, tmp_path):
+    """A fresh copy of that cache for each test, which may change it."""
+    return Path(shutil.copytree(rendered_once, tmp_path / "cache", copy_function=shutil.copy2))
 
 
 def statuses(cache, cfg, model, seed=0):
@@ -58,21 +61,21 @@ def statuses(cache, cfg, model, seed=0):
 
 
 def test_complete_images_are_skipped(rendered, tiny_clip):
-    assert set(statuses(rendered, configs(), tiny_clip.name).values()) == {"complete"}
+    assert set(statuses(rendered, configs(), tiny_clip.identity).values()) == {"complete"}
     record = read_record(rendered / "method-2" / "cat-of-harp.png")
     assert record["prompt"] == "a cat made of harp."
     assert (record["animal"], record["thing"], record["method"]) == ("cat", "harp", 2)
 
 
 def test_changed_config_redoes_that_method_only(rendered, tiny_clip):
-    found = statuses(rendered, configs(m1=3), tiny_clip.name)
+    found = statuses(rendered, configs(m1=3), tiny_clip.identity)
     assert {s for (m, _), s in found.items() if m == 1} == {"changed (config_hash)"}
     assert {s for (m, _), s in found.items() if m == 2} == {"complete"}
 
 
 def test_changed_model_or_seed_redoes(rendered, tiny_clip):
     assert set(statuses(rendered, configs(), "other-model").values()) == {"changed (model)"}
-    assert set(statuses(rendered, configs(), tiny_clip.name, seed=1).values()) == {
+    assert set(statuses(rendered, configs(), tiny_clip.identity, seed=1).values()) == {
         "changed (seed)"
     }
 
@@ -84,15 +87,15 @@ def test_corrupt_or_half_written_png_is_redone(rendered, tiny_clip):
     (rendered / "method-1" / f"{second}.png").unlink()
     broken_record = rendered / "method-2" / "cat-of-harp.json"
     broken_record.write_text("{not json")
-    found = statuses(rendered, configs(), tiny_clip.name)
+    found = statuses(rendered, configs(), tiny_clip.identity)
     assert found[1, "cat-of-harp"] == "corrupt"
     assert found[1, second] == "missing"
     assert found[2, "cat-of-harp"] == "missing"
     cfg = configs()
-    items = plan(rendered, harp_prompts(), (1, 2), cfg, tiny_clip.name)
+    items = plan(rendered, harp_prompts(), (1, 2), cfg, tiny_clip.identity)
     report = render_gallery(rendered, [i for i in items if i.pending], cfg, tiny_clip, STEMS)
     assert report.rendered == 3
-    assert set(statuses(rendered, cfg, tiny_clip.name).values()) == {"complete"}
+    assert set(statuses(rendered, cfg, tiny_clip.identity).values()) == {"complete"}
 
 
 def test_csv_in_the_article_format(rendered):
@@ -131,21 +134,50 @@ def _whole_images(cache):
             if read_record(p) is not None}
 
 
+def _default_sigint():
+    # A child inherits an ignored SIGINT (pytest started in the background of a
+    # non-interactive shell), and Python then never raises KeyboardInterrupt.
+    # Give the render the disposition it has when a user runs it from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _wait_for_images(proc, cache, count, timeout):
+    deadline = time.monotonic() + timeout
+    while len(_whole_images(cache)) < count:
+        if proc.poll() is not None:
+            pytest.fail(f"the render exited ({proc.returncode}) before {count} images:\n"
+                        + proc.stdout.read())
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {count} finished images within {timeout} s:\n"
+                        + proc.communicate()[0])
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
+    # Five short renders, one at a time: the signal comes after the third is
+    # finished, while a later one is being rendered or written.
     cache = tmp_path / "cache"
-    args = _cli("render", "--cache", cache, "--model", tiny_clip_path, "--epochs", 25,
-                "--thing", "harp", "--method", "1", "--batch", 1, "--device", "cpu")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while len(_whole_images(cache)) < 3 and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.05)
-    proc.send_signal(sig)
-    output, _ = proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    animals = [a for p in harp_prompts(5) for a in ("--animal", p.animal)]
+    args = ["render", "--cache", cache, "--model", tiny_clip_path, "--epochs", 3,
+            "--thing", "harp", *animals, "--method", "1", "--batch", 1, "--device", "cpu"]
+    proc = subprocess.Popen(_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, preexec_fn=_default_sigint)
+    try:
+        _wait_for_images(proc, cache, 3, timeout=120)
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     if sig == signal.SIGINT:
-        assert "interrupted" in output
+        assert proc.returncode == 1, output  # the CLI's own error exit, not a traceback
+        assert "interrupted: finished images are kept in" in output
+        assert "Traceback" not in output
+    else:
+        assert proc.returncode == -signal.SIGKILL
     # Every file under its final name is complete; a killed write leaves at
     # most a hidden temp file.
     for png in cache.glob("method-*/*.png"):
@@ -153,12 +185,18 @@ def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
     for record in cache.glob("method-*/*.json"):
         json.loads(record.read_text())
     before = _whole_images(cache)
-    assert 3 <= len(before) < 9
+    assert 3 <= len(before) < 5
     mtimes = {p: os.stat(p).st_mtime_ns for p in before}
 
-    subprocess.run(args, check=True, capture_output=True, timeout=300)
+    # The resume runs in this process: the same command, without a second start-up.
+    from click.testing import CliRunner
+
+    from renderer.cli import main
+
+    resumed = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert resumed.exit_code == 0, resumed.output
     after = _whole_images(cache)
-    assert len(after) == 9
+    assert len(after) == 5
     for path, data in before.items():
         assert after[path] == data
         assert os.stat(path).st_mtime_ns == mtimes[path]

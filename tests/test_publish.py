@@ -199,5 +199,6 @@ def test_publish_refuses_a_broken_site(project, tmp_path):
     row = json.loads(summary.read_text())["rows"][0]
     (summary.parent / row["image"]).unlink()
     result = _cli_publish(repo, "--cache", cache, "--out", "site-broken", "--allow-missing")
-    assert result.exit_code != 0
+    assert result.exit_code == 1
+    assert f"continued image(s) missing: {summary.parent / row['image']}" in result.output
     assert git("branch", "--list", "gh-pages", cwd=remote) == ""

@@ -72,7 +72,7 @@ def test_select_runs_edge_cases():
     assert [k.run for k in select_runs({0: 1.0, 1: 3.0}, 6, 2)] == [1, 0]
     # Equal sims: the lower run number ranks first.
     assert [k.run for k in select_runs({5: 1.0, 2: 1.0, 9: 0.5}, 1, 1)] == [2, 9]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="best and worst must not be negative"):
         select_runs({0: 1.0}, -1, 0)
 
 
@@ -81,7 +81,7 @@ def test_csv_parsing_errors_name_the_file():
         parse_ratings("a,b\n1,2\n", "x.csv")
     with pytest.raises(ValueError, match="line 2"):
         parse_ratings(",p\nimg.png,abc\n", "y.csv")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no run number in image name 'no-number.png'"):
         run_number("no-number.png")
 
 

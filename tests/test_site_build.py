@@ -179,7 +179,7 @@ def test_ranking_table_has_the_article_layout(built):
                                  f"img-penguin-of-piano-{row['run']}-m2")
         assert wrapper.find(class_="left").get_text() == f"#{row['run']}"
         assert wrapper.find(class_="right").get_text() == (
-            f"sim: {row['initial_sim']:.2f} ⭢ {row['final_sim']:.2f}")
+            f"sim: {row['initial_sim']:.2f} → {row['final_sim']:.2f}")
         img = wrapper.find("img")
         assert img["src"].endswith(".webp") and img["loading"] == "lazy" and img["alt"]
     ids = [w["id"] for w in table.find_all(class_="image-wrapper")]
@@ -201,8 +201,14 @@ def test_heatmap_rows_link_to_their_selection(built):
     assert len(links) == 90 * 2
     assert links[0]["href"] == "#thing=accordion&method=1"
     harp = next(a for a in links if a["href"] == "#thing=harp&method=2")
-    assert "snail -" in harp.find("title").get_text()  # not rendered
-    assert "cat 4" in harp.find("title").get_text() or "cat 3" in harp.find("title").get_text()
+    # Each animal's sim, as the cache records it, to one decimal; "-" where missing.
+    values = []
+    for prompt in (p for p in load_prompts() if p.thing == "harp"):
+        record = built.cache / "method-2" / f"{prompt.stem}.json"
+        sim = json.loads(record.read_text())["sim"] if record.exists() else None
+        values.append(f"{prompt.animal} {'-' if sim is None else f'{sim:.1f}'}")
+    assert "snail -" in values and len(values) == 9  # the hole is in the row
+    assert harp.find("title").get_text() == "harp, method 2: " + ", ".join(values)
     assert "of 1620 images rendered" in heatmap.find("figcaption").get_text()
 
 
@@ -358,12 +364,18 @@ def test_preview_server_serves_under_the_project_path(built):
 def test_building_needs_no_environment_beyond_the_cache(tmp_path, monkeypatch):
     # The default cache comes from $CLIPIG_CACHE; a build with it set works from anywhere.
     cache = make_cache(tmp_path / "cache", things=("harp",), holes=())
+    for name in [n for n in os.environ if n.startswith("CLIPIG_")]:
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CLIPIG_CACHE", str(cache))
     result = CliRunner().invoke(site_command, [])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "site" / POST).is_file()
-    assert os.environ["CLIPIG_CACHE"] == str(cache)
+    # The page was built from that cache: its harp images, none of another thing.
+    post = soup_of(tmp_path / "site" / POST)
+    data = json.loads(post.find("script", id="clipig-selector-data").string)
+    sims = [(thing, sim) for thing, row in zip(data["things"], data["cells"], strict=True)
+            for entry in row for sim in entry[3:] if sim is not None]
+    assert len(sims) == 9 * 2 and {thing for thing, _ in sims} == {"harp"}
 
 
 def test_ranking_summaries_are_checked(tmp_path):
