@@ -1,7 +1,8 @@
-"""``clipig-gallery site`` and ``serve``: each parses, calls one function, reports.
+"""``clipig-gallery site``, ``serve`` and ``publish``: each parses, calls one function,
+reports.
 
-Registered on the main command group by ``renderer/cli.py``; nothing here
-imports torch.
+Registered on the ``clipig-gallery`` group by ``app.cli``; nothing here imports
+torch or the renderer.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from renderer.settings import CACHE_ENV, default_cache_dir
+from gallery.settings import CACHE_ENV, default_cache_dir
 
 from .article import ArticleError
 from .cachedata import CacheError
@@ -99,3 +100,7 @@ def publish(cache, out, remote, branch, cname, base_url, allow_missing, dry_run)
         raise click.ClickException(str(exc)) from None
     for line in lines:
         click.echo(line)
+
+
+# Registered on the clipig-gallery group by app.cli.
+COMMANDS = (site, serve, publish)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from renderer.atomic import atomic_path
+from gallery.atomic import atomic_path
 
 
 def is_current(src: Path, dst: Path, same_size: bool) -> bool:

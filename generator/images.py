@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from renderer.atomic import atomic_path
+from gallery.atomic import atomic_path
 
 from .files import is_current
 

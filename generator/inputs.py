@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from renderer.paths import DATA_DIR, METHODS
-from renderer.prompts import Prompt, load_prompts
+from gallery.paths import DATA_DIR, METHODS
+from gallery.prompts import Prompt, load_prompts
 
 from .article import Article, read_article
 from .cachedata import RankingColumn, Render, load_rankings, load_renders, load_summary

@@ -14,7 +14,7 @@ import yaml
 from jinja2 import Environment
 from markupsafe import Markup
 
-from renderer.prompts import animals, things
+from gallery.prompts import animals, things
 
 from .article import ArticleError, Slots
 from .figures import DALLE_SAMPLES, NOT_MEASURED, cost_figures

@@ -155,7 +155,7 @@ def publish_gallery(
     repo: Path = Path("."),
 ) -> tuple[PublishResult, list[str]]:
     """Build (incrementally), refuse a broken or incomplete site, then publish it."""
-    from renderer.prompts import load_prompts
+    from gallery.prompts import load_prompts
 
     from .site import BuildError, build_site
 

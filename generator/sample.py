@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw
 
-from renderer.prompts import Prompt, load_prompts
+from gallery.prompts import Prompt, load_prompts
 
 from .selector import method_prompt
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from renderer.prompts import Prompt, animals, things
+from gallery.prompts import Prompt, animals, things
 
 from .cachedata import Render
 from .layout import Urls, render_png, render_webp, selection_fragment, sims_csv

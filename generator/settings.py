@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from renderer.paths import DATA_DIR
+from gallery.paths import DATA_DIR
 
 SETTINGS_FILE = DATA_DIR / "site.yaml"
 _KEYS = ("base_url", "cname", "remote", "branch")

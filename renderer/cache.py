@@ -24,7 +24,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .atomic import atomic_path
+from gallery.atomic import atomic_path
+
 from .imageio import write_json
 
 

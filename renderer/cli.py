@@ -1,8 +1,9 @@
-"""The ``clipig-gallery`` command: a thin layer over the library.
+"""The renderer's commands: a thin layer over the library.
 
 Each command parses its options, calls one library function and reports.
 User mistakes (bad config, missing weights, bad device) exit non-zero with a
-message and write nothing.
+message and write nothing. ``app.cli`` registers them on the
+``clipig-gallery`` group beside the generator's.
 """
 
 from __future__ import annotations
@@ -12,11 +13,7 @@ from pathlib import Path
 
 import click
 
-from generator.cli import publish as publish_command
-from generator.cli import serve as serve_command
-from generator.cli import site as site_command
-
-from .settings import DEFAULT_MODEL, MODEL_ENV, ModelUnavailable, default_model_name
+from gallery.settings import DEFAULT_MODEL, MODEL_ENV, ModelUnavailable, default_model_name
 
 # The compute precisions of CLIP (renderer.engine.PRECISIONS; a test keeps
 # the two equal without importing torch here).
@@ -76,13 +73,7 @@ def load_model(name: str | None, device):
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
-@click.version_option(package_name="clipig-gallery")
-def main():
-    """Render CLIP-guided images and build the gallery around them."""
-
-
-@main.command("render-config")
+@click.command("render-config")
 @click.argument("config_path", metavar="CONFIG.yaml", type=click.Path(dir_okay=False))
 @click.option("--text", default=None, help="Prompt that replaces the config's text feature.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
@@ -125,11 +116,6 @@ def render_config(config_path, text, output, model, seed, epochs, device, precis
     )
 
 
-main.add_command(site_command)
-main.add_command(serve_command)
-main.add_command(publish_command)
-
-
 def cache_option(fn):
     return click.option(
         "--cache",
@@ -140,7 +126,7 @@ def cache_option(fn):
     )(fn)
 
 
-@main.command()
+@click.command()
 @click.option("--method", "methods", type=click.Choice(["1", "2"]), multiple=True,
               help="Render only this method (repeatable; default both).")
 @click.option("--animal", "animals", multiple=True, help="Only this animal (repeatable).")
@@ -161,10 +147,11 @@ def cache_option(fn):
 def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batch, device,
            precision, dry_run):
     """Render every prompt x method into the cache, skipping complete images."""
+    from gallery.prompts import load_prompts
+    from gallery.settings import default_cache_dir
+
     from .batching import OutOfMemory
     from .gallery import method_config, plan, render_gallery, select
-    from .prompts import load_prompts
-    from .settings import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     all_prompts = load_prompts()
@@ -207,7 +194,7 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
     )
 
 
-@main.command()
+@click.command()
 @click.option("--animal", default=None, help="Animal of the prompt (with --thing).")
 @click.option("--thing", default=None, help="Thing of the prompt (with --animal).")
 @click.option("--text", default=None, help="A free prompt instead of animal and thing.")
@@ -232,9 +219,10 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
 def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epochs_short,
          epochs_detail, seed, batch, device, precision):
     """Ranking experiment: many short runs, rate them, continue the best and worst."""
+    from gallery.settings import default_cache_dir
+
     from .batching import OutOfMemory
     from .ranking import run_experiment
-    from .settings import default_cache_dir
 
     experiment = _experiment(animal, thing, text, int(method), seed)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -286,7 +274,8 @@ def _dry_run_report(items, pending, cache: Path) -> None:
 
 
 def _experiment(animal, thing, text, method, seed):
-    from .prompts import load_prompts, stem
+    from gallery.prompts import load_prompts, stem
+
     from .ranking import Experiment
 
     if text is not None:
@@ -306,7 +295,7 @@ def _experiment(animal, thing, text, method, seed):
     return Experiment(prompt.text, prompt.stem, method, animal, thing, seed)
 
 
-@main.command()
+@click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--text", "texts", multiple=True, required=True,
               help="Prompt to rate against (repeatable: one CSV column each).")
@@ -316,9 +305,10 @@ def _experiment(animal, thing, text, method, seed):
 @device_option
 def rate(images, texts, output, model, device):
     """Rate image files against prompts (100 x cosine), as an article-style CSV."""
-    from .atomic import atomic_path
+    from gallery.atomic import atomic_path
+    from gallery.ratings import Ratings, format_ratings
+
     from .rate import rate_images
-    from .selection import Ratings, format_ratings
 
     clip_model = load_model(model, resolve_device(device))
     try:
@@ -336,7 +326,7 @@ def rate(images, texts, output, model, device):
         click.echo(text, nl=False)
 
 
-@main.command()
+@click.command()
 @click.option("--steps", default=5, show_default=True, type=click.IntRange(min=1),
               help="Timed steps per setting, after one warm-up step.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
@@ -365,25 +355,6 @@ def bench(steps, json_path, model, batch, methods, no_ops, device):
         click.echo(f"numbers written to {json_path}")
 
 
-@main.command()
-@click.option("--out", default="build/demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the demo images.")
-@model_option
-@click.option("--epochs", default=None, type=click.IntRange(min=1),
-              help="Override the methods' epochs (shorter demo).")
-@device_option
-@precision_option
-def demo(out, model, epochs, device, precision):
-    """Render a few prompts with both of the article's methods."""
-    from .demo import run_demo
-
-    try:
-        run_demo(Path(out), model, epochs, resolve_device(device, need_gpu=False), precision,
-                 echo=click.echo)
-    except ModelUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def _echo_above(bar):
     """Print a line without tearing the progress bar."""
     def echo(text: str) -> None:
@@ -400,5 +371,5 @@ def _bar(total: int, desc: str, unit: str = "epoch"):
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, disable=None)
 
 
-if __name__ == "__main__":
-    main()
+# Registered on the clipig-gallery group by app.cli.
+COMMANDS = (render_config, render, rank, rate, bench)

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .settings import ModelUnavailable, default_model_name
+from gallery.settings import ModelUnavailable, default_model_name
+
 from .weights import weights_file
 
 # CLIP's input normalisation (per RGB channel).

@@ -14,14 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gallery.paths import METHODS, method_config_path
+from gallery.prompts import Prompt
+
 from .cache import Expected, png_path, refresh, remove_stale_temp_files, status
 from .clipmodel import ClipModel
 from .config import Config, load_config
 from .device import device_name
 from .engine import final_size
 from .output import ImageJob, render_in_batches
-from .paths import METHODS, method_config_path
-from .prompts import Prompt
 from .seeds import derive_seed
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .atomic import atomic_path
+from gallery.atomic import atomic_path
 
 
 def save_png(image: torch.Tensor, path: Path) -> Path:

@@ -21,16 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import atomic_path
+from gallery.atomic import atomic_path
+from gallery.paths import RANKING_DIR
+from gallery.ratings import Kept, format_ratings, ratings_for_runs, select_runs
+
 from .cache import Expected, read_record, remove_stale_temp_files, status
 from .clipmodel import ClipModel
 from .config import Config, load_config
 from .engine import final_size
 from .imageio import write_json
 from .output import ImageJob, job_hash, render_in_batches
-from .paths import RANKING_DIR
 from .seeds import derive_seed
-from .selection import Kept, format_ratings, ratings_for_runs, select_runs
 
 
 def ranking_config(method: int, kind: str, text: str, epochs: int | None = None) -> Config:

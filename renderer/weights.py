@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import MODEL_ENV, ModelUnavailable
+from gallery.settings import MODEL_ENV, ModelUnavailable
 
 OPENAI_URL = "https://openaipublic.azureedge.net/clip/models/{sha256}/{file}"
 HUB_URL = "{endpoint}/{repo}/resolve/{revision}/{file}"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from renderer.paths import METHODS_DIR
+from gallery.paths import METHODS_DIR
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

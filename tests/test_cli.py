@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from renderer.cli import main
-from renderer.paths import METHODS_DIR
+from app.cli import main
+from gallery.paths import METHODS_DIR
 
 METHOD_1 = str(METHODS_DIR / "method-1.yaml")
 
@@ -131,7 +131,7 @@ def test_bad_device_and_output(run, tmp_path, tiny_clip_path):
 
 
 def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
-    from renderer import demo
+    from app import demo
     from renderer.clipmodel import ModelUnavailable
 
     real = demo.load_clip

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from gallery.paths import METHODS_DIR, RANKING_DIR
 from renderer.config import Config, ConfigError, Param, load_config, parse_config
 from renderer.constraints import available_constraints
 from renderer.expr import Expression
-from renderer.paths import METHODS_DIR, RANKING_DIR
 from renderer.transforms import available_transforms
 
 DATA_FILES = sorted(METHODS_DIR.glob("*.yaml")) + sorted(RANKING_DIR.glob("*.yaml"))

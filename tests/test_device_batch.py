@@ -8,6 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from app.cli import main
+from gallery.prompts import load_prompts
 from renderer import output
 from renderer.batching import (
     OutOfMemory,
@@ -16,11 +18,9 @@ from renderer.batching import (
     probe_epoch,
     run_batches,
 )
-from renderer.cli import main
 from renderer.config import is_active
 from renderer.engine import plan_epoch
 from renderer.gallery import method_config, plan, render_gallery, select
-from renderer.prompts import load_prompts
 from renderer.ranking import ranking_config
 
 PROMPTS = load_prompts()

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from gallery.prompts import load_prompts
 from renderer.cache import png_is_whole, read_record
 from renderer.gallery import method_config, plan, render_gallery, select
-from renderer.prompts import load_prompts
 
 PROMPTS = load_prompts()
 STEMS = [p.stem for p in PROMPTS]
@@ -126,7 +126,7 @@ def test_stale_temp_files_are_removed(rendered, tiny_clip):
 
 
 def _cli(*args):
-    return [sys.executable, "-m", "renderer.cli", *map(str, args)]
+    return [sys.executable, "-m", "app.cli", *map(str, args)]
 
 
 def _whole_images(cache):
@@ -191,7 +191,7 @@ def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
     # The resume runs in this process: the same command, without a second start-up.
     from click.testing import CliRunner
 
-    from renderer.cli import main
+    from app.cli import main
 
     resumed = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert resumed.exit_code == 0, resumed.output

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from renderer.paths import DATA_DIR
-from renderer.prompts import load_prompts
+from gallery.paths import DATA_DIR
+from gallery.prompts import load_prompts
 
 SCRIPT = DATA_DIR.parent / "scripts" / "gpu_check.py"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from renderer.prompts import (
+from gallery.prompts import (
     Prompt,
     animals,
     derive_prompts,

@@ -9,10 +9,10 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
+from app.cli import main
+from gallery.prompts import load_prompts
 from generator.publish import PublishError, publish_site
 from generator.sample import write_sample_cache
-from renderer.cli import main
-from renderer.prompts import load_prompts
 
 
 def git(*args, cwd):

@@ -9,12 +9,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from renderer.cli import main
-from renderer.engine import render
-from renderer.imageio import load_rgb
-from renderer.ranking import Experiment, ranking_config, run_experiment
-from renderer.rate import rate_images
-from renderer.selection import (
+from app.cli import main
+from gallery.ratings import (
     final_sims,
     join_final,
     parse_ratings,
@@ -22,6 +18,10 @@ from renderer.selection import (
     run_number,
     select_runs,
 )
+from renderer.engine import render
+from renderer.imageio import load_rgb
+from renderer.ranking import Experiment, ranking_config, run_experiment
+from renderer.rate import rate_images
 
 ORIGINAL = Path(__file__).parent / "fixtures" / "original-csv"
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from gallery.paths import METHODS_DIR, RANKING_DIR
 from renderer.config import Config, is_active, load_config, parse_config
 from renderer.engine import plan_epoch, resolution_table
 from renderer.optim import OPTIMIZERS, learning_rate
-from renderer.paths import METHODS_DIR, RANKING_DIR
 
 TARGET = """
 targets:

@@ -22,14 +22,14 @@ from bs4 import BeautifulSoup
 from click.testing import CliRunner
 from PIL import Image
 
+from gallery.paths import DATA_DIR, METHODS_DIR
+from gallery.prompts import load_prompts
 from generator.cli import site as site_command
 from generator.linkcheck import check_site
 from generator.sample import noisy_image, write_renders, write_sample_cache
 from generator.selector import method_prompt, thing_order
 from generator.serve import make_server
 from generator.site import build_site
-from renderer.paths import DATA_DIR, METHODS_DIR
-from renderer.prompts import load_prompts
 
 REPO = Path(__file__).resolve().parent.parent
 THINGS = ("harmonica", "harp", "hospital", "piano")
@@ -415,8 +415,8 @@ def test_an_empty_cache_builds_a_page_that_says_so(tmp_path):
 
 def test_ranking_text_quotes_the_epochs_that_ran(tmp_path):
     """The short and continued runs' epochs come from the ranking summary."""
+    from gallery.prompts import load_prompts
     from generator.site import build_site
-    from renderer.prompts import load_prompts
 
     cache = write_sample_cache(tmp_path / "cache", load_prompts()[:9])
     for summary in (cache / "ranking").rglob("summary.json"):

@@ -19,8 +19,7 @@ import pytest
 from bs4 import BeautifulSoup
 from PIL import Image
 
-from generator.site import build_site
-from renderer.selection import (
+from gallery.ratings import (
     final_sims,
     format_ratings,
     ratings_for_runs,
@@ -28,6 +27,7 @@ from renderer.selection import (
     run_number,
     select_runs,
 )
+from generator.site import build_site
 
 CSV_DIR = Path(__file__).parent / "fixtures" / "original-csv"
 POST = "2021/clipig-animal-transfer/index.html"

@@ -13,8 +13,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from gallery.prompts import load_prompts
 from renderer.gallery import method_config, plan, render_gallery, select
-from renderer.prompts import load_prompts
 from renderer.ranking import Experiment, run_experiment
 
 # Fields that depend on the machine, the clock or the checkout, not on what

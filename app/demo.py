@@ -13,15 +13,14 @@ from pathlib import Path
 
 import torch
 
+from gallery.prompts import load_prompts
+from gallery.settings import MODEL_ENV, ModelUnavailable, default_model_name
 from generator.site import build_site
-
-from .clipmodel import ClipModel, load_clip
-from .device import describe
-from .gallery import method_config, plan, render_gallery, select
-from .prompts import load_prompts
-from .ranking import Experiment, run_experiment
-from .settings import MODEL_ENV, ModelUnavailable, default_model_name
-from .standin import standin_checkpoint
+from renderer.clipmodel import ClipModel, load_clip
+from renderer.device import describe
+from renderer.gallery import method_config, plan, render_gallery, select
+from renderer.ranking import Experiment, run_experiment
+from renderer.standin import standin_checkpoint
 
 DEMO_THINGS = ("harp", "piano", "baguette")  # x 9 animals x 2 methods = 54 images
 # A glimpse that fits in about two minutes on two CPU cores with the

@@ -1,0 +1,50 @@
+"""``clipig-gallery``: the one command group, over the renderer and the generator.
+
+This is the only place that imports both: the renderer's commands (render,
+rank, rate, bench, render-config), the generator's (site, serve, publish) and
+``demo``, which runs the two in turn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gallery.settings import ModelUnavailable
+from generator.cli import COMMANDS as GENERATOR_COMMANDS
+from renderer.cli import COMMANDS as RENDERER_COMMANDS
+from renderer.cli import device_option, model_option, precision_option, resolve_device
+
+
+@click.group()
+@click.version_option(package_name="clipig-gallery")
+def main():
+    """Render CLIP-guided images and build the gallery around them."""
+
+
+for _command in (*RENDERER_COMMANDS, *GENERATOR_COMMANDS):
+    main.add_command(_command)
+
+
+@main.command()
+@click.option("--out", default="build/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the demo images.")
+@model_option
+@click.option("--epochs", default=None, type=click.IntRange(min=1),
+              help="Override the methods' epochs (shorter demo).")
+@device_option
+@precision_option
+def demo(out, model, epochs, device, precision):
+    """Render a few prompts with both of the article's methods."""
+    from .demo import run_demo
+
+    try:
+        run_demo(Path(out), model, epochs, resolve_device(device, need_gpu=False), precision,
+                 echo=click.echo)
+    except ModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":
+    main()
