@@ -2,7 +2,9 @@
 
 The HTML shows the default selection (so the page works before and without
 the script); the script gets every selection as JSON, embedded so that no
-prompt text can close the <script> element or be read as markup.
+prompt text can close the <script> element or be read as markup. The JSON
+holds finished strings (each method's prompt, the sim labels), and the
+template's <template> holds the picture markup: the script only copies them.
 """
 
 from __future__ import annotations
@@ -51,17 +53,23 @@ def choose_default(thing_names: Sequence[str], methods: Sequence[int],
     return Default(thing, method)
 
 
+def sim_label(render: Render | None) -> str | None:
+    """A render's caption: "sim 31.20"; "" when rendered without a sim; None when not rendered."""
+    if render is None:
+        return None
+    return "" if render.sim is None else f"sim {render.sim:.2f}"
+
+
+def missing_label(animal: str) -> str:
+    """What a screen reader says for a render that is not there yet."""
+    return f"{animal}: not rendered yet"
+
+
 def _entry(prompt: Prompt, renders: Mapping[int, Mapping[str, Render]], methods) -> list:
-    # [stem, text, first sentence, per method: sim, true (rendered, no sim) or
-    # null (not rendered)]; the first sentence travels as its length when it
-    # is a prefix of the text, which keeps the page ~25 KB lighter.
-    first = prompt.first_sentence
-    first_out = len(first) if prompt.text.startswith(first) else first
-    sims = []
-    for m in methods:
-        render = renders.get(m, {}).get(prompt.stem)
-        sims.append(None if render is None else (render.sim if render.sim is not None else True))
-    return [prompt.stem, prompt.text, first_out, *sims]
+    # [stem, the prompt of each method..., the sim label of each method...]:
+    # the script shows these strings as they are and derives nothing from them.
+    labels = [sim_label(renders.get(m, {}).get(prompt.stem)) for m in methods]
+    return [prompt.stem, *(method_prompt(prompt, m) for m in methods), *labels]
 
 
 def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Render]],
@@ -77,6 +85,7 @@ def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Re
     return {
         "things": thing_names,
         "animals": animal_names,
+        "missing": [missing_label(a) for a in animal_names],
         "methods": list(methods),
         "default": {"thing": default.thing, "method": default.method},
         # Stems are letters and "-" only, so the script may fill these in as is.
@@ -86,18 +95,25 @@ def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Re
     }
 
 
+# The cells the script fills in, as the template's <template> holds them.
+BLANK_CELLS = {
+    "image": {"missing": False, "alt": "", "webp": "", "png": ""},
+    "missing": {"missing": True, "label": ""},
+}
+
+
 def _cell(prompt: Prompt | None, animal: str, method: int,
           renders: Mapping[int, Mapping[str, Render]], urls: Urls) -> dict:
     render = renders.get(method, {}).get(prompt.stem) if prompt else None
     if render is None:
-        return {"animal": animal, "missing": True, "sim": ""}
+        return {"animal": animal, "missing": True, "label": missing_label(animal), "sim": ""}
     return {
         "animal": animal,
         "missing": False,
         "alt": method_prompt(prompt, method),
         "webp": urls(render_webp(method, prompt.stem)),
         "png": urls(render_png(method, prompt.stem)),
-        "sim": "" if render.sim is None else f"sim {render.sim:.2f}",
+        "sim": sim_label(render),
     }
 
 
@@ -113,5 +129,6 @@ def selector_context(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[st
                   for a in animals(prompts)],
         "state": selection_fragment(default.thing, default.method),
         "csv": [{"method": m, "href": urls(sims_csv(m))} for m in csv_methods],
+        "blank": BLANK_CELLS,
         "data": script_json(script_data(prompts, renders, methods, default, urls)),
     }

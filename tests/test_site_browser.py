@@ -172,6 +172,40 @@ def test_a_link_opens_its_selection(browser, site_url):
     reader.close()
 
 
+FIGURES = """() => Array.from(document.querySelectorAll('#selector figure'), f => {
+    const img = f.querySelector('img'), missing = f.querySelector('.missing');
+    return [img ? img.alt : null, missing ? missing.getAttribute('aria-label') : null,
+            f.querySelector('.sim').textContent];
+})"""
+
+
+def test_switching_method_shows_the_prompts_python_computed(browser, site_url):
+    reader = Reader(browser, site_url)
+    page = reader.page
+    figures = "() => Array.from(document.querySelectorAll('#selector figure'), f => f.outerHTML)"
+    templated = page.evaluate(figures)  # as Jinja wrote the default selection
+    reader.selector_in_view()
+    for key, thing, method in (("1", "harp", 1), ("2", "harp", 2)):
+        page.keyboard.press(key)
+        assert reader.state() == (thing, str(method))
+    # the script fills in the same markup that the template wrote
+    assert page.evaluate(figures) == templated
+
+    page.keyboard.press("ArrowDown")
+    for key, method in (("1", 1), ("2", 2), ("1", 1)):
+        page.keyboard.press(key)
+        assert reader.state() == ("hospital", str(method))
+        shown = page.evaluate(FIGURES)
+        for animal, (alt, label, sim) in zip(ANIMALS, shown, strict=True):
+            if (method, PROMPTS[("hospital", animal)].stem) in HOLES:
+                assert (alt, label, sim) == (None, f"{animal}: not rendered yet", "")
+            else:
+                assert alt == PROMPTS[("hospital", animal)].for_method(method), (animal, method)
+                assert label is None and re.fullmatch(r"sim \d+\.\d\d", sim), sim
+    assert reader.errors == []
+    reader.close()
+
+
 def test_keys_are_left_alone_while_typing_with_modifiers_or_out_of_view(browser, site_url):
     reader = Reader(browser, site_url)
     page = reader.page

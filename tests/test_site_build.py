@@ -122,13 +122,14 @@ def test_selector_data_maps_every_thing_and_animal_from_the_cache(built):
     for thing, row in zip(data["things"], data["cells"], strict=True):
         for animal, entry in zip(data["animals"], row, strict=True):
             prompt = by_key[(thing, animal)]
-            stem, text, first, *sims = entry
-            assert (stem, text, text[:first]) == (prompt.stem, prompt.text,
-                                                   prompt.first_sentence)
+            stem, *rest = entry  # [stem, prompt per method..., sim label per method...]
+            texts, sims = rest[:len(data["methods"])], rest[len(data["methods"]):]
+            assert stem == prompt.stem
+            assert texts == [prompt.for_method(m) for m in data["methods"]]
             for method, sim in zip(data["methods"], sims, strict=True):
                 record = built.cache / f"method-{method}" / f"{stem}.json"
                 if thing in THINGS and (method, stem) not in holes:
-                    assert sim == json.loads(record.read_text())["sim"]
+                    assert sim == f"sim {json.loads(record.read_text())['sim']:.2f}"
                     for pattern in ("webp", "png"):
                         url = data[pattern].format(method=method, stem=stem)
                         assert (built.out / POST).parent.joinpath(url).resolve().is_file()
@@ -136,6 +137,29 @@ def test_selector_data_maps_every_thing_and_animal_from_the_cache(built):
                 else:
                     assert sim is None
     assert rendered == len(THINGS) * 9 * 2 - len(HOLES) == built.report.renders
+
+
+def test_the_script_copies_what_python_wrote_and_derives_nothing(built):
+    # Python writes each cell's prompt for every method, its sim label and the
+    # missing cells' labels; the page's <template> holds the picture markup.
+    # The script only copies them, so none of those rules may come back to it.
+    script = (REPO / "templates" / "static" / "clipig.js").read_text(encoding="utf-8")
+    code = re.sub(r"//[^\n]*", "", script)
+    for rule in ("split(", "slice(", "substr", "indexOf(\".\")", "indexOf('.')", "\". \"",
+                 "'. '", "sentence", "method === 1", "method == 1", "toFixed", "\"sim ",
+                 "'sim ", "not rendered", "createElement", "innerHTML", "224"):
+        assert rule not in code, f"clipig.js re-implements a rule: {rule!r}"
+    assert built.data["missing"] == [f"{a}: not rendered yet" for a in built.data["animals"]]
+    by_key = {(p.thing, p.animal): p for p in load_prompts()}
+    methods = built.data["methods"]
+    for thing, row in zip(built.data["things"], built.data["cells"], strict=True):
+        for animal, entry in zip(built.data["animals"], row, strict=True):
+            prompt = by_key[(thing, animal)]
+            assert entry[1:1 + len(methods)] == [prompt.for_method(m) for m in methods]
+            assert entry[1] != entry[2] or prompt.text == prompt.first_sentence
+    pictures = built.post.find("template", id="clipig-selector-pictures")
+    assert pictures.find("a").find("img") and pictures.find(class_="missing")
+    assert pictures.find("img")["width"] == "224" and pictures.find("img")["loading"] == "lazy"
 
 
 def test_web_copies_are_webp_at_render_size(built):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from markupsafe import Markup
 
+from gallery.prompts import Prompt
 from generator.article import ArticleError, Slots, display_date, parse_article
 from generator.figures import NOT_MEASURED, cost_figures, format_duration
 from generator.heatmap import MISSING, PALETTE, bin_edges, bin_index, build_heatmap
@@ -20,7 +22,7 @@ from generator.layout import (
 )
 from generator.linkcheck import check_site, resolve
 from generator.ranking import cell_id
-from generator.selector import script_json
+from generator.selector import Default, script_data, script_json
 
 
 @pytest.mark.parametrize("seconds, text", [
@@ -90,6 +92,20 @@ def test_script_json_cannot_close_the_script_element():
     text = str(script_json({"t": "</script><img src=x onerror=alert(1)> & \u2028"}))
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"t": "</script><img src=x onerror=alert(1)> & \u2028"}
+
+
+def test_script_data_carries_each_methods_prompt_and_sim_label():
+    # Python decides what each method shows; the script gets finished strings.
+    cat = Prompt("cat", "h.p. lovecraft", "a cat made of h.p. lovecraft. a cat with the"
+                 " texture of a h.p. lovecraft.", "a cat made of h.p. lovecraft.",
+                 "cat-of-h-p-lovecraft")
+    renders = {1: {cat.stem: SimpleNamespace(sim=31.2)}, 2: {cat.stem: SimpleNamespace(sim=None)},
+               3: {}}
+    data = script_data([cat], renders, [1, 2, 3], Default(cat.thing, 2), Urls("a/b.html"))
+    assert data["cells"] == [[[cat.stem, cat.for_method(1), cat.for_method(2), cat.for_method(3),
+                               "sim 31.20", "", None]]]
+    assert data["missing"] == ["cat: not rendered yet"]
+    assert data["webp"] == "../img/method-{method}/{stem}.webp"
 
 
 def test_slots_keep_generated_html_out_of_markdown():

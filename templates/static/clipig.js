@@ -11,6 +11,7 @@
   var figures = root.querySelectorAll(".animals figure");
   var stepButtons = root.querySelectorAll("button[data-step]");
   var selectionLink = root.querySelector("a[data-selection-link]");
+  var pictures = document.getElementById("clipig-selector-pictures").content;
   var thingIndex = {};
   data.things.forEach(function (t, i) { thingIndex[t] = i; });
   var state = null;
@@ -20,14 +21,14 @@
     return pattern.replace("{method}", String(method)).replace("{stem}", stem);
   }
 
-  // entry: [stem, text, first sentence or its length, sim per method...]
+  // entry: [stem, prompt per method..., sim label per method...], as Python
+  // wrote them; a label is null where that method's render is missing.
   function promptOf(entry, method) {
-    if (method === 1) return entry[1];
-    return typeof entry[2] === "number" ? entry[1].slice(0, entry[2]) : entry[2];
+    return entry[1 + data.methods.indexOf(method)];
   }
 
-  function simOf(entry, method) {
-    return entry[3 + data.methods.indexOf(method)];
+  function labelOf(entry, method) {
+    return entry ? entry[1 + data.methods.length + data.methods.indexOf(method)] : null;
   }
 
   function parseState(hash) {
@@ -43,47 +44,24 @@
     return "#" + new URLSearchParams({ thing: s.thing, method: String(s.method) }).toString();
   }
 
-  // A sim, true (rendered, sim unknown) or null (not rendered yet).
   function rendered(entry, method) {
-    return Boolean(entry) && simOf(entry, method) !== null;
+    return labelOf(entry, method) !== null;
   }
 
-  function fill(figure, animal, entry, method) {
-    var sim = rendered(entry, method) ? simOf(entry, method) : null;
-    while (figure.firstChild) figure.removeChild(figure.firstChild);
-    if (sim === null) {
-      var missing = document.createElement("div");
-      missing.className = "missing";
-      missing.setAttribute("role", "img");
-      missing.setAttribute("aria-label", animal + ": not rendered yet");
-      missing.textContent = "not rendered yet";
-      figure.appendChild(missing);
+  // The picture's markup is the page's <template>; this only fills it in.
+  function fill(figure, i, entry, method) {
+    var picture;
+    if (rendered(entry, method)) {
+      picture = pictures.querySelector("a").cloneNode(true);
+      picture.href = url(data.png, method, entry[0]);
+      picture.querySelector("img").alt = promptOf(entry, method);
+      picture.querySelector("img").src = url(data.webp, method, entry[0]);
     } else {
-      var link = document.createElement("a");
-      link.href = url(data.png, method, entry[0]);
-      var img = document.createElement("img");
-      img.width = 224;
-      img.height = 224;
-      img.alt = promptOf(entry, method);
-      img.loading = "lazy";
-      img.decoding = "async";
-      img.src = url(data.webp, method, entry[0]);
-      link.appendChild(img);
-      figure.appendChild(link);
+      picture = pictures.querySelector(".missing").cloneNode(true);
+      picture.setAttribute("aria-label", data.missing[i]);
     }
-    var caption = document.createElement("figcaption");
-    var name = document.createElement("span");
-    name.className = "animal";
-    name.textContent = animal;
-    caption.appendChild(name);
-    if (typeof sim === "number") {
-      var value = document.createElement("span");
-      value.className = "sim";
-      value.textContent = "sim " + sim.toFixed(2);
-      caption.appendChild(document.createTextNode(" "));
-      caption.appendChild(value);
-    }
-    figure.appendChild(caption);
+    figure.replaceChild(picture, figure.firstElementChild);
+    figure.querySelector(".sim").textContent = labelOf(entry, method) || "";
   }
 
   function preload(thing, method) {
@@ -114,7 +92,7 @@
     if (state && state.thing === s.thing && state.method === s.method) return;
     state = s;
     var row = data.cells[thingIndex[s.thing]];
-    data.animals.forEach(function (animal, i) { fill(figures[i], animal, row[i], s.method); });
+    figures.forEach(function (figure, i) { fill(figure, i, row[i], s.method); });
     thingSelect.value = s.thing;
     methodSelect.value = String(s.method);
     var i = thingIndex[s.thing];
