@@ -63,24 +63,6 @@ def first_sentence_of_marked(marked: str) -> str:
     return strip_markers(marked[: end + 1])
 
 
-def first_sentence(text: str, animal: str) -> str:
-    """First sentence of a plain (already stripped) prompt text.
-
-    For callers that no longer have the markers. The second sentence repeats
-    the opening subject ("a cat", "an elephant"), so the boundary is the
-    ". " that is followed by that subject again; this also survives dots
-    inside the thing. Falls back to the whole text if no repeat is found.
-    """
-    at = text.find(animal)
-    if at < 0:
-        raise ValueError(f"animal {animal!r} not found in text: {text!r}")
-    subject = text[: at + len(animal)]
-    boundary = text.find(". " + subject, at + len(animal))
-    if boundary < 0:
-        return text
-    return text[: boundary + 1]
-
-
 def stem(animal: str, thing: str) -> str:
     """File-name stem: non-ASCII-letters become "-", e.g. ``cat-of-rubik-s-cube``."""
     return f"{_NON_LETTER.sub('-', animal)}-of-{_NON_LETTER.sub('-', thing)}"

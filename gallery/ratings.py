@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,23 +105,6 @@ def select_runs(sims: Mapping[int, float], best: int, worst: int) -> list[Kept]:
     rest = ranked[len(top) :]
     bottom = list(reversed(rest))[:worst]
     return [Kept(r, "best", s) for r, s in top] + [Kept(r, "worst", s) for r, s in bottom]
-
-
-def join_final(kept: Iterable[Kept], final: Mapping[int, float]) -> list[tuple[Kept, float | None]]:
-    """Each kept run with its sim after continuing (None where it is missing)."""
-    return [(k, final.get(k.run)) for k in kept]
-
-
-def final_sims(ratings: Ratings, stem: str, prompt: str) -> dict[int, float]:
-    """Sims of ``{stem}-from-{i}.png`` rows against ``prompt``, by run number."""
-    column = ratings.column(prompt)
-    pattern = re.compile(rf"(?:^|/){re.escape(stem)}-from-(\d+)\.png$")
-    found = {}
-    for path, sim in column.items():
-        match = pattern.search(path)
-        if match:
-            found[int(match.group(1))] = sim
-    return found
 
 
 def ratings_for_runs(prompt: str, paths_and_sims: Sequence[tuple[str, float]]) -> Ratings:

@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from gallery.paths import METHODS
+
 from .batching import auto_batch
 from .clipmodel import CLIP_MEAN, CLIP_STD, ClipModel, import_clip, load_clip
 from .config import Config, is_active
-from .constraints import CONSTRAINTS
 from .engine import (
     PRECISIONS,
     BatchRender,
@@ -41,10 +42,11 @@ from .engine import (
     plan_epoch,
 )
 from .gallery import method_config
+from .ops.constraints import CONSTRAINTS
+from .ops.transforms import TRANSFORMS, resize_views
 from .ranking import ranking_config
 from .rng import ImageStreams
 from .standin import VIT_B_32, Dims, build_clip
-from .transforms import TRANSFORMS, resize_views
 
 RANDOM_VIT_B_32 = "random-ViT-B/32"
 OPS_DIMS = Dims(embed_dim=32, image_resolution=64, vision_layers=1, vision_width=64,
@@ -270,7 +272,7 @@ class MemoryPeaks:
 
 
 def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: int = 3,
-              batch: int | None = None, methods=(1, 2), ops: bool = True,
+              batch: int | None = None, methods=METHODS, ops: bool = True,
               echo: Callable[[str], None] = print,
               precisions: tuple[str, ...] = PRECISIONS) -> dict:
     """Time the methods' steps on ``device``; print a table per method, return the numbers.

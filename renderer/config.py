@@ -18,18 +18,18 @@ from types import MappingProxyType
 
 import yaml
 
-from .constraints import COMMON_PARAMS, CONSTRAINTS
 from .expr import TIME_VARIABLES, Expression, ExpressionError, compile_expression, time_variables
+from .ops.constraints import COMMON_PARAMS, CONSTRAINTS
+from .ops.optimizers import OPTIMIZERS
+from .ops.registry import Registry
+from .ops.transforms import TRANSFORMS
 from .spec import ParamSpec
-from .transforms import TRANSFORMS
 from .unsupported import not_supported, unsupported_variable
 
 # Which variables an expression may use, by where it stands.
 SCHEDULE_VARS = TIME_VARIABLES
 LEARNRATE_VARS = TIME_VARIABLES + ("resolution", "res", "width", "height")
 STEP_VARS = TIME_VARIABLES + ("learnrate", "lr", "learnrate_scale", "lrs")
-
-OPTIMIZER_NAMES = ("adam", "rmsprob", "sgd", "adadelta")
 
 # Keys the reference reads that do not change the image; accepted so its
 # configs load unchanged, and otherwise ignored.
@@ -162,6 +162,33 @@ class Init:
     std: tuple[float, float, float] = (0.1, 0.1, 0.1)
     resolution: tuple[int, int] | None = None  # (width, height) of the noise
     image: Path | None = None  # start from this picture instead of noise
+    # The start image's content digest, read once when the Init is made
+    # (also by ``replace``), so that hashing a config never reads a file.
+    image_digest: str | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self):
+        if self.image is not None:
+            object.__setattr__(self, "image_digest", file_digest(Path(self.image)))
+
+    @property
+    def digest(self) -> str:
+        """What of the start counts towards the config hash.
+
+        A start image counts by content, so re-rendering it redoes what was
+        continued from it; mean and std are in the template already unless
+        set by ``Config.with_init_image``.
+        """
+        if self.image is None:
+            return f"noise {self.mean} {self.std}"
+        return f"image {self.image_digest} {self.mean} {self.std}"
+
+
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256, or "missing" if it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
 
 
 @dataclass(frozen=True)
@@ -182,22 +209,13 @@ class Config:
 
     @property
     def hash(self) -> str:
-        """Identifies what renders an image, apart from prompt and seed."""
-        text = f"{self.template}\nepochs={self.epochs}\ninit={self._init_digest()}"
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """Identifies what renders an image, apart from prompt and seed.
 
-    def _init_digest(self) -> str:
-        # A start image counts by content, so re-rendering it redoes what
-        # was continued from it; mean and std are in the template already
-        # unless set by with_init_image.
-        init = self.init
-        if init.image is None:
-            return f"noise {init.mean} {init.std}"
-        try:
-            digest = hashlib.sha256(Path(init.image).read_bytes()).hexdigest()[:16]
-        except OSError:
-            digest = "missing"
-        return f"image {digest} {init.mean} {init.std}"
+        Computed from values held in memory: the start image was read when
+        the config was parsed or ``with_init_image`` was called.
+        """
+        text = f"{self.template}\nepochs={self.epochs}\ninit={self.init.digest}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def text_features(self) -> list[tuple[int, int]]:
@@ -226,6 +244,7 @@ class Config:
         return replace(self, epochs=epochs)
 
     def with_init_image(self, image: Path | None, mean=None, std=None) -> Config:
+        """The same config starting from ``image`` (None: noise); reads the image's digest now."""
         init = replace(
             self.init,
             image=image,
@@ -329,11 +348,9 @@ class _Parser:
         data = self.mapping(data, "", _TOP_KEYS, section=True)
         epochs = self.whole(data.get("epochs", 300), "epochs", minimum=1)
         optimizer = data.get("optimizer", "adam")
-        if optimizer not in OPTIMIZER_NAMES:
+        if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
             self.fail("optimizer", f"unknown optimizer {optimizer!r}; expected one of "
-                      f"{', '.join(OPTIMIZER_NAMES)}")
-        from .optim import OPTIMIZERS
-
+                      f"{', '.join(OPTIMIZERS.names())}")
         lr = OPTIMIZERS[optimizer].base_lr
         self.trial_env = {
             **time_variables(0, epochs),
@@ -398,7 +415,7 @@ class _Parser:
             for i, f in enumerate(self.listing(value.get("features"), f"{key}.features"))
         )
         transforms = tuple(
-            self.step(t, f"{key}.transforms[{i}]", TRANSFORMS, "transform")[0]
+            self.step(t, f"{key}.transforms[{i}]", TRANSFORMS)[0]
             for i, t in enumerate(self.listing(value.get("transforms"), f"{key}.transforms"))
         )
         constraints = tuple(
@@ -435,13 +452,14 @@ class _Parser:
             end=self.moment(value.get("end", 1.0), f"{key}.end"),
         )
 
-    def step(self, value, key: str, registry: Mapping, what: str, outer: Sequence[str] = (),
+    def step(self, value, key: str, registry: Registry, outer: Sequence[str] = (),
              extra: Sequence[str] = ()):
         """Parse ``{name: params}`` into a Step.
 
         ``outer`` are keys allowed beside the name, ``extra`` keys allowed
         beside the parameters (both handled by the caller).
         """
+        what = registry.kind
         if not isinstance(value, dict):
             self.fail(key, f"expected a mapping like {{name: parameters}}, got {_show(value)}")
         names = [k for k in value if k not in outer]
@@ -451,7 +469,7 @@ class _Parser:
         if name not in registry:
             message = not_supported(what, name) or f"unknown {what}"
             self.fail(f"{key}.{name}", f"{message}; expected one of "
-                      f"{', '.join(sorted(registry))}")
+                      f"{', '.join(registry.names())}")
         definition = registry[name]
         raw = value[name]
         if not isinstance(raw, dict):
@@ -483,14 +501,13 @@ class _Parser:
         return self.param(value, spec, key, STEP_VARS)
 
     def constraint(self, value, key: str) -> Constraint:
-        step, raw = self.step(value, key, CONSTRAINTS, "constraint", extra=tuple(COMMON_PARAMS))
+        step, raw = self.step(value, key, CONSTRAINTS, extra=tuple(COMMON_PARAMS))
         name = step.name
         inner = raw[name] if isinstance(raw[name], dict) else {}
         common = self.mapping({k: v for k, v in inner.items() if k in COMMON_PARAMS},
                               f"{key}.{name}", tuple(COMMON_PARAMS))
-        if name in ("saturation", "mean", "std") and step.args["above"] is None \
-                and step.args["below"] is None:
-            self.fail(f"{key}.{name}", "needs 'above' or 'below'")
+        if broken := CONSTRAINTS[name].broken_rule(step.args):
+            self.fail(f"{key}.{name}", broken)
         loss = common.get("loss", "l2")
         if loss not in COMMON_PARAMS["loss"].choices:
             self.fail(f"{key}.{name}.loss", f"expected l1 or l2, got {_show(loss)}")
@@ -506,7 +523,7 @@ class _Parser:
         )
 
     def postproc(self, value, key: str) -> Postproc | None:
-        step, raw = self.step(value, key, TRANSFORMS, "transform", outer=_POSTPROC_OUTER)
+        step, raw = self.step(value, key, TRANSFORMS, outer=_POSTPROC_OUTER)
         definition = TRANSFORMS[step.name]
         if definition.random or definition.resizes:
             self.fail(f"{key}.{step.name}", "post-processing takes only transforms that keep "

@@ -22,13 +22,13 @@ import torch
 
 from .clipmodel import ClipModel
 from .config import Config, is_active
-from .constraints import CONSTRAINTS
 from .device import default_precision
 from .expr import time_variables
 from .imageio import load_rgb
-from .optim import OPTIMIZERS
+from .ops.constraints import CONSTRAINTS
+from .ops.optimizers import OPTIMIZERS, learning_rate
+from .ops.transforms import TRANSFORMS, resize_views
 from .rng import ImageStreams
-from .transforms import TRANSFORMS, resize_views
 
 # How often (in epochs) the losses are read back for progress reports: reading
 # a device tensor waits for the device, so it is never done every step.
@@ -72,7 +72,7 @@ def plan_epoch(config: Config, epoch: int) -> EpochPlan:
     width, height = config.resolution(env)
     lr_env = {**env, "resolution": width, "res": width, "width": width, "height": height}
     scale = config.learnrate_scale.first(lr_env)
-    lr = OPTIMIZERS[config.optimizer].base_lr * scale * config.learnrate.first(lr_env)
+    lr = learning_rate(config.optimizer, config.learnrate.first(lr_env), scale)
     step_env = {**env, "learnrate": lr, "lr": lr, "learnrate_scale": scale, "lrs": scale}
     return EpochPlan(epoch, int(width), int(height), lr, step_env)
 
@@ -81,16 +81,6 @@ def final_size(config: Config) -> tuple[int, int]:
     """(width, height) of the saved image: the resolution of the last epoch."""
     plan = plan_epoch(config, config.epochs - 1)
     return plan.width, plan.height
-
-
-def resolution_table(config: Config) -> list[tuple[int, int, int]]:
-    """(first epoch, width, height) for every resolution the run passes through."""
-    table: list[tuple[int, int, int]] = []
-    for epoch in range(config.epochs):
-        plan = plan_epoch(config, epoch)
-        if not table or table[-1][1:] != (plan.width, plan.height):
-            table.append((epoch, plan.width, plan.height))
-    return table
 
 
 @dataclass
@@ -183,7 +173,7 @@ class BatchRender:
         return pixels.clamp(0, 1)
 
     def _optimizer(self, pixels: torch.Tensor, lr: float) -> torch.optim.Optimizer:
-        return OPTIMIZERS[self.config.optimizer].make([pixels], lr)
+        return OPTIMIZERS[self.config.optimizer].fn([pixels], lr)
 
     # -- the loop
 

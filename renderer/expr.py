@@ -28,7 +28,6 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "compile_expression",
-    "evaluate_constant",
     "time_variables",
 ]
 
@@ -454,11 +453,6 @@ def compile_expression(text: str, variables: Collection[str], *, trial: bool = T
                 f"fails{' at ' + _assignments(zeros) if zeros else ''}: {_brief(cause)}",
             ) from cause
     return expression
-
-
-def evaluate_constant(text: str) -> object:
-    """Evaluate an expression that uses no variables, e.g. ``"2 * pi"``."""
-    return compile_expression(text, (), trial=False)()
 
 
 TIME_VARIABLES = ("epoch", "t", "t2", "t3", "t4", "t5", "ti", "ti2", "ti3", "ti4", "ti5")

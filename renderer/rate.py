@@ -30,7 +30,3 @@ def rate_images(model: ClipModel, paths: Sequence[Path], texts: Sequence[str],
     if not rows:
         return torch.zeros(0, len(texts))
     return torch.cat(rows).cpu()
-
-
-def rate_image(model: ClipModel, path: Path, text: str) -> float:
-    return float(rate_images(model, [path], [text])[0, 0])

@@ -1,6 +1,8 @@
 """Declarations of the parameters a transform or constraint accepts.
 
-Kept free of torch so the config parser can check a file without loading it.
+The ops in ``renderer.ops`` declare their parameters with these, and
+``renderer.config`` checks a config's values against them. (The parser
+imports the ops, and with them torch.)
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import torch
 
 import renderer.bench as bench_module
 from renderer.bench import MemoryPeaks, ReferenceStyle, count_ops, measure_plan, run_bench
-from renderer.constraints import CONSTRAINTS
 from renderer.engine import PRECISIONS, BatchRender, plan_epoch
 from renderer.gallery import method_config
+from renderer.ops.constraints import CONSTRAINTS
 
 
 @pytest.mark.parametrize("method", [1, 2])

@@ -9,9 +9,10 @@ import pytest
 
 from gallery.paths import METHODS_DIR, RANKING_DIR
 from renderer.config import Config, ConfigError, Param, load_config, parse_config
-from renderer.constraints import available_constraints
 from renderer.expr import Expression
-from renderer.transforms import available_transforms
+from renderer.ops.constraints import CONSTRAINTS
+from renderer.ops.optimizers import OPTIMIZERS
+from renderer.ops.transforms import TRANSFORMS
 
 DATA_FILES = sorted(METHODS_DIR.glob("*.yaml")) + sorted(RANKING_DIR.glob("*.yaml"))
 
@@ -290,7 +291,7 @@ def test_unknown_transform_lists_the_valid_ones() -> None:
     for name in ("blur", "pad", "random_rotate", "noise", "bwnoise"):
         assert name in str(error)
     # all of them, in the order of the public list
-    assert str(error).endswith("expected one of " + ", ".join(available_transforms()))
+    assert str(error).endswith("expected one of " + ", ".join(TRANSFORMS.names()))
 
 
 def test_unknown_constraint() -> None:
@@ -298,7 +299,7 @@ def test_unknown_constraint() -> None:
         TARGET + "    constraints: [{sharpness: 3}]\n", "targets[0].constraints[0].sharpness"
     )
     assert "saturation" in str(error)
-    assert str(error).endswith("expected one of " + ", ".join(available_constraints()))
+    assert str(error).endswith("expected one of " + ", ".join(CONSTRAINTS.names()))
 
 
 @pytest.mark.parametrize(
@@ -361,6 +362,25 @@ def test_init_image_is_resolved_against_the_config_folder(tmp_path: Path) -> Non
     assert config.hash != config.with_init_image(None).hash
 
 
+def test_hash_reads_the_init_image_once(tmp_path: Path) -> None:
+    start = tmp_path / "start.png"
+    start.write_bytes(b"first content")
+    path = tmp_path / "c.yaml"
+    path.write_text("init: {image: start.png}\n" + TARGET)
+    config = load_config(path)
+    continued = config.with_init_image(start, mean=0, std=1)
+    before = (config.hash, continued.hash)
+    # The content was read when the config was made: hashing reads no file.
+    start.write_bytes(b"other content")
+    assert (config.hash, continued.hash) == before
+    # A config made after the change sees the new content.
+    assert load_config(path).hash != config.hash
+    assert config.with_init_image(start, mean=0, std=1).hash != continued.hash
+    # A start image that cannot be read counts as "missing", as before.
+    start.unlink()
+    assert config.with_init_image(start).init.digest.startswith("image missing ")
+
+
 def test_batch_size_zero() -> None:
     refused(TARGET + "    batch_size: 0\n", "targets[0].batch_size")
 
@@ -380,6 +400,15 @@ def test_saturation_needs_a_threshold(body: str) -> None:
         "targets[0].constraints[0].saturation",
     )
     assert "above" in str(error) and "below" in str(error)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in CONSTRAINTS.items() if c.needs_one_of))
+def test_declared_constraint_rule_is_enforced(name: str) -> None:
+    # The rule comes from the constraint's declaration, not from the parser.
+    error = refused(TARGET + f"    constraints:\n      - {name}: {{weight: 2}}\n",
+                    f"targets[0].constraints[0].{name}")
+    assert str(error).endswith("needs 'above' or 'below'")
+    parse(TARGET + f"    constraints:\n      - {name}: {{below: 0.5}}\n")
 
 
 @pytest.mark.parametrize(
@@ -409,6 +438,18 @@ def test_learnrate_may_divide_by_the_resolution() -> None:
 def test_unknown_optimizer() -> None:
     error = refused("optimizer: lbfgs\n" + TARGET, "optimizer")
     assert "rmsprob" in str(error)
+    # The names come from the optimiser registry.
+    assert str(error).endswith("expected one of " + ", ".join(OPTIMIZERS.names()))
+
+
+@pytest.mark.parametrize("value", ["[adam]", "{adam: 1}", "3"])
+def test_optimizer_that_is_not_a_name(value: str) -> None:
+    refused(f"optimizer: {value}\n" + TARGET, "optimizer")
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_registered_optimizer_parses(name: str) -> None:
+    assert parse(f"optimizer: {name}\n" + TARGET).optimizer == name
 
 
 def test_image_feature_is_unsupported() -> None:

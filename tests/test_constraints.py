@@ -1,4 +1,4 @@
-"""Tests for renderer.constraints: per-view losses beside CLIP's feature loss.
+"""Tests for renderer.ops.constraints: per-view losses beside CLIP's feature loss.
 
 The expected values are worked out by hand from the reference tool's
 definitions, including its habit of charging the distance to a threshold
@@ -11,10 +11,9 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from renderer.constraints import (
+from renderer.ops.constraints import (
     COMMON_PARAMS,
     CONSTRAINTS,
-    available_constraints,
     saturation_of,
 )
 from renderer.spec import ParamSpec
@@ -159,13 +158,24 @@ def test_every_constraint_has_test_arguments() -> None:
     assert set(TEST_ARGS) == set(CONSTRAINTS)
     # The names a config may use, written out (not read from the registry):
     # a constraint dropped or renamed fails here, and the list must be sorted.
-    assert available_constraints() == ["blur", "mean", "saturation", "std"]
+    assert CONSTRAINTS.names() == ["blur", "mean", "saturation", "std"]
 
 
 def test_common_params_are_param_specs() -> None:
     assert all(isinstance(spec, ParamSpec) for spec in COMMON_PARAMS.values())
     assert COMMON_PARAMS["loss"].default == "l2"
     assert set(COMMON_PARAMS["loss"].choices) == {"l2", "mse", "l1", "mae"}
+
+
+def test_threshold_constraints_declare_their_rule() -> None:
+    # The config parser reads "needs above or below" from here.
+    rules = {name: c.needs_one_of for name, c in CONSTRAINTS.items()}
+    both = ("above", "below")
+    assert rules == {"saturation": both, "mean": both, "std": both, "blur": ()}
+    assert CONSTRAINTS["mean"].broken_rule({"above": None, "below": None}) == \
+        "needs 'above' or 'below'"
+    assert CONSTRAINTS["mean"].broken_rule({"above": (0.1,) * 3, "below": None}) is None
+    assert CONSTRAINTS["blur"].broken_rule({}) is None
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRAINTS))

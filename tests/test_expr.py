@@ -12,9 +12,13 @@ from renderer.expr import (
     Expression,
     ExpressionError,
     compile_expression,
-    evaluate_constant,
     time_variables,
 )
+
+
+def evaluate_constant(text: str) -> object:
+    """An expression without variables, compiled and run as the config parser does."""
+    return compile_expression(text, (), trial=False)()
 
 
 def run(text: str, **env: float) -> object:

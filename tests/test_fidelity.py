@@ -7,8 +7,8 @@ import torch
 
 from renderer.config import ConfigError, is_active, parse_config
 from renderer.expr import time_variables
+from renderer.ops.transforms import TRANSFORMS, _centre_pixels
 from renderer.rng import ImageStreams
-from renderer.transforms import TRANSFORMS, _centre_pixels
 
 CONFIG = """
 epochs: {epochs}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from renderer.config import LEARNRATE_VARS, STEP_VARS, ConfigError, parse_config
-from renderer.constraints import CONSTRAINTS
-from renderer.transforms import TRANSFORMS
+from renderer.ops.constraints import CONSTRAINTS
+from renderer.ops.transforms import TRANSFORMS
 from renderer.unsupported import CLIPIG_VARIABLES, NOT_SUPPORTED
 
 BASE = """

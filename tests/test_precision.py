@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import renderer.constraints as C
+import renderer.ops.constraints as C
 from renderer.engine import PRECISIONS, BatchRender, autocast_for, plan_epoch, render
 from renderer.gallery import method_config
 

@@ -1,4 +1,4 @@
-"""Tests for the prompt list (renderer/prompts.py, scripts/derive_prompts.py, data/prompts.json)."""
+"""Tests for the prompt list (gallery/prompts.py, scripts/derive_prompts.py, data/prompts.json)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from gallery.prompts import (
     Prompt,
     animals,
     derive_prompts,
-    first_sentence,
     first_sentence_of_marked,
     load_prompts,
     stem,
@@ -102,11 +101,6 @@ def test_first_sentence_is_a_prefix_ending_in_period(prompts: list[Prompt]) -> N
         assert p.text[len(p.first_sentence)] == " "
 
 
-def test_plain_text_first_sentence_agrees(prompts: list[Prompt]) -> None:
-    for p in prompts:
-        assert first_sentence(p.text, p.animal) == p.first_sentence
-
-
 def test_texts_come_from_the_file_not_a_template(prompts: list[Prompt]) -> None:
     garlic = _by_thing(prompts, "garlic")[0]
     assert garlic.text == "a cat made of garlic. a cat with the texture of a head of garlic."
@@ -159,8 +153,6 @@ def test_first_sentence_keeps_dots_inside_the_thing() -> None:
         "a {0:cat} made of {1:h.p. lovecraft}. a {0:cat} with the texture of {1:h.p. lovecraft}."
     )
     assert first_sentence_of_marked(marked) == "a cat made of h.p. lovecraft."
-    plain = strip_markers(marked)
-    assert first_sentence(plain, "cat") == "a cat made of h.p. lovecraft."
 
 
 def test_first_sentence_of_marked_errors() -> None:

@@ -11,8 +11,6 @@ from click.testing import CliRunner
 
 from app.cli import main
 from gallery.ratings import (
-    final_sims,
-    join_final,
     parse_ratings,
     read_ratings,
     run_number,
@@ -56,10 +54,9 @@ def test_selection_reproduces_the_article_table(name):
     # animal's prompt (one file holds all 24, rated against both prompts).
     finals_table = read_ratings(ORIGINAL / "final-snail-and-penguin.csv")
     prompt = next(p for p in finals_table.prompts if p.startswith(f"a {stem.split('-')[0]} "))
-    joined = dict(
-        (k.run, (k.initial_sim, f))
-        for k, f in join_final(kept, final_sims(finals_table, stem, prompt))
-    )
+    finals = {run_number(path): sim for path, sim in finals_table.column(prompt).items()
+              if f"/{stem}-from-" in f"/{path}"}
+    joined = {k.run: (k.initial_sim, finals.get(k.run)) for k in kept}
     assert all(final is not None for _, final in joined.values())
     for run, (left, right) in ARTICLE_SIMS[name].items():
         assert round(joined[run][0], 2) == left

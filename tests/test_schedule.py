@@ -1,7 +1,7 @@
 """Schedule facts of the shipped configs: resolutions, start/end moments, learning rates.
 
-Everything here is computed from the config alone (plan_epoch, resolution_table,
-is_active), so no CLIP model and no tensors are needed.
+Everything here is computed from the config alone (plan_epoch, is_active), so no
+CLIP model and no tensors are needed.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from gallery.paths import METHODS_DIR, RANKING_DIR
 from renderer.config import Config, is_active, load_config, parse_config
-from renderer.engine import plan_epoch, resolution_table
-from renderer.optim import OPTIMIZERS, learning_rate
+from renderer.engine import plan_epoch
+from renderer.ops.optimizers import OPTIMIZERS, learning_rate
 
 TARGET = """
 targets:
@@ -34,12 +34,22 @@ def first_active(config: Config, start, end) -> int | None:
     return None
 
 
+def resolution_table(config: Config) -> list[tuple[int, int, int]]:
+    """(first epoch, width, height) for every resolution the run passes through."""
+    table: list[tuple[int, int, int]] = []
+    for epoch in range(config.epochs):
+        plan = plan_epoch(config, epoch)
+        if not table or table[-1][1:] != (plan.width, plan.height):
+            table.append((epoch, plan.width, plan.height))
+    return table
+
+
 def optimiser_restarts(config: Config) -> list[int]:
     """Epochs where the engine would build a fresh optimiser.
 
-    Derived from plan_epoch directly rather than from resolution_table, so the
-    two are checked against each other: the engine compares the pixel size of
-    each epoch's plan with the previous one and restarts on any change.
+    Written the way the engine decides it, apart from resolution_table, so
+    the two are checked against each other: the engine compares the pixel
+    size of each epoch's plan with the previous one and restarts on any change.
     """
     restarts = []
     size = None
@@ -207,6 +217,13 @@ def test_base_rate_per_optimizer(optimizer: str, lr: float) -> None:
 def test_ranking_method1_short_doubles_the_rate() -> None:
     config = ranking("method-1-short")
     assert plan_epoch(config, 0).lr == pytest.approx(0.006)
+
+
+def test_plan_epoch_uses_the_one_learning_rate_rule() -> None:
+    config = small("epochs: 7\noptimizer: sgd\nlearnrate: '1 + t'\nlearnrate_scale: '2 - ti'\n")
+    for epoch in range(config.epochs):
+        t = t_of(config, epoch)
+        assert plan_epoch(config, epoch).lr == learning_rate("sgd", 1 + t, 2 - (1 - t))
 
 
 def test_learnrate_scale_multiplies() -> None:

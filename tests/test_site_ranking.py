@@ -20,7 +20,6 @@ from bs4 import BeautifulSoup
 from PIL import Image
 
 from gallery.ratings import (
-    final_sims,
     format_ratings,
     ratings_for_runs,
     read_ratings,
@@ -66,7 +65,9 @@ def finals_for(stem: str, animal: str, thing: str) -> dict[int, float]:
     """
     ratings = read_ratings(CSV_DIR / "final-snail-and-penguin.csv")
     prompt = next(p for p in ratings.prompts if p.startswith(f"a {animal} made of {thing}."))
-    return final_sims(ratings, stem, prompt)
+    pattern = re.compile(rf"(?:^|/){re.escape(stem)}-from-(\d+)\.png$")
+    return {int(match.group(1)): sim for path, sim in ratings.column(prompt).items()
+            if (match := pattern.search(path))}
 
 
 def write_column(cache: Path, stem: str, animal: str, thing: str, method: int,

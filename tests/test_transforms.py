@@ -1,4 +1,4 @@
-"""Tests for renderer.transforms: the batched image transforms.
+"""Tests for renderer.ops.transforms: the batched image transforms.
 
 Each transform is checked against a small tensor worked out by hand or
 against the torch / torchvision function the reference tool called, and the
@@ -16,17 +16,16 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from renderer.rng import ImageStreams
-from renderer.spec import REQUIRED, ParamSpec
-from renderer.transforms import (
+from renderer.ops.transforms import (
     TRANSFORMS,
-    available_transforms,
     default_sigma,
     gaussian_blur,
     odd_kernel,
     resize_views,
     rotate_views,
 )
+from renderer.rng import ImageStreams
+from renderer.spec import REQUIRED, ParamSpec
 
 VIEWS = 3
 
@@ -482,7 +481,7 @@ def test_every_transform_has_test_arguments() -> None:
     assert set(REQUIRED_ARGS) == set(TRANSFORMS)
     # The names a config may use, written out (not read from the registry):
     # a transform dropped or renamed fails here, and the list must be sorted.
-    assert available_transforms() == [
+    assert TRANSFORMS.names() == [
         "add", "blur", "bwnoise", "center_crop", "clamp", "mean", "mul", "noise", "pad",
         "random_crop", "random_rotate", "resize", "rotate",
     ]

@@ -11,44 +11,18 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 
-from .rng import ImageStreams
-from .spec import ParamSpec
+from ..spec import ParamSpec
+from .registry import Registry
 
 Args = Mapping[str, object]
 
-
-@dataclass(frozen=True)
-class TransformDef:
-    name: str
-    fn: Callable[[torch.Tensor, Args, ImageStreams], torch.Tensor]
-    params: dict[str, ParamSpec] = field(default_factory=dict)
-    random: bool = False  # draws per view; without one, a target needs a single view
-    resizes: bool = False  # changes the image size; not allowed in postproc
-
-    @property
-    def doc(self) -> str:
-        return (self.fn.__doc__ or "").strip().splitlines()[0]
-
-
-TRANSFORMS: dict[str, TransformDef] = {}
-
-
-def available_transforms() -> list[str]:
-    return sorted(TRANSFORMS)
-
-
-def _register(name: str, params: dict[str, ParamSpec], random: bool = False, resizes: bool = False):
-    def wrap(fn):
-        TRANSFORMS[name] = TransformDef(name, fn, params, random, resizes)
-        return fn
-
-    return wrap
+TRANSFORMS = Registry("transform")
+_register = TRANSFORMS.register
 
 
 def _rgb(values, like: torch.Tensor):

@@ -8,29 +8,18 @@ did sample by sample.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 import torch
 
-from .spec import ParamSpec
+from ..spec import ParamSpec
+from .registry import Registry
 from .transforms import gaussian_blur
 
 Args = Mapping[str, object]
 
-
-@dataclass(frozen=True)
-class ConstraintDef:
-    name: str
-    fn: Callable[[torch.Tensor, Args], torch.Tensor]
-    params: dict[str, ParamSpec]
-
-    @property
-    def doc(self) -> str:
-        return (self.fn.__doc__ or "").strip().splitlines()[0]
-
-
-CONSTRAINTS: dict[str, ConstraintDef] = {}
+CONSTRAINTS = Registry("constraint")
+_register = CONSTRAINTS.register
 
 # Every constraint also takes these; the optimiser handles them.
 COMMON_PARAMS = {
@@ -39,18 +28,6 @@ COMMON_PARAMS = {
     "end": ParamSpec(str, default=1.0),
     "loss": ParamSpec(str, default="l2", choices=("l2", "mse", "l1", "mae")),
 }
-
-
-def available_constraints() -> list[str]:
-    return sorted(CONSTRAINTS)
-
-
-def _register(name: str, params: dict[str, ParamSpec]):
-    def wrap(fn):
-        CONSTRAINTS[name] = ConstraintDef(name, fn, params)
-        return fn
-
-    return wrap
 
 
 def _distance(diff: torch.Tensor, loss: str) -> torch.Tensor:
@@ -102,19 +79,19 @@ def saturation_of(views: torch.Tensor) -> torch.Tensor:
     return (views - grey).abs().mean(dim=(2, 3))
 
 
-@_register("saturation", _BAND_PARAMS)
+@_register("saturation", _BAND_PARAMS, needs_one_of=("above", "below"))
 def saturation(views, args):
     """Keep the mean saturation near the ``above`` / ``below`` thresholds."""
     return _band(saturation_of(views), args)
 
 
-@_register("mean", _BAND_PARAMS)
+@_register("mean", _BAND_PARAMS, needs_one_of=("above", "below"))
 def mean(views, args):
     """Keep each channel's mean near the thresholds."""
     return _band(views.mean(dim=(2, 3)), args)
 
 
-@_register("std", _BAND_PARAMS)
+@_register("std", _BAND_PARAMS, needs_one_of=("above", "below"))
 def std(views, args):
     """Keep each channel's standard deviation near the thresholds."""
     return _band(views.flatten(2).std(dim=2), args)
