@@ -13,12 +13,13 @@ from pathlib import Path
 
 import torch
 
+from gallery.paths import METHODS
 from gallery.prompts import load_prompts
 from gallery.settings import MODEL_ENV, ModelUnavailable, default_model_name
 from generator.site import build_site
 from renderer.clipmodel import ClipModel, load_clip
 from renderer.device import describe
-from renderer.gallery import method_config, plan, render_gallery, select
+from renderer.gallery import plan_gallery, render_gallery
 from renderer.ranking import Experiment, run_experiment
 from renderer.standin import standin_checkpoint
 
@@ -67,19 +68,15 @@ def run_demo(
     clip_model, standin = model_or_standin(model, device, out / ".standin", echo)
     echo(describe(device, precision, clip_model.name, clip_model.identity))
     cache = out / "cache"
-    all_prompts = load_prompts()
-    prompts = select(all_prompts, things=DEMO_THINGS)
-    configs = {m: method_config(m, epochs or DEMO_EPOCHS) for m in (1, 2)}
-    items = plan(cache, prompts, (1, 2), configs, clip_model.identity)
-    pending = [i for i in items if i.pending]
+    planned = plan_gallery(cache, clip_model.identity, things=DEMO_THINGS,
+                           epochs=epochs or DEMO_EPOCHS)
     echo(
-        f"demo: {len(prompts)} prompts x 2 methods, {configs[1].epochs} epochs, "
-        f"{len(pending)} to render on {device}"
+        f"demo: {len(planned.items) // len(METHODS)} prompts x {len(METHODS)} methods, "
+        f"{planned.configs[1].epochs} epochs, {len(planned.pending)} to render on {device}"
     )
-    report = render_gallery(
-        cache, pending, configs, clip_model, [p.stem for p in all_prompts], None, precision,
-        echo=echo,
-    )
+    report = render_gallery(cache, planned.pending, planned.configs, clip_model, planned.stems,
+                            None, precision, echo=echo)
+    all_prompts = load_prompts()
     echo(
         f"{report.rendered} images in {report.seconds:.1f} s ({report.skipped} already there)"
         + (" -- stand-in model: the sims are not CLIP's" if standin else "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -24,3 +25,14 @@ def atomic_path(path: Path):
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_text(text: str, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(data, path: Path) -> Path:
+    """``data`` as indented UTF-8 JSON, written atomically."""
+    return write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", path)

@@ -7,13 +7,21 @@ cache stops the build with a message instead of producing a half page.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
+from gallery.layout import (
+    method_dir,
+    png_of_record,
+    ranking_summaries,
+    record_paths,
+    summary_path,
+)
+from gallery.schema import CacheFormatError, CacheSummary, RankingSummary, RenderRecord
+from gallery.schema import read_json as _read_json
 
-class CacheError(ValueError):
-    """A cache file exists but does not say what the contract says it must."""
+# A cache file exists but does not say what the contract (gallery.schema) says.
+CacheError = CacheFormatError
 
 
 @dataclass(frozen=True)
@@ -64,28 +72,13 @@ def _optional_int(value) -> int | None:
     return None if value is None else int(value)
 
 
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CacheError(f"{path}: cannot read JSON: {exc}") from None
-
-
 def load_summary(cache: Path) -> dict[int, dict]:
     """Per-method cost figures from ``summary.json``; empty if nothing rendered yet."""
-    path = Path(cache) / "summary.json"
+    path = summary_path(cache)
     if not path.exists():
         return {}
-    data = _read_json(path)
-    methods = data.get("methods") if isinstance(data, dict) else None
-    if not isinstance(methods, dict):
-        raise CacheError(f"{path}: expected an object with a 'methods' object")
-    summary = {}
-    for key, entry in methods.items():
-        if not (isinstance(entry, dict) and str(key).isdigit()):
-            raise CacheError(f"{path}: methods[{key!r}] is not a method entry")
-        summary[int(key)] = entry
-    return summary
+    summary = CacheSummary.from_json(_read_json(path), path)
+    return {method: asdict(entry) for method, entry in summary.methods.items()}
 
 
 def load_renders(cache: Path, method: int, stems: set[str]) -> dict[str, Render]:
@@ -94,25 +87,24 @@ def load_renders(cache: Path, method: int, stems: set[str]) -> dict[str, Render]
     Records for stems outside the prompt list are ignored: the page shows the
     prompt list, and a stray file must not add a cell to it.
     """
-    folder = Path(cache) / f"method-{method}"
     renders = {}
-    if not folder.is_dir():
+    if not method_dir(cache, method).is_dir():
         return renders
-    for record_path in sorted(folder.glob("*.json")):
+    for record_path in record_paths(cache, method):
         stem = record_path.stem
-        png = record_path.with_suffix(".png")
+        png = png_of_record(record_path)
         if stem not in stems or not png.is_file():
             continue
-        record = _read_json(record_path)
-        if not isinstance(record, dict):
+        data = _read_json(record_path)
+        if not isinstance(data, dict):
             raise CacheError(f"{record_path}: a render record must be an object")
-        sim = record.get("sim")
+        record = RenderRecord.from_json(data, record_path)
         renders[stem] = Render(
             method=method,
             stem=stem,
             png=png,
-            sim=float(sim) if isinstance(sim, (int, float)) else None,
-            prompt=str(record.get("prompt", "")),
+            sim=float(record.sim) if isinstance(record.sim, (int, float)) else None,
+            prompt=str(record.prompt),
         )
     return renders
 
@@ -135,31 +127,27 @@ def _optional_file(folder: Path, relative: object, where: Path, index: int) -> P
     return path if path.is_file() else None
 
 
-def _row(folder: Path, raw: object, where: Path, index: int) -> RankingRow:
-    if not isinstance(raw, dict):
-        raise CacheError(f"{where}: rows[{index}] is not an object")
+def _row(folder: Path, raw, where: Path, index: int) -> RankingRow:
+    """A schema row with its images resolved inside the column's folder."""
     try:
-        final = raw.get("final_sim")
         return RankingRow(
-            run=int(raw["run"]),
-            group=str(raw["group"]),
-            initial_sim=float(raw["initial_sim"]),
-            final_sim=None if final is None else float(final),
-            image=_inside(folder, raw.get("image"), where, f"rows[{index}].image"),
-            short_image=_optional_file(folder, raw.get("short_image"), where, index),
+            run=int(raw.run),
+            group=str(raw.group),
+            initial_sim=float(raw.initial_sim),
+            final_sim=None if raw.final_sim is None else float(raw.final_sim),
+            image=_inside(folder, raw.image, where, f"rows[{index}].image"),
+            short_image=_optional_file(folder, raw.short_image, where, index),
         )
     except CacheError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         raise CacheError(f"{where}: rows[{index}]: {exc!r}") from None
 
 
 def load_ranking_column(summary_path: Path) -> RankingColumn:
     folder = summary_path.parent
-    data = _read_json(summary_path)
-    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-        raise CacheError(f"{summary_path}: expected an object with a 'rows' list")
-    rows = [_row(folder, r, summary_path, i) for i, r in enumerate(data["rows"])]
+    data = RankingSummary.from_json(_read_json(summary_path), summary_path)
+    rows = [_row(folder, r, summary_path, i) for i, r in enumerate(data.rows)]
     missing = [str(r.image) for r in rows if not r.image.is_file()]
     if missing:
         raise CacheError(f"{summary_path}: continued image(s) missing: {', '.join(missing)}")
@@ -170,36 +158,35 @@ def load_ranking_column(summary_path: Path) -> RankingColumn:
     # article's table does -- whatever order the file keeps them in.
     best = sorted((r for r in rows if r.group == "best"), key=lambda r: -r.initial_sim)
     worst = sorted((r for r in rows if r.group == "worst"), key=lambda r: r.initial_sim)
-    csv = data.get("csv") or {}
-    if not isinstance(csv, dict):
-        raise CacheError(f"{summary_path}: csv must be an object")
+    if not isinstance(data.csv, dict) or not isinstance(data.epochs, dict):
+        raise CacheError(f"{summary_path}: csv and epochs must be objects")
     try:
         return RankingColumn(
-            stem=str(data["stem"]),
-            animal=str(data["animal"]),
-            thing=str(data["thing"]),
-            method=int(data["method"]),
-            prompt=str(data["prompt"]),
-            runs=int(data["runs"]),
+            stem=str(data.stem),
+            animal=str(data.animal),
+            thing=str(data.thing),
+            method=int(data.method),
+            prompt=str(data.prompt),
+            runs=int(data.runs),
             folder=folder,
             best=tuple(best),
             worst=tuple(worst),
             # A CSV that is not there gets no link (the 2021 page linked five 404s).
-            csv={k: path for k, v in csv.items()
+            csv={k: path for k, v in data.csv.items()
                  if (path := _inside(folder, v, summary_path, f"csv.{k}")).is_file()},
-            epochs_short=_optional_int((data.get("epochs") or {}).get("short")),
-            epochs_detail=_optional_int((data.get("epochs") or {}).get("detail")),
+            epochs_short=_optional_int(data.epochs.get("short")),
+            epochs_detail=_optional_int(data.epochs.get("detail")),
         )
     except CacheError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         raise CacheError(f"{summary_path}: {exc!r}") from None
 
 
 def load_rankings(cache: Path) -> dict[str, RankingColumn]:
     """Every ranking summary in the cache, keyed ``"{stem}/{method}"``."""
     columns = {}
-    for path in sorted((Path(cache) / "ranking").glob("*/method-*/summary.json")):
+    for path in ranking_summaries(cache):
         column = load_ranking_column(path)
         columns[column.key] = column
     return columns

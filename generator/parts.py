@@ -14,6 +14,7 @@ import yaml
 from jinja2 import Environment
 from markupsafe import Markup
 
+from gallery.layout import sims_csv_path
 from gallery.prompts import animals, things
 
 from .article import ArticleError, Slots
@@ -81,7 +82,7 @@ class PostParts:
                                       wanted.get("method"))
         csv_methods = []
         for m in methods:
-            source = self.inputs.cache / f"method-{m}" / "sims.csv"
+            source = sims_csv_path(self.inputs.cache, m)
             if source.is_file():
                 self.files.copy(sims_csv(m), source)
                 csv_methods.append(m)

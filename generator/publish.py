@@ -15,6 +15,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gallery.layout import png_path, record_path
+from gallery.paths import METHODS
+
 DEFAULT_REMOTE = "origin"
 DEFAULT_BRANCH = "gh-pages"
 FALLBACK_IDENTITY = {"name": "clipig-gallery", "email": "clipig-gallery@users.noreply.github.com"}
@@ -131,15 +134,12 @@ def publish_site(
     return result
 
 
-def missing_renders(cache: Path, stems: list[str], methods=(1, 2)) -> dict[int, int]:
+def missing_renders(cache: Path, stems: list[str], methods=METHODS) -> dict[int, int]:
     """How many prompts lack a finished render (PNG and record), per method."""
     missing = {}
     for method in methods:
-        folder = Path(cache) / f"method-{method}"
-        missing[method] = sum(
-            not ((folder / f"{s}.png").is_file() and (folder / f"{s}.json").is_file())
-            for s in stems
-        )
+        pngs = [png_path(cache, method, s) for s in stems]
+        missing[method] = sum(not (p.is_file() and record_path(p).is_file()) for p in pngs)
     return missing
 
 

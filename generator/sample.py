@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import random
 import zlib
 from collections.abc import Sequence
@@ -22,7 +21,30 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw
 
+from gallery.atomic import write_text
+from gallery.layout import (
+    FINAL_CSV,
+    INITIAL_CSV,
+    SUMMARY,
+    continued_name,
+    png_path,
+    ranking_dir,
+    record_path,
+    run_name,
+    sims_csv_image,
+    sims_csv_path,
+    summary_path,
+)
+from gallery.paths import METHODS
 from gallery.prompts import Prompt, load_prompts
+from gallery.schema import (
+    CacheSummary,
+    MethodSummary,
+    RankingRow,
+    RankingSummary,
+    RenderRecord,
+    format_sims_csv,
+)
 
 from .selector import method_prompt
 
@@ -70,42 +92,39 @@ def _csv(rows: Sequence[Sequence[object]]) -> str:
 
 def write_renders(cache: Path, prompts: Sequence[Prompt], method: int, noisy: bool = False,
                   seconds: float = 0.41) -> None:
-    folder = Path(cache) / f"method-{method}"
-    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
     for index, prompt in enumerate(prompts):
         sim = round(30 + zlib.crc32(f"{prompt.stem}/{method}".encode()) % 2000 / 100, 2)
-        _png(folder / f"{prompt.stem}.png", index * 7 + method, noisy)
-        record = {
-            "prompt": method_prompt(prompt, method), "animal": prompt.animal,
-            "thing": prompt.thing, "stem": prompt.stem, "method": method,
-            "config": f"method-{method}.yaml", "config_hash": f"sample{method}", "seed": index,
-            "model": "ViT-B/32", "device": "cpu", "precision": "fp32", "epochs": 200,
-            "seconds": seconds, "batch": 64, "sim": sim, "created": "2021-06-01T00:00:00+00:00",
-        }
-        (folder / f"{prompt.stem}.json").write_text(json.dumps(record), encoding="utf-8")
-    rows = [["", "prompt", "sim"]]
-    for path in sorted(folder.glob("*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        rows.append([f"method-{method}/{record['stem']}.png", record["prompt"], record["sim"]])
-    (folder / "sims.csv").write_text(_csv(rows), encoding="utf-8")
+        png = png_path(cache, method, prompt.stem)
+        _png(png, index * 7 + method, noisy)
+        record = RenderRecord(
+            prompt=method_prompt(prompt, method), animal=prompt.animal, thing=prompt.thing,
+            stem=prompt.stem, method=method, config=f"method-{method}.yaml",
+            config_hash=f"sample{method}", seed=index, model="ViT-B/32", model_id="sample",
+            device="cpu", precision="fp32", epochs=200, seconds=seconds, batch=64, sim=sim,
+            created="2021-06-01T00:00:00+00:00",
+        )
+        record.write(record_path(png))
+        rows.append((prompt.stem, (sims_csv_image(method, prompt.stem), record.prompt, sim)))
+    write_text(format_sims_csv([row for _, row in sorted(rows)]), sims_csv_path(cache, method))
 
 
 def write_summary(cache: Path, counts: dict[int, int], seconds: float = 0.41) -> None:
-    methods = {
-        str(m): {"config": f"method-{m}.yaml", "config_hash": f"sample{m}",
-                 "epochs": 200 if m == 1 else 300, "images": n, "seconds_per_image": seconds * m,
-                 "total_seconds": round(seconds * m * n, 2), "device": "NVIDIA H100 80GB HBM3",
-                 "model": "ViT-B/32", "precision": "bf16", "batch": 64}
+    CacheSummary({
+        m: MethodSummary(config=f"method-{m}.yaml", config_hash=f"sample{m}",
+                         epochs=200 if m == 1 else 300, images=n,
+                         seconds_per_image=seconds * m, total_seconds=round(seconds * m * n, 2),
+                         device="NVIDIA H100 80GB HBM3", model="ViT-B/32", precision="bf16",
+                         batch=64)
         for m, n in counts.items() if n
-    }
-    (Path(cache) / "summary.json").write_text(json.dumps({"methods": methods}), "utf-8")
+    }).write(summary_path(cache))
 
 
 def write_ranking(cache: Path, stem: str, animal: str, thing: str, method: int, runs: int,
                   prompt: str, best: int = 6, worst: int = 2, seed: int = 0) -> Path:
     """One ranking column: CSVs of every run, images and summary of the kept ones."""
     rng = random.Random(f"{stem}/{method}/{seed}")
-    folder = Path(cache) / "ranking" / stem / f"method-{method}"
+    folder = ranking_dir(cache, stem, method)
     initial = sorted(((r, round(rng.uniform(18, 37), 6)) for r in range(runs)),
                      key=lambda item: -item[1])
     kept = [(r, s, "best") for r, s in initial[:best]]
@@ -113,27 +132,27 @@ def write_ranking(cache: Path, stem: str, animal: str, thing: str, method: int, 
     rows, finals = [], []
     for run, sim, group in kept:
         final = round(rng.uniform(44, 50), 6)
-        image = f"continued/{stem}-from-{run}.png"
-        short = f"runs/{stem}-{run}.png"
+        image, short = continued_name(stem, run), run_name(stem, run)
         _png(folder / image, run + 1000 * method, noisy=False)
         _png(folder / short, run + 2000 * method, noisy=False)
-        rows.append({"run": run, "group": group, "initial_sim": sim, "final_sim": final,
-                     "image": image, "short_image": short})
+        rows.append(RankingRow(run=run, group=group, initial_sim=sim, final_sim=final,
+                               image=image, short_image=short))
         finals.append((image, final))
-    (folder / "initial.csv").write_text(
-        _csv([["", prompt], *[[f"runs/{stem}-{r}.png", s] for r, s in initial]]), "utf-8")
-    (folder / "final.csv").write_text(
-        _csv([["", prompt], *sorted(finals, key=lambda item: -item[1])]), "utf-8")
-    summary = {"prompt": prompt, "animal": animal, "thing": thing, "stem": stem,
-               "method": method, "runs": runs, "best": best, "worst": worst, "rows": rows,
-               "csv": {"initial": "initial.csv", "final": "final.csv"},
-               "seconds": {"short_per_run": 1.2, "detail_per_run": 15.0}}
-    path = folder / "summary.json"
-    path.write_text(json.dumps(summary, indent=1), "utf-8")
-    return path
+    write_text(_csv([["", prompt], *[[run_name(stem, r), s] for r, s in initial]]),
+               folder / INITIAL_CSV)
+    write_text(_csv([["", prompt], *sorted(finals, key=lambda item: -item[1])]),
+               folder / FINAL_CSV)
+    # The article's epochs: 20 for a short run, 300 for a continued one.
+    return RankingSummary(
+        prompt=prompt, animal=animal, thing=thing, stem=stem, method=method, runs=runs,
+        best=best, worst=worst, rows=tuple(rows),
+        csv={"initial": INITIAL_CSV, "final": FINAL_CSV},
+        epochs={"short": 20, "detail": 300},
+        seconds={"short_per_run": 1.2, "detail_per_run": 15.0},
+    ).write(folder / SUMMARY)
 
 
-def write_sample_cache(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int] = (1, 2),
+def write_sample_cache(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int] = METHODS,
                        noisy: bool = False, rankings: bool = True) -> Path:
     """``prompts`` rendered with each of ``methods``, plus the article's ranking columns."""
     cache = Path(cache)

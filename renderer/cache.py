@@ -1,40 +1,29 @@
-"""The render cache: one folder per method, a PNG and a record per prompt.
+"""The render cache's state: which images are complete, and its CSVs and summary.
 
-Layout (the contract with the site generator)::
-
-    CACHE/summary.json            seconds per image etc., per method
-    CACHE/method-1/{stem}.png     224x224 RGB
-    CACHE/method-1/{stem}.json    the render's record
-    CACHE/method-1/sims.csv       ",prompt,sim" -- one row per image
-    CACHE/method-2/...
-
-An image counts as complete when its PNG reads back at the expected size
-and its record matches what would be rendered now (config hash, the model's
-weights identity, seed). Everything else is (re)rendered.
+Where each file lives is ``gallery.layout``'s; what the JSON files hold is
+``gallery.schema``'s. An image counts as complete when its PNG reads back at
+the expected size and its record matches what would be rendered now (config
+hash, the model's weights identity, seed). Everything else is (re)rendered.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from gallery.atomic import atomic_path
-
-from .imageio import write_json
-
-
-def method_dir(cache: Path, method: int) -> Path:
-    return Path(cache) / f"method-{method}"
-
-
-def png_path(cache: Path, method: int, stem: str) -> Path:
-    return method_dir(cache, method) / f"{stem}.png"
+from gallery.atomic import write_text
+from gallery.layout import (
+    png_of_record,
+    record_path,
+    record_paths,
+    sims_csv_image,
+    sims_csv_path,
+    summary_path,
+)
+from gallery.schema import CacheSummary, MethodSummary, format_sims_csv, read_json
 
 
 @dataclass(frozen=True)
@@ -48,9 +37,10 @@ class Expected:
 
 
 def read_record(png: Path) -> dict | None:
+    """The record beside ``png`` as a dict, or None if it is missing or unreadable."""
     try:
-        data = json.loads(png.with_suffix(".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(record_path(png))
+    except ValueError:
         return None
     return data if isinstance(data, dict) else None
 
@@ -90,11 +80,12 @@ def remove_stale_temp_files(cache: Path) -> int:
 
 
 def records(cache: Path, method: int) -> list[dict]:
-    """All readable records of a method, in file-name order."""
+    """All readable records of a method whose PNG exists, in file-name order."""
     found = []
-    for path in sorted(method_dir(cache, method).glob("*.json")):
-        record = read_record(path.with_suffix(".png"))
-        if record is not None and path.with_suffix(".png").exists():
+    for path in record_paths(cache, method):
+        png = png_of_record(path)
+        record = read_record(png)
+        if record is not None and png.exists():
             found.append(record)
     return found
 
@@ -104,49 +95,21 @@ def write_sims_csv(
 ) -> Path:
     """The method's sims in the article's CSV style: empty index header, image path rows."""
     by_stem = {r.get("stem"): r for r in found}
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["", "prompt", "sim"])
-    for stem in stems_in_order:
-        record = by_stem.get(stem)
-        if record is not None:
-            writer.writerow([f"method-{method}/{stem}.png", record["prompt"], record["sim"]])
-    path = method_dir(cache, method) / "sims.csv"
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
-
-
-def method_summary(found: list[dict]) -> dict | None:
-    """Measured cost of a method's renders, from its records."""
-    if not found:
-        return None
-    seconds = [float(r.get("seconds", 0.0)) for r in found]
-    last = max(found, key=lambda r: r.get("created", ""))
-    return {
-        "config": last.get("config"),
-        "config_hash": last.get("config_hash"),
-        "epochs": last.get("epochs"),
-        "images": len(found),
-        "seconds_per_image": round(sum(seconds) / len(seconds), 4),
-        "total_seconds": round(sum(seconds), 2),
-        "device": last.get("device_name") or last.get("device"),
-        "model": last.get("model"),
-        "precision": last.get("precision"),
-        "batch": max(int(r.get("batch", 1)) for r in found),
-    }
+    rows = [(sims_csv_image(method, stem), by_stem[stem]["prompt"], by_stem[stem]["sim"])
+            for stem in stems_in_order if stem in by_stem]
+    return write_text(format_sims_csv(rows), sims_csv_path(cache, method))
 
 
 def refresh(
     cache: Path, methods: Iterable[int], changed: int, stems_in_order: Iterable[str]
 ) -> None:
     """Rewrite the changed method's CSV and the summary, reading each record once."""
-    summary = {"methods": {}}
+    summary = {}
     for method in methods:
         found = records(cache, method)
         if method == changed:
             write_sims_csv(cache, method, found, stems_in_order)
-        entry = method_summary(found)
+        entry = MethodSummary.of_records(found)
         if entry is not None:
-            summary["methods"][str(method)] = entry
-    write_json(summary, Path(cache) / "summary.json")
+            summary[method] = entry
+    CacheSummary(summary).write(summary_path(cache))

@@ -9,15 +9,18 @@ message and write nothing. ``app.cli`` registers them on the
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from gallery.paths import METHODS
 from gallery.settings import DEFAULT_MODEL, MODEL_ENV, ModelUnavailable, default_model_name
 
 # The compute precisions of CLIP (renderer.engine.PRECISIONS; a test keeps
 # the two equal without importing torch here).
 PRECISIONS = ("fp32", "bf16", "fp16")
+METHOD_CHOICES = [str(m) for m in METHODS]
 
 
 def resolve_device(name: str, need_gpu: bool = False):
@@ -87,7 +90,7 @@ def load_model(name: str | None, device):
 def render_config(config_path, text, output, model, seed, epochs, device, precision):
     """Render one image from any CLIPig CONFIG.yaml."""
     from .config import ConfigError, load_config
-    from .output import ImageJob, render_files
+    from .jobs import ImageJob, render_files
 
     try:
         config = load_config(config_path)
@@ -127,7 +130,7 @@ def cache_option(fn):
 
 
 @click.command()
-@click.option("--method", "methods", type=click.Choice(["1", "2"]), multiple=True,
+@click.option("--method", "methods", type=click.Choice(METHOD_CHOICES), multiple=True,
               help="Render only this method (repeatable; default both).")
 @click.option("--animal", "animals", multiple=True, help="Only this animal (repeatable).")
 @click.option("--thing", "things", multiple=True, help="Only this thing (repeatable).")
@@ -150,25 +153,20 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
     from gallery.prompts import load_prompts
     from gallery.settings import default_cache_dir
 
-    from .batching import OutOfMemory
-    from .gallery import method_config, plan, render_gallery, select
+    from .gallery import plan_gallery, render_gallery, select
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    all_prompts = load_prompts()
     try:
-        prompts = select(all_prompts, animals, things)
+        select(load_prompts(), animals, things)  # names an unknown one before any loading
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    method_list = sorted({int(m) for m in methods}) or [1, 2]
-    configs = {m: method_config(m, epochs) for m in (1, 2)}
     # The model is identified by its weights, so it is loaded even for a dry
     # run (on the CPU then: nothing renders).
     target = resolve_device("cpu" if dry_run else device, need_gpu=True)
     clip_model = load_model(model, target)
-    items = plan(cache, prompts, method_list, configs, clip_model.identity, seed)
-    pending = [i for i in items if i.pending]
-    if limit is not None:
-        pending = pending[:limit]
+    planned = plan_gallery(cache, clip_model.identity, methods=[int(m) for m in methods] or METHODS,
+                           animals=animals, things=things, epochs=epochs, seed=seed, limit=limit)
+    items, pending = planned.items, planned.pending
     if dry_run:
         _dry_run_report(items, pending, cache)
         return
@@ -176,17 +174,9 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
         click.echo(f"nothing to render: {len(items)} images complete in {cache}/")
         return
     announce(target, precision, clip_model)
-    with _bar(len(pending), "render", unit="image") as bar:
-        try:
-            report = render_gallery(cache, pending, configs, clip_model,
-                                    [p.stem for p in all_prompts], batch, precision,
-                                    on_batch=bar.update, echo=_echo_above(bar))
-        except KeyboardInterrupt:
-            raise click.ClickException(
-                f"interrupted: finished images are kept in {cache}/; run again to resume"
-            ) from None
-        except OutOfMemory as exc:
-            raise click.ClickException(f"{exc}; finished images are kept in {cache}/") from None
+    with _bar(len(pending), "render", unit="image") as bar, _keeping("images", cache):
+        report = render_gallery(cache, pending, planned.configs, clip_model, planned.stems,
+                                batch, precision, on_batch=bar.update, echo=_echo_above(bar))
     click.echo(
         f"{report.rendered} images in {report.seconds:.1f} s "
         f"({report.images_per_hour:.0f} images/hour) on {report.device}; "
@@ -198,7 +188,7 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
 @click.option("--animal", default=None, help="Animal of the prompt (with --thing).")
 @click.option("--thing", default=None, help="Thing of the prompt (with --animal).")
 @click.option("--text", default=None, help="A free prompt instead of animal and thing.")
-@click.option("--method", type=click.Choice(["1", "2"]), default="1", show_default=True)
+@click.option("--method", type=click.Choice(METHOD_CHOICES), default="1", show_default=True)
 @click.option("--runs", default=512, show_default=True, type=click.IntRange(min=1),
               help="Short runs to render and rate.")
 @click.option("--best", default=6, show_default=True, type=click.IntRange(min=0),
@@ -221,7 +211,6 @@ def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epoch
     """Ranking experiment: many short runs, rate them, continue the best and worst."""
     from gallery.settings import default_cache_dir
 
-    from .batching import OutOfMemory
     from .ranking import run_experiment
 
     experiment = _experiment(animal, thing, text, int(method), seed)
@@ -230,17 +219,11 @@ def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epoch
     clip_model = load_model(model, target)
     announce(target, precision, clip_model)
     total = runs + best + worst
-    with _bar(total, f"rank {experiment.stem} m{method}", unit="image") as bar:
-        try:
-            report = run_experiment(cache, experiment, clip_model, runs, best, worst, batch,
-                                    precision, epochs_short, epochs_detail, bar.update,
-                                    echo=_echo_above(bar))
-        except KeyboardInterrupt:
-            raise click.ClickException(
-                f"interrupted: finished runs are kept in {cache}/; run again to resume"
-            ) from None
-        except OutOfMemory as exc:
-            raise click.ClickException(f"{exc}; finished runs are kept in {cache}/") from None
+    with _bar(total, f"rank {experiment.stem} m{method}", unit="image") as bar, \
+            _keeping("runs", cache):
+        report = run_experiment(cache, experiment, clip_model, runs, best, worst, batch,
+                                precision, epochs_short, epochs_detail, bar.update,
+                                echo=_echo_above(bar))
     folder = experiment.folder(cache)
     click.echo(f"{experiment.stem} method {method}: {report.short_rendered} short and "
                f"{report.detail_rendered} continued runs rendered in {report.seconds:.1f} s; "
@@ -335,24 +318,40 @@ def rate(images, texts, output, model, device):
               help="CLIP to time; the default has ViT-B/32's shape and random weights.")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
               help="Images per batch for the batched setting (default: automatic).")
-@click.option("--method", "methods", type=click.Choice(["1", "2"]), multiple=True,
+@click.option("--method", "methods", type=click.Choice(METHOD_CHOICES), multiple=True,
               help="Only this method (repeatable; default both).")
 @click.option("--no-ops", is_flag=True, help="Skip counting torch operators per step.")
 @device_option
 def bench(steps, json_path, model, batch, methods, no_ops, device):
     """Time the batched renderer against a reference-style loop, same run."""
+    from gallery.atomic import write_json
+
     from .bench import run_bench
-    from .imageio import write_json
 
     try:
         result = run_bench(resolve_device(device), model, steps, batch,
-                           tuple(sorted({int(m) for m in methods})) or (1, 2),
+                           tuple(sorted({int(m) for m in methods})) or METHODS,
                            ops=not no_ops, echo=click.echo)
     except ModelUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     if json_path:
         write_json(result, Path(json_path))
         click.echo(f"numbers written to {json_path}")
+
+
+@contextmanager
+def _keeping(what: str, cache: Path):
+    """An interrupted or out-of-memory run ends with a message, not a traceback."""
+    from .batching import OutOfMemory
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            f"interrupted: finished {what} are kept in {cache}/; run again to resume"
+        ) from None
+    except OutOfMemory as exc:
+        raise click.ClickException(f"{exc}; finished {what} are kept in {cache}/") from None
 
 
 def _echo_above(bar):

@@ -14,16 +14,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gallery.layout import png_path
 from gallery.paths import METHODS, method_config_path
-from gallery.prompts import Prompt
+from gallery.prompts import Prompt, load_prompts
 
-from .cache import Expected, png_path, refresh, remove_stale_temp_files, status
+from .cache import Expected, refresh, remove_stale_temp_files, status
 from .clipmodel import ClipModel
 from .config import Config, load_config
 from .device import device_name
 from .engine import final_size
-from .output import ImageJob, render_in_batches
-from .seeds import derive_seed
+from .jobs import ImageJob, derive_seed, render_in_batches
 
 
 def image_seed(prompt: Prompt, method: int, base_seed: int) -> int:
@@ -82,6 +82,32 @@ def plan(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int], configs
             expected = Expected(config.hash, model_id, seed, size)
             items.append(Item(prompt, method, seed, png, status(png, expected)))
     return items
+
+
+@dataclass(frozen=True)
+class GalleryPlan:
+    """What a gallery run will do: every selected image's status, and the pending ones."""
+
+    configs: dict[int, Config]  # every method's, as rendered now
+    items: list[Item]  # the selected prompt x method, with status
+    pending: list[Item]  # to render in this run (after --limit)
+    stems: list[str]  # every prompt's stem in list order (the CSVs' row order)
+
+
+def plan_gallery(cache: Path, model_id: str, *, methods: Sequence[int] = METHODS,
+                 animals: Sequence[str] = (), things: Sequence[str] = (),
+                 epochs: int | None = None, seed: int = 0,
+                 limit: int | None = None) -> GalleryPlan:
+    """The plan of a gallery run, for `render` and `demo` alike.
+
+    Raises ValueError naming an unknown animal or thing.
+    """
+    every = load_prompts()
+    prompts = select(every, animals, things)
+    configs = {m: method_config(m, epochs) for m in METHODS}
+    items = plan(cache, prompts, sorted(set(methods)), configs, model_id, seed)
+    pending = [i for i in items if i.pending][:limit]
+    return GalleryPlan(configs, items, pending, [p.stem for p in every])
 
 
 @dataclass

@@ -1,39 +1,31 @@
-"""Reading and writing images and records, atomically."""
+"""Images to and from tensors: PNG bytes out, files or bytes in."""
 
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gallery.atomic import atomic_path
 
-
-def save_png(image: torch.Tensor, path: Path) -> Path:
-    """Write a (3, H, W) uint8 tensor as an RGB PNG."""
+def encode_png(image: torch.Tensor) -> bytes:
+    """A (3, H, W) uint8 tensor as the bytes of an RGB PNG."""
     if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(
             f"expected a (3, H, W) uint8 image, got {tuple(image.shape)} {image.dtype}"
         )
     array = image.permute(1, 2, 0).contiguous().cpu().numpy()
-    with atomic_path(path) as tmp:
-        Image.fromarray(array, mode="RGB").save(tmp, format="PNG")
-    return Path(path)
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
-def write_json(data, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return Path(path)
-
-
-def open_rgb(path: Path) -> Image.Image:
-    """Open an image as RGB; a clear error names a missing or unreadable file."""
+def open_rgb(path: Path | bytes) -> Image.Image:
+    """Open an image file (or its bytes) as RGB; a clear error names a bad file."""
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(path) if isinstance(path, bytes) else path) as img:
             return img.convert("RGB")
     except FileNotFoundError:
         raise FileNotFoundError(f"image not found: {path}") from None

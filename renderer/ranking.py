@@ -3,13 +3,8 @@
 For one prompt and method, N short runs (20 epochs each, seed derived from
 prompt, method and run number) render in large batches; each saved image is
 rated; the best k and worst m continue for 300 epochs from their saved image
-and are rated again. Everything lands in one folder per prompt and method::
-
-    CACHE/ranking/{stem}/method-{m}/runs/{stem}-{i}.png (+ .json)
-    CACHE/ranking/{stem}/method-{m}/continued/{stem}-from-{i}.png (+ .json)
-    CACHE/ranking/{stem}/method-{m}/initial.csv   all runs, best first
-    CACHE/ranking/{stem}/method-{m}/final.csv     the continued runs
-    CACHE/ranking/{stem}/method-{m}/summary.json  what the site reads
+and are rated again. Everything lands in one folder per prompt and method
+(``gallery.layout``: runs/, continued/, initial.csv, final.csv, summary.json).
 
 Finished runs are skipped, so raising N renders only the new runs.
 """
@@ -21,17 +16,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gallery.atomic import atomic_path
+from gallery.atomic import write_text
+from gallery.layout import (
+    FINAL_CSV,
+    INITIAL_CSV,
+    SUMMARY,
+    continued_name,
+    ranking_dir,
+    run_name,
+)
 from gallery.paths import RANKING_DIR
 from gallery.ratings import Kept, format_ratings, ratings_for_runs, select_runs
+from gallery.schema import RankingRow, RankingSummary
 
 from .cache import Expected, read_record, remove_stale_temp_files, status
 from .clipmodel import ClipModel
 from .config import Config, load_config
 from .engine import final_size
-from .imageio import write_json
-from .output import ImageJob, job_hash, render_in_batches
-from .seeds import derive_seed
+from .jobs import ImageJob, derive_seed, job_hash, render_in_batches
 
 
 def ranking_config(method: int, kind: str, text: str, epochs: int | None = None) -> Config:
@@ -50,14 +52,14 @@ class Experiment:
     base_seed: int = 0
 
     def folder(self, cache: Path) -> Path:
-        return Path(cache) / "ranking" / self.stem / f"method-{self.method}"
+        return ranking_dir(cache, self.stem, self.method)
 
     # File names inside the experiment's folder, as the CSVs and summary give them.
     def run_name(self, run: int) -> str:
-        return f"runs/{self.stem}-{run}.png"
+        return run_name(self.stem, run)
 
     def continued_name(self, run: int) -> str:
-        return f"continued/{self.stem}-from-{run}.png"
+        return continued_name(self.stem, run)
 
     def run_png(self, cache: Path, run: int) -> Path:
         return self.folder(cache) / self.run_name(run)
@@ -192,43 +194,37 @@ def _write_outputs(
     """The initial and final CSVs and the summary the site reads."""
     final = {run: float(r["sim"]) for run, r in detail_records.items()}
     tables = {
-        "initial.csv": [
+        INITIAL_CSV: [
             (experiment.run_name(i), float(r["sim"])) for i, r in short_records.items()
         ],
-        "final.csv": [(experiment.continued_name(k.run), final[k.run]) for k in kept],
+        FINAL_CSV: [(experiment.continued_name(k.run), final[k.run]) for k in kept],
     }
     for name, rows in tables.items():
-        with atomic_path(folder / name) as tmp:
-            tmp.write_text(
-                format_ratings(ratings_for_runs(experiment.text, rows)), encoding="utf-8"
+        write_text(format_ratings(ratings_for_runs(experiment.text, rows)), folder / name)
+    RankingSummary(
+        prompt=experiment.text,
+        animal=experiment.animal,
+        thing=experiment.thing,
+        stem=experiment.stem,
+        method=experiment.method,
+        runs=runs,
+        best=best_worst[0],
+        worst=best_worst[1],
+        rows=tuple(
+            RankingRow(
+                run=k.run,
+                group=k.group,
+                initial_sim=round(k.initial_sim, 4),
+                final_sim=round(final[k.run], 4),
+                image=experiment.continued_name(k.run),
+                short_image=experiment.run_name(k.run),
             )
-    write_json(
-        {
-            "prompt": experiment.text,
-            "animal": experiment.animal,
-            "thing": experiment.thing,
-            "stem": experiment.stem,
-            "method": experiment.method,
-            "runs": runs,
-            "best": best_worst[0],
-            "worst": best_worst[1],
-            "rows": [
-                {
-                    "run": k.run,
-                    "group": k.group,
-                    "initial_sim": round(k.initial_sim, 4),
-                    "final_sim": round(final[k.run], 4),
-                    "image": experiment.continued_name(k.run),
-                    "short_image": experiment.run_name(k.run),
-                }
-                for k in kept
-            ],
-            "csv": {"initial": "initial.csv", "final": "final.csv"},
-            "epochs": {"short": epochs[0], "detail": epochs[1]},
-            "seconds": {
-                "short_per_run": _mean_seconds(short_records),
-                "detail_per_run": _mean_seconds(detail_records),
-            },
+            for k in kept
+        ),
+        csv={"initial": INITIAL_CSV, "final": FINAL_CSV},
+        epochs={"short": epochs[0], "detail": epochs[1]},
+        seconds={
+            "short_per_run": _mean_seconds(short_records),
+            "detail_per_run": _mean_seconds(detail_records),
         },
-        folder / "summary.json",
-    )
+    ).write(folder / SUMMARY)

@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Make the script usable straight from a checkout, without installing the package.
 sys.path.insert(0, str(REPO_ROOT))
 
-from renderer.prompts import derive_prompts, dump_prompts_document, prompts_document  # noqa: E402
+from gallery.prompts import derive_prompts, dump_prompts_document, prompts_document  # noqa: E402
 
 DEFAULT_SOURCE = REPO_ROOT / "data" / "dall-e-samples.json"
 DEFAULT_OUTPUT = REPO_ROOT / "data" / "prompts.json"

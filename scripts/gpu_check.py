@@ -35,13 +35,14 @@ sys.path.insert(0, str(REPO_ROOT))  # usable from a checkout without installing
 
 import torch  # noqa: E402
 
+from gallery.paths import METHODS  # noqa: E402
+from gallery.prompts import load_prompts  # noqa: E402
 from renderer.batching import auto_batch, probe_epoch  # noqa: E402
 from renderer.bench import run_bench  # noqa: E402
 from renderer.clipmodel import load_clip  # noqa: E402
 from renderer.engine import BatchRender, plan_epoch  # noqa: E402
 from renderer.gallery import method_config  # noqa: E402
-from renderer.output import ImageJob, render_in_batches  # noqa: E402
-from renderer.prompts import load_prompts  # noqa: E402
+from renderer.jobs import ImageJob, render_in_batches  # noqa: E402
 from renderer.ranking import ranking_config  # noqa: E402
 from renderer.standin import SMALL, VIT_B_32, standin_checkpoint  # noqa: E402
 
@@ -71,8 +72,8 @@ def environment(device: torch.device) -> dict:
 
 def configs(epochs: int | None) -> dict:
     """Every config a render or ranking run uses, by name."""
-    found = {f"method-{m}": method_config(m, epochs) for m in (1, 2)}
-    for m in (1, 2):
+    found = {f"method-{m}": method_config(m, epochs) for m in METHODS}
+    for m in METHODS:
         for kind in ("short", "detail"):
             found[f"ranking-{m}-{kind}"] = ranking_config(m, kind, "probe", epochs)
     return found
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
         model = load_clip(str(weights), device)
         print("== bench", flush=True)
         result["bench"] = run_bench(device, str(weights), 1 if args.quick else args.steps,
-                                    methods=(1, 2), ops=False, precisions=precisions)
+                                    methods=METHODS, ops=False, precisions=precisions)
         print("== automatic batches", flush=True)
         result["batches"] = []
         for name, config in configs(epochs).items():
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(json.dumps(result["batches"][-1]), flush=True)
         print("== timed renders", flush=True)
         result["renders"] = [timed_render(m, model, args.images, epochs, Path(scratch))
-                             for m in (1, 2)]
+                             for m in METHODS]
     result["projected_gallery_seconds"] = sum(r["gallery_seconds"] for r in result["renders"])
     result["seconds"] = time.perf_counter() - started
     print(table(result), flush=True)

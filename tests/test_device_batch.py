@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from app.cli import main
 from gallery.prompts import load_prompts
-from renderer import output
+from renderer import jobs
 from renderer.batching import (
     OutOfMemory,
     batch_from_memory,
@@ -87,7 +87,7 @@ def harp(tiny_clip):
 def test_out_of_memory_in_a_gallery_render_keeps_every_image(tmp_path, tiny_clip, harp,
                                                              monkeypatch):
     prompts, configs = harp
-    real = output.render
+    real = jobs.render
     sizes = []
 
     def tight(config, model, seeds, *args, **kwargs):
@@ -96,7 +96,7 @@ def test_out_of_memory_in_a_gallery_render_keeps_every_image(tmp_path, tiny_clip
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return real(config, model, seeds, *args, **kwargs)
 
-    monkeypatch.setattr(output, "render", tight)
+    monkeypatch.setattr(jobs, "render", tight)
     items = plan(tmp_path, prompts, (1,), configs, tiny_clip.identity)
     lines = []
     report = render_gallery(tmp_path, items, configs, tiny_clip, STEMS, batch=6,
@@ -110,13 +110,13 @@ def test_out_of_memory_in_a_gallery_render_keeps_every_image(tmp_path, tiny_clip
 def test_batch_is_announced_before_the_first_image(tmp_path, tiny_clip, harp, monkeypatch):
     prompts, configs = harp
     lines, seen_at_first_render = [], []
-    real = output.render_files
+    real = jobs.render_files
 
     def watched(*args, **kwargs):
         seen_at_first_render.append(list(lines))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(output, "render_files", watched)
+    monkeypatch.setattr(jobs, "render_files", watched)
     items = plan(tmp_path, prompts[:2], (2,), configs, tiny_clip.identity)
     render_gallery(tmp_path, items, configs, tiny_clip, STEMS, echo=lines.append)
     assert seen_at_first_render[0] == ["method 2: 2 images, batch 1 (fixed for the CPU)"]

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
+from gallery.layout import record_path
 from renderer.config import parse_config
 from renderer.engine import BatchRender, render, to_uint8
-from renderer.output import ImageJob, record_path, render_files
-from renderer.rate import rate_image, rate_images
+from renderer.jobs import ImageJob, render_files
+from renderer.rate import rate_images
 
 TEXTS = [
     "a penguin made of piano. a penguin with the texture of a piano.",
@@ -115,7 +116,8 @@ def test_files_written_and_rerated(method, method_configs, tiny_clip, tmp_path):
         assert data["device"] == "cpu" and data["precision"] == "fp32"
         assert data["seconds"] > 0
         # The recorded sim is the saved PNG's rating, reproducible from the file.
-        assert rate_image(tiny_clip, job.png, job.text) == pytest.approx(data["sim"], abs=1e-3)
+        assert float(rate_images(tiny_clip, [job.png], [job.text])[0, 0]) == pytest.approx(
+            data["sim"], abs=1e-3)
     from PIL import Image
 
     with Image.open(jobs[0].png) as img:
@@ -124,11 +126,11 @@ def test_files_written_and_rerated(method, method_configs, tiny_clip, tmp_path):
 
 
 def test_saved_png_is_the_quantised_parameter(method_configs, tiny_clip, tmp_path):
-    from renderer.imageio import load_rgb, save_png
+    from renderer.imageio import encode_png, load_rgb
 
     result = render(method_configs[1].with_epochs(2), tiny_clip, [3], TEXTS[:1])
     assert torch.equal(result.images, to_uint8(result.pixels))
-    save_png(result.images[0], tmp_path / "x.png")
+    (tmp_path / "x.png").write_bytes(encode_png(result.images[0]))
     back = load_rgb(tmp_path / "x.png", 224, 224)
     assert torch.equal((back * 255).round().to(torch.uint8), result.images[0])
 
@@ -139,10 +141,10 @@ def test_to_uint8_rounds_half_up_and_clamps():
 
 
 def test_init_from_image_starts_exactly_there(tmp_path, tiny_clip):
-    from renderer.imageio import save_png
+    from renderer.imageio import encode_png
 
     start = torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8)
-    save_png(start, tmp_path / "start.png")
+    (tmp_path / "start.png").write_bytes(encode_png(start))
     config = parse_config(
         "epochs: 1\noptimizer: sgd\nlearnrate: 0\ninit: {image: start.png, mean: 0, std: 1}\n"
         "targets:\n  - features:\n      - text: x\n",
@@ -153,16 +155,15 @@ def test_init_from_image_starts_exactly_there(tmp_path, tiny_clip):
 
 
 def test_rate_images_matrix(tiny_clip, tmp_path):
-    from renderer.imageio import save_png
+    from renderer.imageio import encode_png
 
-    paths = []
-    for i in range(3):
-        paths.append(
-            save_png(torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8), tmp_path / f"{i}.png")
-        )
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
+    for path in paths:
+        path.write_bytes(encode_png(torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)))
     sims = rate_images(tiny_clip, paths, ["a", "b"])
     assert sims.shape == (3, 2)
-    assert float(sims[1, 0]) == pytest.approx(rate_image(tiny_clip, paths[1], "a"), abs=1e-4)
+    assert float(sims[1, 0]) == pytest.approx(
+        float(rate_images(tiny_clip, [paths[1]], ["a"])[0, 0]), abs=1e-4)
 
 
 def test_missing_init_image_for_a_run(method_configs, tiny_clip, tmp_path):

@@ -1,27 +1,57 @@
-"""Render a batch and write its PNGs and records: the engine meets the disk."""
+"""Render jobs: the seam between planning, the engine and the cache.
+
+A job is plain data (prompt text, seed, where it belongs in the cache, extra
+record fields), so any executor can take it. Rendering a batch of jobs gives
+back, per image, the PNG's bytes and its record; nothing touches the disk
+until ``write_results``, the one place a render lands in the cache. The
+gallery and the ranking both go through ``render_in_batches``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
+
+from gallery.atomic import atomic_path
+from gallery.layout import record_path
+from gallery.schema import RenderRecord
 
 from .batching import auto_batch, run_batches
 from .clipmodel import ClipModel
 from .config import Config
 from .device import device_name
 from .engine import Progress, render
-from .imageio import save_png
+from .imageio import encode_png
 from .rate import rate_images
-from .records import RenderRecord
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from the given parts (e.g. stem, method, base seed).
+
+    Derived from names, so any single image can be rendered again alone.
+    """
+    text = "\x1f".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
 @dataclass(frozen=True)
 class ImageJob:
     text: str
     seed: int
-    png: Path  # the record goes beside it, as .json
+    png: Path  # where the image belongs; its record goes beside it
     meta: Mapping[str, object] = field(default_factory=dict)  # extra record fields
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One rendered image as an executor returns it: bytes and record."""
+
+    png: bytes
+    record: RenderRecord
 
 
 def job_hash(config: Config, init_image: Path | None = None) -> str:
@@ -29,34 +59,27 @@ def job_hash(config: Config, init_image: Path | None = None) -> str:
     return config.with_init_image(init_image).hash if init_image else config.hash
 
 
-def record_path(png: Path) -> Path:
-    return Path(png).with_suffix(".json")
-
-
-def render_files(
+def render_results(
     config: Config,
     model: ClipModel,
     jobs: Sequence[ImageJob],
     precision: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     init_images: Sequence[Path] | None = None,
-) -> list[RenderRecord]:
-    """Render ``jobs`` in one batch; each PNG is written, re-rated and recorded.
+) -> list[ImageResult]:
+    """Render ``jobs`` in one batch: each image's PNG bytes, rated, and its record.
 
-    The PNG is written before its record, each atomically, so a record always
-    describes a complete image.
+    The sim is the rating of the encoded PNG, as if read back from disk.
     """
     result = render(
         config, model, [j.seed for j in jobs], [j.text for j in jobs],
         precision=precision, progress=progress, init_images=init_images,
     )
-    for job, image in zip(jobs, result.images, strict=True):
-        save_png(image, job.png)
-    sims = rate_images(model, [j.png for j in jobs], [j.text for j in jobs]).diagonal()
-    records = []
+    pngs = [encode_png(image) for image in result.images]
+    sims = rate_images(model, pngs, [j.text for j in jobs]).diagonal()
     starts = init_images or [None] * len(jobs)
-    for job, sim, start in zip(jobs, sims.tolist(), starts, strict=True):
-        record = RenderRecord(
+    return [
+        ImageResult(png, RenderRecord(
             prompt=job.text,
             config=Path(config.source).name,
             config_hash=job_hash(config, start),
@@ -70,11 +93,37 @@ def render_files(
             batch=len(jobs),
             sim=round(float(sim), 4),
             device_name=device_name(result.device),
+            torch=torch.__version__,
             **job.meta,
-        )
-        record.write(record_path(job.png))
-        records.append(record)
-    return records
+        ))
+        for job, png, sim, start in zip(jobs, pngs, sims.tolist(), starts, strict=True)
+    ]
+
+
+def write_results(jobs: Sequence[ImageJob], results: Sequence[ImageResult]) -> None:
+    """Put rendered images into the cache: the PNG first, then its record.
+
+    Each file is written atomically, so a record always describes a complete
+    image and a killed run leaves no half-written file under a real name.
+    """
+    for job, result in zip(jobs, results, strict=True):
+        with atomic_path(job.png) as tmp:
+            tmp.write_bytes(result.png)
+        result.record.write(record_path(job.png))
+
+
+def render_files(
+    config: Config,
+    model: ClipModel,
+    jobs: Sequence[ImageJob],
+    precision: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    init_images: Sequence[Path] | None = None,
+) -> list[RenderRecord]:
+    """Render ``jobs`` in one batch and write them into the cache; their records."""
+    results = render_results(config, model, jobs, precision, progress, init_images)
+    write_results(jobs, results)
+    return [r.record for r in results]
 
 
 def batch_source(model: ClipModel, batch: int | None) -> str:

@@ -1,0 +1,82 @@
+"""Every path of the render cache, defined once.
+
+The renderer writes these files, the generator reads them, the sample cache
+imitates them; all three ask here where a file lives::
+
+    CACHE/summary.json                              cost per method (CacheSummary)
+    CACHE/method-{m}/{stem}.png                     the image, 224x224 RGB
+    CACHE/method-{m}/{stem}.json                    its record (RenderRecord)
+    CACHE/method-{m}/sims.csv                       ",prompt,sim", one row per image
+    CACHE/ranking/{stem}/method-{m}/runs/{stem}-{i}.png (+ .json)     short runs
+    CACHE/ranking/{stem}/method-{m}/continued/{stem}-from-{i}.png (+ .json)
+    CACHE/ranking/{stem}/method-{m}/initial.csv     every short run, best first
+    CACHE/ranking/{stem}/method-{m}/final.csv       the continued runs
+    CACHE/ranking/{stem}/method-{m}/summary.json    what the site reads (RankingSummary)
+
+Names inside a ranking folder (``runs/...``, ``continued/...``) are relative,
+as its CSVs and summary give them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SUMMARY = "summary.json"
+SIMS_CSV = "sims.csv"
+RANKING = "ranking"
+INITIAL_CSV = "initial.csv"
+FINAL_CSV = "final.csv"
+
+
+def method_dir(cache: Path, method: int) -> Path:
+    return Path(cache) / f"method-{method}"
+
+
+def png_path(cache: Path, method: int, stem: str) -> Path:
+    return method_dir(cache, method) / f"{stem}.png"
+
+
+def record_path(png: Path) -> Path:
+    """The record beside an image."""
+    return Path(png).with_suffix(".json")
+
+
+def png_of_record(record: Path) -> Path:
+    return Path(record).with_suffix(".png")
+
+
+def record_paths(cache: Path, method: int) -> list[Path]:
+    """The method's records, in file-name order."""
+    return sorted(method_dir(cache, method).glob("*.json"))
+
+
+def sims_csv_path(cache: Path, method: int) -> Path:
+    return method_dir(cache, method) / SIMS_CSV
+
+
+def sims_csv_image(method: int, stem: str) -> str:
+    """How sims.csv names an image: relative to the cache."""
+    return f"method-{method}/{stem}.png"
+
+
+def summary_path(cache: Path) -> Path:
+    return Path(cache) / SUMMARY
+
+
+def ranking_dir(cache: Path, stem: str, method: int) -> Path:
+    return Path(cache) / RANKING / stem / f"method-{method}"
+
+
+def ranking_summaries(cache: Path) -> list[Path]:
+    """Every ranking column's summary, in path order."""
+    return sorted((Path(cache) / RANKING).glob(f"*/method-*/{SUMMARY}"))
+
+
+def run_name(stem: str, run: int) -> str:
+    """A short run's image, relative to its ranking folder."""
+    return f"runs/{stem}-{run}.png"
+
+
+def continued_name(stem: str, run: int) -> str:
+    """A continued run's image, relative to its ranking folder."""
+    return f"continued/{stem}-from-{run}.png"

@@ -1,0 +1,205 @@
+"""What the cache's JSON files hold, defined once: typed, with to/from JSON.
+
+The renderer writes these, the generator reads them, and the generator's
+sample cache builds its files from the same classes, so the three cannot
+drift apart. Reading is lenient about fields a file lacks that have defaults
+(older caches), strict about types, and names the file in every error.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_json
+
+
+class CacheFormatError(ValueError):
+    """A cache file exists but does not hold what the schema says it must."""
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CacheFormatError(f"{path}: cannot read JSON: {exc}") from None
+
+
+def _from_mapping(cls, data: Any, where: object):
+    """``cls`` from a JSON object: unknown keys ignored, missing ones defaulted."""
+    if not isinstance(data, dict):
+        raise CacheFormatError(f"{where}: expected a JSON object")
+    known = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise CacheFormatError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class RenderRecord:
+    """The record beside every rendered image.
+
+    The renderer sets every field; the defaults let a reader take records of
+    older caches (and the sample cache's) that lack some.
+    """
+
+    prompt: str = ""
+    config: str = ""  # the config's file name (e.g. method-1.yaml)
+    config_hash: str = ""  # Config.hash: config, epochs and init image, prompt left out
+    seed: int = 0
+    model: str = ""  # the name or path it was loaded by
+    device: str = ""
+    precision: str = ""
+    epochs: int = 0
+    seconds: float = 0.0  # this image's share of the batch's wall time
+    batch: int = 1  # images rendered together
+    sim: float | None = None  # 100 x cosine of the saved PNG with the prompt, fp32
+    device_name: str = ""  # e.g. the GPU's model name
+    model_id: str = ""  # "sha256:..." of the weights: what decides a redo
+    # Set for gallery and ranking renders: which prompt of the list this is.
+    animal: str | None = None
+    thing: str | None = None
+    stem: str | None = None
+    method: int | None = None
+    # Set for ranking renders: the run number and, for continued runs, the
+    # image they started from.
+    run: int | None = None
+    init_image: str | None = None
+    torch: str = ""  # torch's version
+    created: str = ""
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["created"] = data["created"] or _dt.datetime.now(_dt.timezone.utc).isoformat(
+            timespec="seconds")
+        return data
+
+    def write(self, path: Path) -> Path:
+        return write_json(self.to_json(), path)
+
+    @classmethod
+    def from_json(cls, data: Any, where: object = "record") -> RenderRecord:
+        return _from_mapping(cls, data, where)
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """Measured cost of one method's renders, from its records."""
+
+    config: str | None = None
+    config_hash: str | None = None
+    epochs: int | None = None
+    images: int = 0
+    seconds_per_image: float = 0.0
+    total_seconds: float = 0.0
+    device: str | None = None
+    model: str | None = None
+    precision: str | None = None
+    batch: int = 1
+
+    @classmethod
+    def of_records(cls, records: list[dict]) -> MethodSummary | None:
+        if not records:
+            return None
+        seconds = [float(r.get("seconds", 0.0)) for r in records]
+        last = max(records, key=lambda r: r.get("created", ""))
+        return cls(
+            config=last.get("config"),
+            config_hash=last.get("config_hash"),
+            epochs=last.get("epochs"),
+            images=len(records),
+            seconds_per_image=round(sum(seconds) / len(seconds), 4),
+            total_seconds=round(sum(seconds), 2),
+            device=last.get("device_name") or last.get("device"),
+            model=last.get("model"),
+            precision=last.get("precision"),
+            batch=max(int(r.get("batch", 1)) for r in records),
+        )
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    """``summary.json``: the cost of each method's renders."""
+
+    methods: dict[int, MethodSummary] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"methods": {str(m): asdict(s) for m, s in self.methods.items()}}
+
+    def write(self, path: Path) -> Path:
+        return write_json(self.to_json(), path)
+
+    @classmethod
+    def from_json(cls, data: Any, where: object = "summary.json") -> CacheSummary:
+        methods = data.get("methods") if isinstance(data, dict) else None
+        if not isinstance(methods, dict):
+            raise CacheFormatError(f"{where}: expected an object with a 'methods' object")
+        parsed = {}
+        for key, entry in methods.items():
+            if not (isinstance(entry, dict) and str(key).isdigit()):
+                raise CacheFormatError(f"{where}: methods[{key!r}] is not a method entry")
+            parsed[int(key)] = _from_mapping(MethodSummary, entry, f"{where}: methods[{key!r}]")
+        return cls(parsed)
+
+
+@dataclass(frozen=True)
+class RankingRow:
+    """One continued run of a ranking column; images relative to its folder."""
+
+    run: int
+    group: str  # "best" or "worst"
+    initial_sim: float
+    final_sim: float | None = None
+    image: str = ""  # the continued image
+    short_image: str | None = None  # the short run it started from
+
+
+@dataclass(frozen=True)
+class RankingSummary:
+    """A ranking column's ``summary.json``: what the site reads."""
+
+    prompt: str
+    animal: str | None
+    thing: str | None
+    stem: str
+    method: int
+    runs: int
+    best: int
+    worst: int
+    rows: tuple[RankingRow, ...]
+    csv: dict[str, str]  # "initial"/"final" -> file name in the folder
+    epochs: dict[str, int | None]  # "short"/"detail" -> the epochs that ran
+    seconds: dict[str, float]  # "short_per_run"/"detail_per_run"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["rows"] = [asdict(r) for r in self.rows]
+        return data
+
+    def write(self, path: Path) -> Path:
+        return write_json(self.to_json(), path)
+
+    @classmethod
+    def from_json(cls, data: Any, where: object = "summary.json") -> RankingSummary:
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+            raise CacheFormatError(f"{where}: expected an object with a 'rows' list")
+        rows = tuple(_from_mapping(RankingRow, r, f"{where}: rows[{i}]")
+                     for i, r in enumerate(data["rows"]))
+        data = {**data, "rows": rows, "csv": data.get("csv") or {},
+                "epochs": data.get("epochs") or {}, "seconds": data.get("seconds") or {}}
+        return _from_mapping(cls, data, where)
+
+
+def format_sims_csv(rows) -> str:
+    """A method's ``sims.csv``: ``,prompt,sim`` then one (image, prompt, sim) row each."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["", "prompt", "sim"])
+    writer.writerows(rows)
+    return buffer.getvalue()

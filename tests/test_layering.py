@@ -1,0 +1,50 @@
+"""Dependencies run one way: gallery at the bottom, renderer and generator on it, app on top.
+
+Each package is imported whole (every submodule) in a fresh interpreter, and
+what it pulled into ``sys.modules`` is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gallery.paths import DATA_DIR
+
+REPO = DATA_DIR.parent
+
+IMPORT_ALL = """
+import importlib, json, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+    importlib.import_module(info.name)
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+# package -> top-level modules it must never import
+FORBIDDEN = {
+    "gallery": {"torch", "renderer", "generator", "app", "clip"},
+    "generator": {"torch", "renderer", "app", "clip"},
+    "renderer": {"generator", "app"},
+}
+
+
+def imported_by(package: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", IMPORT_ALL, package], cwd=REPO,
+                         capture_output=True, text=True, check=True, timeout=300)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_run_one_way(package):
+    found = imported_by(package)
+    assert package in found  # the probe really imported it
+    assert not found & FORBIDDEN[package], f"{package} imports {sorted(found & FORBIDDEN[package])}"
+
+
+def test_the_probe_sees_a_forbidden_import():
+    # The renderer does import torch: the same probe must notice such a thing.
+    assert "torch" in imported_by("renderer")
