@@ -61,7 +61,7 @@ def probe_epoch(config: Config) -> int:
     return max(range(config.epochs), key=lambda e: epoch_load(config, e))
 
 
-def _step_peak(config: Config, model: ClipModel, n: int, plan: EpochPlan,
+def step_peak_memory(config: Config, model: ClipModel, n: int, plan: EpochPlan,
                precision: str) -> int:
     """Peak bytes of the second of two steps of ``n`` images at ``plan``, over the start."""
     device = model.device
@@ -85,7 +85,7 @@ def auto_batch(config: Config, model: ClipModel, precision: str | None = None) -
     if model.device.type != "cuda":
         return CPU_BATCH[precision]
     plan = plan_epoch(config, probe_epoch(config))
-    one, two = (_step_peak(config, model, n, plan, precision) for n in (1, 2))
+    one, two = (step_peak_memory(config, model, n, plan, precision) for n in (1, 2))
     # Blocks the probe left in torch's cache are free for the real batch.
     torch.cuda.empty_cache()
     free, _total = torch.cuda.mem_get_info(model.device)

@@ -7,12 +7,12 @@ images mean nothing; it exercises the whole pipeline at CLIP's shapes.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from gallery.atomic import atomic_path
 
 from .clipmodel import import_clip
 
@@ -60,16 +60,9 @@ def build_clip(dims: Dims = SMALL, seed: int = 0) -> torch.nn.Module:
 
 def save_checkpoint(model: torch.nn.Module, path: Path) -> Path:
     """Write the state dict atomically, the format ``clip.load`` reads from a path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def standin_checkpoint(folder: Path, dims: Dims = SMALL, seed: int = 0) -> Path:

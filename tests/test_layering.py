@@ -6,6 +6,7 @@ what it pulled into ``sys.modules`` is checked.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -32,10 +33,11 @@ FORBIDDEN = {
 }
 
 
-def imported_by(package: str) -> set[str]:
+@functools.cache
+def imported_by(package: str) -> frozenset[str]:
     out = subprocess.run([sys.executable, "-c", IMPORT_ALL, package], cwd=REPO,
                          capture_output=True, text=True, check=True, timeout=300)
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+    return frozenset(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
