@@ -50,3 +50,11 @@ def test_imports_run_one_way(package):
 def test_the_probe_sees_a_forbidden_import():
     # The renderer does import torch: the same probe must notice such a thing.
     assert "torch" in imported_by("renderer")
+
+
+def test_the_command_line_starts_without_torch():
+    # The Pages workflow builds the site with `clipig-gallery site` and no torch.
+    probe = "import sys, app.cli; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                         text=True, check=True, timeout=120)
+    assert "'app'" in out.stdout and "'torch'" not in out.stdout
