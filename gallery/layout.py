@@ -12,6 +12,16 @@ imitates them; all three ask here where a file lives::
     CACHE/ranking/{stem}/method-{m}/initial.csv     every short run, best first
     CACHE/ranking/{stem}/method-{m}/final.csv       the continued runs
     CACHE/ranking/{stem}/method-{m}/summary.json    what the site reads (RankingSummary)
+    CACHE/best-of/                                  the best-of-N gallery: a cache root of its own
+    CACHE/best-of/summary.json                      its cost per method (CacheSummary)
+    CACHE/best-of/method-{m}/{stem}.png (+ .json)   the winning short run, continued
+    CACHE/best-of/method-{m}/sims.csv               the winners' sims, as method-{m}/sims.csv
+    CACHE/best-of/method-{m}/runs/{stem}-{i}.png (+ .json)  kept short runs (winner, --keep)
+    CACHE/best-of/method-{m}/short-sims/{stem}.json every finished short run (ShortRuns)
+    CACHE/best-of/method-{m}/short-sims/{stem}.csv  the same as an article CSV, best first
+
+The best-of root has the gallery's shape, so every function below that
+takes ``cache`` also takes ``best_of_root(cache)``.
 
 Names inside a ranking folder (``runs/...``, ``continued/...``) are relative,
 as its CSVs and summary give them.
@@ -26,6 +36,8 @@ SIMS_CSV = "sims.csv"
 RANKING = "ranking"
 INITIAL_CSV = "initial.csv"
 FINAL_CSV = "final.csv"
+BEST_OF = "best-of"
+SHORT_SIMS = "short-sims"
 
 
 def method_dir(cache: Path, method: int) -> Path:
@@ -80,3 +92,22 @@ def run_name(stem: str, run: int) -> str:
 def continued_name(stem: str, run: int) -> str:
     """A continued run's image, relative to its ranking folder."""
     return f"continued/{stem}-from-{run}.png"
+
+
+def best_of_root(cache: Path) -> Path:
+    """The best-of gallery's own cache root, inside ``cache``."""
+    return Path(cache) / BEST_OF
+
+
+def short_run_name(stem: str, run: int) -> str:
+    """A kept short run of the best-of gallery, relative to its method folder."""
+    return f"runs/{stem}-{run}.png"
+
+
+def short_sims_path(cache: Path, method: int, stem: str) -> Path:
+    """Every finished short run of one prompt (``cache`` is the best-of root)."""
+    return method_dir(cache, method) / SHORT_SIMS / f"{stem}.json"
+
+
+def short_sims_csv_path(cache: Path, method: int, stem: str) -> Path:
+    return method_dir(cache, method) / SHORT_SIMS / f"{stem}.csv"

@@ -12,7 +12,7 @@ import csv
 import datetime as _dt
 import io
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,23 @@ def _from_mapping(cls, data: Any, where: object):
         return cls(**{k: v for k, v in data.items() if k in known})
     except TypeError as exc:
         raise CacheFormatError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class BestOf:
+    """How a best-of-N image was chosen: the short runs behind it and the winner."""
+
+    runs: int = 0  # N: short runs rated
+    run: int = 0  # the winner's run number
+    select_by: str = "sim"  # what chose the winner
+    short_sim: float | None = None  # the winner's rating after its short run
+    short_seed: int = 0
+    short_config: str = ""  # the short config's file name
+    short_config_hash: str = ""
+    short_epochs: int = 0
+    short_image: str | None = None  # the winner's short image, relative to the method folder
+    short_seconds: float = 0.0  # the N short runs' summed share of batch time
+    short_sims: str = ""  # every short run's sim, relative to the method folder
 
 
 @dataclass(frozen=True)
@@ -73,11 +90,15 @@ class RenderRecord:
     init_image: str | None = None
     torch: str = ""  # torch's version
     created: str = ""
+    # Set for best-of images: the short runs behind the winner.
+    best_of: BestOf | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["created"] = data["created"] or _dt.datetime.now(_dt.timezone.utc).isoformat(
             timespec="seconds")
+        if data["best_of"] is None:
+            del data["best_of"]  # only best-of images carry it
         return data
 
     def write(self, path: Path) -> Path:
@@ -85,7 +106,11 @@ class RenderRecord:
 
     @classmethod
     def from_json(cls, data: Any, where: object = "record") -> RenderRecord:
-        return _from_mapping(cls, data, where)
+        record = _from_mapping(cls, data, where)
+        if record.best_of is None:
+            return record
+        best_of = _from_mapping(BestOf, record.best_of, f"{where}: best_of")
+        return replace(record, best_of=best_of)
 
 
 @dataclass(frozen=True)
@@ -194,6 +219,55 @@ class RankingSummary:
         data = {**data, "rows": rows, "csv": data.get("csv") or {},
                 "epochs": data.get("epochs") or {}, "seconds": data.get("seconds") or {}}
         return _from_mapping(cls, data, where)
+
+
+@dataclass(frozen=True)
+class ShortRun:
+    """One finished short run of a best-of prompt."""
+
+    run: int
+    seed: int
+    sim: float
+    seconds: float = 0.0
+    device: str = ""
+    precision: str = ""
+
+
+@dataclass(frozen=True)
+class ShortRuns:
+    """``short-sims/{stem}.json``: every finished short run of one prompt and method.
+
+    The runs count only while the header matches what would render now
+    (config hash, weights); a run counts only with its own derived seed.
+    """
+
+    prompt: str
+    stem: str
+    method: int
+    config: str  # the short config's file name
+    config_hash: str
+    model_id: str
+    epochs: int
+    runs: tuple[ShortRun, ...] = ()
+
+    def sims(self) -> dict[int, float]:
+        return {r.run: r.sim for r in self.runs}
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["runs"] = [asdict(r) for r in sorted(self.runs, key=lambda r: r.run)]
+        return data
+
+    def write(self, path: Path) -> Path:
+        return write_json(self.to_json(), path)
+
+    @classmethod
+    def from_json(cls, data: Any, where: object = "short-sims") -> ShortRuns:
+        if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+            raise CacheFormatError(f"{where}: expected an object with a 'runs' list")
+        runs = tuple(_from_mapping(ShortRun, r, f"{where}: runs[{i}]")
+                     for i, r in enumerate(data["runs"]))
+        return _from_mapping(cls, {**data, "runs": runs}, where)
 
 
 def format_sims_csv(rows) -> str:

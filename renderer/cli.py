@@ -147,8 +147,18 @@ def cache_option(fn):
 @device_option
 @precision_option
 @click.option("--dry-run", is_flag=True, help="List what would be rendered and why.")
+@click.option("--best-of", "best_of", type=click.IntRange(min=1), default=None, metavar="N",
+              help="The best-of-N gallery: N short runs per prompt x method, rated, the best "
+                   "continued (into CACHE/best-of/).")
+@click.option("--keep", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --best-of: short-run images kept per prompt (the best K).")
+@click.option("--epochs-short", type=click.IntRange(min=1), default=None,
+              help="With --best-of: override the short runs' epochs (part of what decides "
+                   "a redo).")
+@click.option("--epochs-detail", type=click.IntRange(min=1), default=None,
+              help="With --best-of: override the continued runs' epochs.")
 def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batch, device,
-           precision, dry_run):
+           precision, dry_run, best_of, keep, epochs_short, epochs_detail):
     """Render every prompt x method into the cache, skipping complete images."""
     from gallery.prompts import load_prompts
     from gallery.settings import default_cache_dir
@@ -160,6 +170,18 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
         select(load_prompts(), animals, things)  # names an unknown one before any loading
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if best_of is not None:
+        if epochs is not None:
+            raise click.UsageError("--epochs sets the first attempts' epochs; with --best-of "
+                                   "use --epochs-short and --epochs-detail")
+        _render_best_of(cache, best_of, keep, [int(m) for m in methods] or METHODS, animals,
+                        things, limit, model, epochs_short, epochs_detail, seed, batch, device,
+                        precision, dry_run)
+        return
+    for name, value in (("--keep", keep != 1), ("--epochs-short", epochs_short),
+                        ("--epochs-detail", epochs_detail)):
+        if value:
+            raise click.UsageError(f"{name} applies to --best-of only")
     # The model is identified by its weights, so it is loaded even for a dry
     # run (on the CPU then: nothing renders).
     target = resolve_device("cpu" if dry_run else device, need_gpu=True)
@@ -182,6 +204,65 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
         f"({report.images_per_hour:.0f} images/hour) on {report.device}; "
         f"batches {sorted(set(report.batches))}; cache {cache}/"
     )
+
+
+def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, epochs_short,
+                    epochs_detail, seed, batch, device, precision, dry_run):
+    """`render --best-of N`: plan, say the work and its estimated time, render."""
+    from .bestof import batch_sizes, describe_sizes, measure_speed, plan_best_of, render_best_of
+
+    # The estimate comes from this device's speed, so even a dry run measures
+    # there (a dry run falls back to the CPU instead of stopping).
+    target = resolve_device(device, need_gpu=not dry_run)
+    clip_model = load_model(model, target)
+    plan = plan_best_of(cache, clip_model.identity, runs, methods=methods, animals=animals,
+                        things=things, epochs_short=epochs_short, epochs_detail=epochs_detail,
+                        seed=seed, keep=keep, limit=limit)
+    if dry_run:
+        _best_of_dry_run(plan, cache)
+    if not plan.pending:
+        click.echo(f"nothing to render: best of {runs} complete for {len(plan.entries)} "
+                   f"prompt x method in {cache}/best-of/")
+        return
+    announce(target, precision, clip_model)
+    sizes = batch_sizes(plan, clip_model, batch, precision)
+    for line in describe_sizes(plan, clip_model, sizes, batch):
+        click.echo(line)
+    work = plan.work()
+    speed = measure_speed(plan, clip_model, sizes, precision)
+    click.echo(f"best of {runs}, {len(plan.pending)} prompt x method to do: {work.text()}")
+    click.echo(f"estimated {_duration(speed.estimate(work))} on {speed.device} "
+               f"(one measured step per config at its batch; continuations counted for "
+               f"every prompt not complete)")
+    if dry_run:
+        return
+    with _bar(work.images, f"best of {runs}", unit="image") as bar, _keeping("runs", cache):
+        report = render_best_of(cache, plan, clip_model, sizes, precision,
+                                on_batch=bar.update, echo=_echo_above(bar))
+    click.echo(f"{report.short_rendered} short runs and {report.continued} continued in "
+               f"{report.seconds:.1f} s; {report.kept_winners} earlier winners kept; "
+               f"cache {cache}/best-of/")
+
+
+def _best_of_dry_run(plan, cache: Path) -> None:
+    """Each prompt x method: its recorded short runs and the state of its winner."""
+    for entry in plan.entries:
+        done = sum(r.run < plan.runs for r in entry.state.runs)
+        verdict = ("render" if entry in plan.pending
+                   else "skip" if not entry.pending else "later")
+        click.echo(f"{verdict:6}  method {entry.method}  {entry.stem:32} "
+                   f"{done} of {plan.runs} short runs; final {entry.final_status}")
+    complete = sum(not e.pending for e in plan.entries)
+    click.echo(f"{len(plan.pending)} to work on, {complete} complete, of "
+               f"{len(plan.entries)} in {cache}/best-of/")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @click.command()

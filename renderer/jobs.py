@@ -126,11 +126,44 @@ def render_files(
     return [r.record for r in results]
 
 
+# What becomes of a finished batch: by default its images land in the cache.
+Writer = Callable[[Sequence[ImageJob], Sequence[ImageResult]], None]
+
+
 def batch_source(model: ClipModel, batch: int | None) -> str:
     """Where a batch size comes from, for the line printed before rendering."""
     if batch:
         return "--batch"
     return "measured free memory" if model.device.type == "cuda" else "fixed for the CPU"
+
+
+def run_jobs(
+    config: Config,
+    model: ClipModel,
+    jobs: Sequence[ImageJob],
+    size: int,
+    precision: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    init_images: Sequence[Path | None] | None = None,
+    echo: Callable[[str], None] = print,
+    write: Writer = write_results,
+) -> list[int]:
+    """Render ``jobs`` with one config, ``size`` at a time, and hand each batch to ``write``.
+
+    ``init_images`` (aligned with ``jobs``, None entries for noise) are start
+    images. A batch that runs out of device memory is halved and retried.
+    ``on_batch`` gets the number of images of every batch written. Returns the
+    batch sizes used.
+    """
+    def render(start: int, stop: int) -> None:
+        starts = list(init_images[start:stop]) if init_images is not None else []
+        batch = jobs[start:stop]
+        write(batch, render_results(config, model, batch, precision,
+                                    init_images=starts if any(starts) else None))
+        if on_batch is not None:
+            on_batch(stop - start)
+
+    return run_batches(len(jobs), size, render, model.device, echo) if jobs else []
 
 
 def render_in_batches(
@@ -144,24 +177,10 @@ def render_in_batches(
     echo: Callable[[str], None] = print,
     label: str = "",
 ) -> list[int]:
-    """Render ``jobs`` with one config, ``batch`` (or an automatic number) at a time.
-
-    ``init_images`` (aligned with ``jobs``, None entries for noise) are start
-    images. The batch size is printed before the first image; a batch that
-    runs out of device memory is halved and retried. ``on_batch`` gets the
-    number of images of every batch written. Returns the batch sizes used.
-    """
+    """``run_jobs`` at ``batch`` (or an automatic number), said before the first image."""
     if not jobs:
         return []
     size = min(len(jobs), batch or auto_batch(config, model, precision))
     echo(f"{label + ': ' if label else ''}{len(jobs)} images, batch {size} "
          f"({batch_source(model, batch)})")
-
-    def render(start: int, stop: int) -> None:
-        starts = list(init_images[start:stop]) if init_images is not None else []
-        render_files(config, model, jobs[start:stop], precision,
-                     init_images=starts if any(starts) else None)
-        if on_batch is not None:
-            on_batch(stop - start)
-
-    return run_batches(len(jobs), size, render, model.device, echo)
+    return run_jobs(config, model, jobs, size, precision, on_batch, init_images, echo)

@@ -1,0 +1,536 @@
+"""Best of N for every prompt: N short runs, rated, and the winner continued.
+
+For each prompt x method, N short runs render with the ranking experiment's
+short config of that method (seed of run i derived exactly as ``rank``
+derives it), each is rated as ``rank`` rates its runs (the saved PNG against
+the prompt), and the best one continues with the detail config from its
+saved image, as ``rank`` continues its best runs. The text is the gallery's
+prompt of that method, so the best-of image and the first attempt of a cell
+answer the same prompt.
+
+The short runs of many prompts share batches (one config, one text per
+image). After every batch the sims of its runs are on disk
+(``short-sims/{stem}.json`` and ``.csv``), together with the PNGs of the
+runs that are among the best ``keep`` of their prompt so far (the winner at
+least); a rerun renders only the runs that are not recorded, so raising N
+from 64 to 512 renders the 448 new runs, and the winner is continued again
+only if it changed. Prompts go through in chunks of one continuation batch,
+so finished best-of images appear as the run goes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gallery.atomic import write_text
+from gallery.layout import (
+    best_of_root,
+    method_dir,
+    png_path,
+    record_path,
+    short_run_name,
+    short_sims_csv_path,
+    short_sims_path,
+)
+from gallery.paths import METHODS
+from gallery.prompts import Prompt, load_prompts
+from gallery.ratings import format_ratings, ratings_for_runs, select_runs
+from gallery.schema import (
+    BestOf,
+    CacheFormatError,
+    RenderRecord,
+    ShortRun,
+    ShortRuns,
+    read_json,
+)
+
+from .batching import auto_batch
+from .cache import Expected, read_record, refresh, remove_stale_temp_files, status
+from .clipmodel import ClipModel
+from .config import Config
+from .engine import final_size
+from .gallery import select
+from .jobs import ImageJob, ImageResult, batch_source, job_hash, run_jobs, write_results
+from .ranking import Experiment, ranking_config
+
+SELECT_BY = ("sim",)  # what may choose the winner
+
+
+@dataclass(frozen=True)
+class Configs:
+    """The short and the detail config of one method, as rendered now."""
+
+    short: Config
+    detail: Config
+
+    @classmethod
+    def of(cls, method: int, epochs_short: int | None = None,
+           epochs_detail: int | None = None) -> Configs:
+        # The text is a placeholder: jobs carry their own, and the config hash
+        # leaves the prompt out.
+        return cls(ranking_config(method, "short", "prompt", epochs_short),
+                   ranking_config(method, "detail", "prompt", epochs_detail))
+
+
+@dataclass
+class Entry:
+    """One prompt x method of the best-of gallery and what it still needs."""
+
+    prompt: Prompt
+    method: int
+    experiment: Experiment
+    folder: Path  # CACHE/best-of/method-{m}
+    state: ShortRuns  # the short runs recorded so far that still count
+    missing_runs: list[int]  # short runs to render
+    final_status: str  # of the continued winner; "waiting" until the runs are all done
+
+    @property
+    def stem(self) -> str:
+        return self.prompt.stem
+
+    @property
+    def root(self) -> Path:
+        """CACHE/best-of."""
+        return self.folder.parent
+
+    @property
+    def png(self) -> Path:
+        return png_path(self.root, self.method, self.stem)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.missing_runs) or self.final_status != "complete"
+
+    def short_png(self, run: int) -> Path:
+        return self.folder / short_run_name(self.stem, run)
+
+
+@dataclass(frozen=True)
+class BestOfPlan:
+    runs: int  # N
+    keep: int
+    configs: dict[int, Configs]
+    entries: list[Entry]  # every selected prompt x method
+    pending: list[Entry]  # to work on in this run (after --limit)
+    stems: list[str]  # every prompt's stem in list order (the CSVs' row order)
+    select_by: str = "sim"
+
+    def work(self) -> Work:
+        return Work.of(self)
+
+
+# ----------------------------------------------------------------- planning
+
+
+def _short_png_complete(entry_folder: Path, stem: str, run: int, config: Config,
+                        model_id: str, seed: int) -> bool:
+    png = entry_folder / short_run_name(stem, run)
+    expected = Expected(config.hash, model_id, seed, final_size(config))
+    return status(png, expected) == "complete"
+
+
+def read_state(path: Path, header: ShortRuns) -> ShortRuns:
+    """The recorded runs that still count under ``header`` (same config and weights)."""
+    if not path.exists():
+        return header
+    try:
+        found = ShortRuns.from_json(read_json(path), path)
+    except CacheFormatError:
+        return header  # unreadable: the runs are rendered again
+    if (found.config_hash, found.model_id) != (header.config_hash, header.model_id):
+        return header
+    return replace(header, runs=found.runs)
+
+
+def winner(state: ShortRuns, runs: int) -> int | None:
+    """The best of the first ``runs`` recorded runs (ties: the lower run number)."""
+    sims = {r.run: r.sim for r in state.runs if r.run < runs}
+    kept = select_runs(sims, 1, 0)
+    return kept[0].run if kept else None
+
+
+def _entry(cache: Path, prompt: Prompt, method: int, configs: Configs, model_id: str,
+           runs: int, base_seed: int) -> Entry:
+    folder = method_dir(best_of_root(cache), method)
+    text = prompt.for_method(method)
+    experiment = Experiment(text, prompt.stem, method, prompt.animal, prompt.thing, base_seed)
+    header = ShortRuns(prompt=text, stem=prompt.stem, method=method,
+                       config=Path(configs.short.source).name,
+                       config_hash=configs.short.hash, model_id=model_id,
+                       epochs=configs.short.epochs)
+    state = read_state(short_sims_path(best_of_root(cache), method, prompt.stem), header)
+    # A run counts only with the seed it must have had.
+    state = replace(state, runs=tuple(r for r in state.runs
+                                      if r.seed == experiment.seed("short", r.run)))
+    recorded = {r.run for r in state.runs}
+    missing = [i for i in range(runs) if i not in recorded]
+    entry = Entry(prompt, method, experiment, folder, state, missing, "waiting")
+    if missing:
+        return entry
+    best = winner(state, runs)
+    if not _short_png_complete(folder, prompt.stem, best, configs.short, model_id,
+                               experiment.seed("short", best)):
+        # The winner's image is gone: render that run again.
+        entry.state = replace(state, runs=tuple(r for r in state.runs if r.run != best))
+        entry.missing_runs = [best]
+        return entry
+    entry.final_status = status(entry.png, _expected_final(entry, configs.detail, model_id,
+                                                           best))
+    return entry
+
+
+def _expected_final(entry: Entry, detail: Config, model_id: str, run: int) -> Expected:
+    start = entry.short_png(run)
+    return Expected(job_hash(detail, start), model_id, entry.experiment.seed("detail", run),
+                    final_size(detail))
+
+
+def plan_best_of(cache: Path, model_id: str, runs: int, *, methods: Sequence[int] = METHODS,
+                 animals: Sequence[str] = (), things: Sequence[str] = (),
+                 epochs_short: int | None = None, epochs_detail: int | None = None,
+                 seed: int = 0, keep: int = 1, limit: int | None = None,
+                 select_by: str = "sim") -> BestOfPlan:
+    """What a best-of run will do, for `render --best-of` and its dry run.
+
+    Raises ValueError naming an unknown animal or thing, or a bad N or keep.
+    """
+    if runs < 1:
+        raise ValueError(f"--best-of must be at least 1, got {runs}")
+    if keep < 1:
+        raise ValueError(f"--keep must be at least 1 (the winner's short image), got {keep}")
+    if select_by not in SELECT_BY:
+        raise ValueError(f"cannot select by {select_by!r}; use one of {', '.join(SELECT_BY)}")
+    every = load_prompts()
+    prompts = select(every, animals, things)
+    configs = {m: Configs.of(m, epochs_short, epochs_detail) for m in METHODS}
+    entries = [_entry(cache, p, m, configs[m], model_id, runs, seed)
+               for m in sorted(set(methods)) for p in prompts]
+    pending = [e for e in entries if e.pending][:limit]
+    return BestOfPlan(runs, keep, configs, entries, pending, [p.stem for p in every],
+                      select_by)
+
+
+# ----------------------------------------------------------------- the work
+
+
+def _views(config: Config) -> int:
+    """CLIP views of one image over a whole run (every target active every epoch)."""
+    return config.epochs * sum(t.views for t in config.targets)
+
+
+@dataclass(frozen=True)
+class Work:
+    """How much a plan renders: per method, short runs and continuations."""
+
+    short_runs: dict[int, int]
+    continued: dict[int, int]
+    configs: dict[int, Configs]
+
+    @classmethod
+    def of(cls, plan: BestOfPlan) -> Work:
+        short = {m: 0 for m in plan.configs}
+        continued = {m: 0 for m in plan.configs}
+        for entry in plan.pending:
+            short[entry.method] += len(entry.missing_runs)
+            continued[entry.method] += entry.final_status != "complete"
+        return cls(short, continued, plan.configs)
+
+    @property
+    def images(self) -> int:
+        return sum(self.short_runs.values()) + sum(self.continued.values())
+
+    @property
+    def steps(self) -> int:
+        """Image-steps: one image through one epoch."""
+        return sum(n * self.configs[m].short.epochs for m, n in self.short_runs.items()) + \
+            sum(n * self.configs[m].detail.epochs for m, n in self.continued.items())
+
+    @property
+    def views(self) -> int:
+        return sum(n * _views(self.configs[m].short) for m, n in self.short_runs.items()) + \
+            sum(n * _views(self.configs[m].detail) for m, n in self.continued.items())
+
+    def text(self) -> str:
+        parts = [f"method {m}: {self.short_runs[m]} short runs ({self.configs[m].short.epochs} "
+                 f"epochs) + {self.continued[m]} continued ({self.configs[m].detail.epochs} "
+                 f"epochs)" for m in sorted(self.short_runs)
+                 if self.short_runs[m] or self.continued[m]]
+        return (f"{self.images} images, {self.steps:,} image-steps, {self.views:,} CLIP views"
+                + (" -- " + "; ".join(parts) if parts else ""))
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Measured seconds of one step for a batch of ``n`` images, per config."""
+
+    device: str
+    seconds: dict[tuple[int, str], tuple[int, float]]  # (method, kind) -> (n, s/step)
+
+    def estimate(self, work: Work) -> float:
+        total = 0.0
+        for m, count in work.short_runs.items():
+            total += self._seconds(m, "short", count, work.configs[m].short.epochs)
+        for m, count in work.continued.items():
+            total += self._seconds(m, "detail", count, work.configs[m].detail.epochs)
+        return total
+
+    def _seconds(self, method: int, kind: str, images: int, epochs: int) -> float:
+        if not images:
+            return 0.0
+        n, per_step = self.seconds[method, kind]
+        return -(-images // n) * epochs * per_step  # whole batches
+
+
+def measure_speed(plan: BestOfPlan, model: ClipModel, sizes: dict[tuple[int, str], int],
+                  precision: str | None) -> Speed:
+    """One warm-up step and one timed step of each config that has work, at its batch."""
+    from .bench import batched_step_seconds
+    from .device import device_name
+
+    work = plan.work()
+    seconds = {}
+    for m, configs in plan.configs.items():
+        for kind, config, count in (("short", configs.short, work.short_runs[m]),
+                                    ("detail", configs.detail, work.continued[m])):
+            if count:
+                n = min(count, sizes[m, kind])
+                seconds[m, kind] = (n, batched_step_seconds(
+                    config, model, n, precision or _default_precision(model), steps=1))
+    return Speed(device_name(model.device), seconds)
+
+
+def _default_precision(model: ClipModel) -> str:
+    from .device import default_precision
+
+    return default_precision(model.device)
+
+
+def batch_sizes(plan: BestOfPlan, model: ClipModel, batch: int | None,
+                precision: str | None) -> dict[tuple[int, str], int]:
+    """The batch of each config that has work: ``batch``, or measured once per config."""
+    work = plan.work()
+    sizes = {}
+    for m, configs in plan.configs.items():
+        for kind, config, count in (("short", configs.short, work.short_runs[m]),
+                                    ("detail", configs.detail, work.continued[m])):
+            if count:
+                sizes[m, kind] = batch or auto_batch(config, model, precision)
+    return sizes
+
+
+# ----------------------------------------------------------------- rendering
+
+
+@dataclass
+class BestOfReport:
+    short_rendered: int = 0
+    continued: int = 0
+    kept_winners: int = 0  # complete images kept, their record updated (e.g. to a new N)
+    seconds: float = 0.0
+    batches: list[int] = field(default_factory=list)
+
+
+_RUN_FILE = "{stem}-(\\d+)\\.png"
+
+
+def _kept_on_disk(entry: Entry) -> set[int]:
+    """Run numbers of the prompt's short-run PNGs in runs/."""
+    pattern = re.compile(_RUN_FILE.format(stem=re.escape(entry.stem)))
+    folder = entry.folder / "runs"
+    if not folder.is_dir():
+        return set()
+    return {int(m.group(1)) for p in folder.iterdir() if (m := pattern.fullmatch(p.name))}
+
+
+def _keep_set(state: ShortRuns, runs: int, keep: int) -> set[int]:
+    """The short runs whose PNG stays: the best ``keep`` of the first ``runs``."""
+    sims = {r.run: r.sim for r in state.runs if r.run < runs}
+    return {k.run for k in select_runs(sims, keep, 0)}
+
+
+def _drop(entry: Entry, run: int) -> None:
+    png = entry.short_png(run)
+    png.unlink(missing_ok=True)
+    record_path(png).unlink(missing_ok=True)
+
+
+def _write_state(entry: Entry, runs: int) -> None:
+    """The prompt's short sims: JSON (the state) and the article's CSV."""
+    root = entry.root
+    entry.state.write(short_sims_path(root, entry.method, entry.stem))
+    rows = [(short_run_name(entry.stem, r.run), r.sim) for r in entry.state.runs
+            if r.run < runs]
+    write_text(format_ratings(ratings_for_runs(entry.state.prompt, rows)),
+               short_sims_csv_path(root, entry.method, entry.stem))
+
+
+class _ShortWriter:
+    """Where a batch of short runs goes: sims always, PNGs of the best ``keep``.
+
+    Order, for kill safety: the kept PNGs and records, then the sims, then
+    the PNGs that fell out. A kill in between leaves extra PNGs, which the
+    next run's tidy-up removes; a sim is never recorded without its image
+    having been kept when it had to be.
+    """
+
+    def __init__(self, entries: Sequence[Entry], runs: int, keep: int):
+        self.by_stem = {e.stem: e for e in entries}
+        self.runs, self.keep = runs, keep
+
+    def __call__(self, jobs: Sequence[ImageJob], results: Sequence[ImageResult]) -> None:
+        touched: dict[str, list[tuple[ImageJob, ImageResult]]] = {}
+        for job, result in zip(jobs, results, strict=True):
+            touched.setdefault(str(job.meta["stem"]), []).append((job, result))
+        for stem, done in touched.items():
+            entry = self.by_stem[stem]
+            new = {int(j.meta["run"]): r.record for j, r in done}
+            others = tuple(r for r in entry.state.runs if r.run not in new)
+            entry.state = replace(entry.state, runs=others + tuple(
+                ShortRun(run=run, seed=rec.seed, sim=float(rec.sim), seconds=rec.seconds,
+                         device=rec.device, precision=rec.precision)
+                for run, rec in sorted(new.items())))
+            keep = _keep_set(entry.state, self.runs, self.keep)
+            kept = [(j, r) for j, r in done if int(j.meta["run"]) in keep]
+            write_results([j for j, _ in kept], [r for _, r in kept])
+            _write_state(entry, self.runs)
+            for run in _kept_on_disk(entry) - keep:
+                _drop(entry, run)
+            entry.missing_runs = [i for i in entry.missing_runs if i not in new]
+
+
+def tidy(entry: Entry, runs: int, keep: int) -> None:
+    """Remove short-run PNGs a killed or earlier run left beyond the kept ones."""
+    for run in _kept_on_disk(entry) - _keep_set(entry.state, runs, keep):
+        _drop(entry, run)
+
+
+def _winner_png_complete(entry: Entry, plan: BestOfPlan, short: Config, model_id: str) -> bool:
+    run = winner(entry.state, plan.runs)
+    return _short_png_complete(entry.folder, entry.stem, run, short, model_id,
+                               entry.experiment.seed("short", run))
+
+
+def _best_of_info(entry: Entry, plan: BestOfPlan, run: int) -> BestOf:
+    counted = [r for r in entry.state.runs if r.run < plan.runs]
+    short = plan.configs[entry.method].short
+    root = entry.root
+    return BestOf(
+        runs=plan.runs,
+        run=run,
+        select_by=plan.select_by,
+        short_sim=next(r.sim for r in counted if r.run == run),
+        short_seed=entry.experiment.seed("short", run),
+        short_config=Path(short.source).name,
+        short_config_hash=short.hash,
+        short_epochs=short.epochs,
+        short_image=short_run_name(entry.stem, run),
+        short_seconds=round(sum(r.seconds for r in counted), 3),
+        short_sims=str(short_sims_csv_path(root, entry.method, entry.stem)
+                       .relative_to(entry.folder)),
+    )
+
+
+def _continue_job(entry: Entry, plan: BestOfPlan, run: int) -> tuple[ImageJob, Path]:
+    start = entry.short_png(run)
+    job = entry.experiment.job(entry.png, "detail", run, start)
+    meta = {**job.meta, "best_of": _best_of_info(entry, plan, run)}
+    return replace(job, meta=meta), start
+
+
+def _update_record(entry: Entry, info: BestOf) -> bool:
+    """Give a complete image's record the current best-of facts; True if it changed."""
+    data = read_record(entry.png)
+    record = RenderRecord.from_json(data, record_path(entry.png))
+    if record.best_of == info:
+        return False
+    replace(record, best_of=info).write(record_path(entry.png))
+    return True
+
+
+def render_best_of(
+    cache: Path,
+    plan: BestOfPlan,
+    model: ClipModel,
+    sizes: dict[tuple[int, str], int],
+    precision: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    echo: Callable[[str], None] = print,
+) -> BestOfReport:
+    """Render the plan's pending entries: short runs, then their winners, chunk by chunk."""
+    cache = Path(cache)
+    root = best_of_root(cache)
+    if root.exists():
+        remove_stale_temp_files(root)
+    report = BestOfReport()
+    started = time.perf_counter()
+    for method in METHODS:
+        entries = [e for e in plan.pending if e.method == method]
+        if not entries:
+            continue
+        configs = plan.configs[method]
+        short_size = sizes.get((method, "short"), 1)
+        detail_size = sizes.get((method, "detail"), 1)
+        # A chunk's winners fill one continuation batch.
+        for first in range(0, len(entries), detail_size):
+            chunk = entries[first:first + detail_size]
+            for entry in chunk:
+                tidy(entry, plan.runs, plan.keep)
+            jobs = [entry.experiment.job(entry.short_png(run), "short", run)
+                    for entry in chunk for run in entry.missing_runs]
+            used = run_jobs(configs.short, model, jobs, short_size, precision,
+                            on_batch, echo=echo,
+                            write=_ShortWriter(chunk, plan.runs, plan.keep))
+            short_size = min(used, default=short_size)  # after halving, stay there
+            report.short_rendered += len(jobs)
+            report.batches += used
+            for _ in range(3):
+                # A winner recorded earlier whose image has gone since: its run again.
+                redo = [entry.experiment.job(entry.short_png(run), "short", run)
+                        for entry in chunk
+                        if not _winner_png_complete(entry, plan, configs.short, model.identity)
+                        for run in [winner(entry.state, plan.runs)]]
+                if not redo:
+                    break
+                run_jobs(configs.short, model, redo, short_size, precision, echo=echo,
+                         write=_ShortWriter(chunk, plan.runs, plan.keep))
+                report.short_rendered += len(redo)
+            else:
+                raise RuntimeError("the winners' short images could not be kept: "
+                                   f"{', '.join(str(j.png) for j in redo)}")
+            continued, starts = [], []
+            for entry in chunk:
+                run = winner(entry.state, plan.runs)
+                expected = _expected_final(entry, configs.detail, model.identity, run)
+                if status(entry.png, expected) == "complete":
+                    report.kept_winners += _update_record(entry, _best_of_info(entry, plan, run))
+                    continue
+                job, start = _continue_job(entry, plan, run)
+                continued.append(job)
+                starts.append(start)
+
+            def written(count: int, method: int = method) -> None:
+                refresh(root, METHODS, method, plan.stems)
+                if on_batch is not None:
+                    on_batch(count)
+
+            used = run_jobs(configs.detail, model, continued, detail_size, precision,
+                            written, init_images=starts, echo=echo)
+            detail_size = min(used, default=detail_size)
+            report.continued += len(continued)
+            report.batches += used
+        refresh(root, METHODS, method, plan.stems)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def describe_sizes(plan: BestOfPlan, model: ClipModel, sizes: dict[tuple[int, str], int],
+                   batch: int | None) -> list[str]:
+    """A line per config that has work: its batch and where that number comes from."""
+    source = batch_source(model, batch)
+    order = sorted(sizes, key=lambda key: (key[0], key[1] == "detail"))
+    return [f"method {m} {'short runs' if kind == 'short' else 'continued'}: batch "
+            f"{sizes[m, kind]} ({source})" for m, kind in order]
