@@ -148,6 +148,17 @@ def table(result: dict) -> str:
     for r in result["renders"]:
         lines.append(f"| method {r['method']} | {r['images']} | {r['epochs']} | "
                      f"{sorted(set(r['batches']))} | {r['seconds']} | {r['images_per_hour']} |")
+    lines += ["", "| best of N | short runs/hour | continued/hour | best of 512, per prompt |",
+              "|---|---:|---:|---:|"]
+    for r in result["bench"]["ranking"]:
+        lines.append(f"| method {r['method']} ({r['precision']}) | "
+                     f"{max(r['runs_per_hour'].values()):.0f} | "
+                     f"{max(r['continued_per_hour'].values()):.0f} | "
+                     f"{r['best_of_512_hours_per_prompt'] * 60:.1f} min |")
+    best_of = result["bench"].get("best_of")
+    if best_of:
+        lines.append(f"best of 512 for the whole gallery: {best_of['hours_one_device']:.1f} h "
+                     f"on this device, {best_of['hours_eight_devices']:.1f} h on eight")
     lines += ["", f"projected gallery (2 x {GALLERY} images) on this device: "
                   f"{result['projected_gallery_seconds'] / 60:.1f} minutes",
               f"peak memory over the bench: {result['bench'].get('peak_memory_mb')} MiB; "

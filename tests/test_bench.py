@@ -83,9 +83,25 @@ def test_run_bench_reports_every_number(tiny_clip_path):
     assert "fp32" in result["reference"]  # 2021 on the CPU: fp32 weights
     (ranking,) = result["ranking"]
     assert set(ranking["runs_per_hour"]) == {"N=1", "N=4"} and ranking["hours_for_512"] > 0
+    (rate,) = ranking["continued_per_hour"].values()
+    short_rate = max(ranking["runs_per_hour"].values())
+    assert ranking["best_of_512_hours_per_prompt"] == pytest.approx(512 / short_rate + 1 / rate)
+    assert ranking["best_of_512_gallery_hours"] == pytest.approx(
+        810 * ranking["best_of_512_hours_per_prompt"])
+    assert "best_of" not in result  # one method: no projection for the whole gallery
     text = "\n".join(lines)
     assert "vs ref" in text and result["device"] in text and "fp16 N=4" in text
     assert "peak memory: not measured on cpu" in text
+
+
+def test_best_of_projection_adds_the_methods_and_divides_by_eight():
+    from renderer.bench import best_of_projection
+
+    projection = best_of_projection([{"best_of_512_gallery_hours": 30.0},
+                                     {"best_of_512_gallery_hours": 50.0}])
+    assert projection["hours_one_device"] == 80.0
+    assert projection["hours_eight_devices"] == 10.0
+    assert (projection["runs"], projection["prompts"], projection["methods"]) == (512, 810, 2)
 
 
 def test_run_bench_takes_a_subset_of_precisions(tiny_clip_path):
