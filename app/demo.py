@@ -17,6 +17,7 @@ from gallery.paths import METHODS
 from gallery.prompts import load_prompts
 from gallery.settings import MODEL_ENV, ModelUnavailable, default_model_name
 from generator.site import build_site
+from renderer.bestof import batch_sizes, plan_best_of, render_best_of
 from renderer.clipmodel import ClipModel, load_clip
 from renderer.device import describe
 from renderer.gallery import plan_gallery, render_gallery
@@ -31,6 +32,10 @@ DEMO_EPOCHS = 15
 # of 10 epochs, the best 2 and the worst 1 continued for 10 epochs.
 DEMO_RANKING = (("snail", "harp", 1), ("penguin", "piano", 1), ("penguin", "piano", 2))
 DEMO_RUNS, DEMO_BEST, DEMO_WORST, DEMO_RANK_EPOCHS = 6, 2, 1, 10
+# Best of 3 for the first thing only, so the page shows both the best-of view
+# and what a thing without best-of images looks like: 3 short runs of 5
+# epochs per prompt x method, the winner continued for 10.
+DEMO_BEST_OF_THING, DEMO_BEST_OF, DEMO_BEST_OF_EPOCHS = DEMO_THINGS[0], 3, (5, 10)
 
 
 def model_or_standin(
@@ -64,7 +69,8 @@ def run_demo(
     precision: str | None,
     echo: Callable[[str], None] = print,
 ):
-    """Render DEMO_THINGS x all animals x both methods into ``out``/cache."""
+    """Render DEMO_THINGS x all animals x both methods into ``out``/cache, a few
+    ranking columns and best of 3 for one thing; build the site."""
     clip_model, standin = model_or_standin(model, device, out / ".standin", echo)
     echo(describe(device, precision, clip_model.name, clip_model.identity))
     cache = out / "cache"
@@ -90,6 +96,15 @@ def run_demo(
                                 epochs_detail=epochs or DEMO_RANK_EPOCHS, echo=echo)
         echo(f"ranking {prompt.stem} method {method}: {ranked.short_rendered} short and "
              f"{ranked.detail_rendered} continued runs in {ranked.seconds:.1f} s")
+    best = plan_best_of(cache, clip_model.identity, DEMO_BEST_OF,
+                        things=[DEMO_BEST_OF_THING],
+                        epochs_short=epochs or DEMO_BEST_OF_EPOCHS[0],
+                        epochs_detail=epochs or DEMO_BEST_OF_EPOCHS[1])
+    sizes = batch_sizes(best, clip_model, None, precision)
+    echo(f"best of {DEMO_BEST_OF} for {DEMO_BEST_OF_THING}: {best.work().text()}")
+    chosen = render_best_of(cache, best, clip_model, sizes, precision, echo=echo)
+    echo(f"best of {DEMO_BEST_OF}: {chosen.short_rendered} short and {chosen.continued} "
+         f"continued runs in {chosen.seconds:.1f} s")
     site = out / "site"
     build = build_site(cache, site, "/")
     for line in build.lines():
