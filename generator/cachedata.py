@@ -11,13 +11,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from gallery.layout import (
+    best_of_root,
     method_dir,
     png_of_record,
     ranking_summaries,
     record_paths,
     summary_path,
 )
-from gallery.schema import CacheFormatError, CacheSummary, RankingSummary, RenderRecord
+from gallery.schema import (
+    BestOf,
+    CacheFormatError,
+    CacheSummary,
+    RankingSummary,
+    RenderRecord,
+)
 from gallery.schema import read_json as _read_json
 
 # A cache file exists but does not say what the contract (gallery.schema) says.
@@ -33,6 +40,26 @@ class Render:
     png: Path
     sim: float | None
     prompt: str
+
+
+@dataclass(frozen=True)
+class BestOfRender(Render):
+    """One image of the best-of gallery: the winner of N short runs, continued.
+
+    ``sim`` is the continued image's (final) sim; the paths are in the cache,
+    None where the file is not there (the site then shows nothing for it).
+    """
+
+    runs: int  # N
+    run: int  # the winner
+    short_sim: float | None
+    short_image: Path | None
+    short_sims: Path | None  # every short run's sim, as an article CSV
+    short_seconds: float  # the N short runs together
+    short_epochs: int
+    seconds: float  # the continued run
+    epochs: int
+    device: str
 
 
 @dataclass(frozen=True)
@@ -81,15 +108,14 @@ def load_summary(cache: Path) -> dict[int, dict]:
     return {method: asdict(entry) for method, entry in summary.methods.items()}
 
 
-def load_renders(cache: Path, method: int, stems: set[str]) -> dict[str, Render]:
-    """The method's images whose PNG and record both exist, by stem.
+def _records(cache: Path, method: int, stems: set[str]):
+    """(stem, PNG, record file, record) of the method's images whose PNG and record exist.
 
     Records for stems outside the prompt list are ignored: the page shows the
     prompt list, and a stray file must not add a cell to it.
     """
-    renders = {}
     if not method_dir(cache, method).is_dir():
-        return renders
+        return
     for record_path in record_paths(cache, method):
         stem = record_path.stem
         png = png_of_record(record_path)
@@ -98,24 +124,84 @@ def load_renders(cache: Path, method: int, stems: set[str]) -> dict[str, Render]
         data = _read_json(record_path)
         if not isinstance(data, dict):
             raise CacheError(f"{record_path}: a render record must be an object")
-        record = RenderRecord.from_json(data, record_path)
-        renders[stem] = Render(
-            method=method,
-            stem=stem,
-            png=png,
-            sim=float(record.sim) if isinstance(record.sim, (int, float)) else None,
-            prompt=str(record.prompt),
-        )
-    return renders
+        yield stem, png, record_path, RenderRecord.from_json(data, record_path)
 
 
-def _inside(folder: Path, relative: object, where: Path, field: str) -> Path:
-    """A path from a summary, refused if it could leave the ranking folder."""
+def _sim(value: object) -> float | None:
+    # bool is an int to Python, not a sim to anyone
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def load_renders(cache: Path, method: int, stems: set[str]) -> dict[str, Render]:
+    """The method's images whose PNG and record both exist, by stem."""
+    return {
+        stem: Render(method=method, stem=stem, png=png, sim=_sim(record.sim),
+                     prompt=str(record.prompt))
+        for stem, png, _, record in _records(cache, method, stems)
+    }
+
+
+def _whole(value: object, where: Path, field: str, least: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise CacheError(f"{where}: {field} must be a whole number >= {least}, not {value!r}")
+    return value
+
+
+def _number(value: object, where: Path, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise CacheError(f"{where}: {field} must be a number >= 0, not {value!r}")
+    return float(value)
+
+
+def _best_of_render(method: int, stem: str, png: Path, where: Path,
+                    record: RenderRecord) -> BestOfRender:
+    info = record.best_of
+    if not isinstance(info, BestOf):
+        raise CacheError(f"{where}: a best-of record needs a 'best_of' object")
+    folder = png.parent
+    runs = _whole(info.runs, where, "best_of.runs", least=1)
+    run = _whole(info.run, where, "best_of.run")
+    if run >= runs:
+        raise CacheError(f"{where}: best_of.run {run} is not one of the {runs} runs")
+    if info.short_sim is not None and _sim(info.short_sim) is None:
+        raise CacheError(f"{where}: best_of.short_sim must be a number, not {info.short_sim!r}")
+    optional = {}
+    for name in ("short_image", "short_sims"):  # niceties: shown only when there
+        relative = getattr(info, name)
+        path = _inside(folder, relative, where, f"best_of.{name}", "method folder") if (
+            relative is not None and relative != "") else None
+        optional[name] = path if path is not None and path.is_file() else None
+    return BestOfRender(
+        method=method, stem=stem, png=png, sim=_sim(record.sim), prompt=str(record.prompt),
+        runs=runs, run=run, short_sim=_sim(info.short_sim), **optional,
+        short_seconds=_number(info.short_seconds, where, "best_of.short_seconds"),
+        short_epochs=_whole(info.short_epochs, where, "best_of.short_epochs"),
+        seconds=_number(record.seconds, where, "seconds"),
+        epochs=_whole(record.epochs, where, "epochs"),
+        device=str(record.device_name or record.device),
+    )
+
+
+def load_best_of(cache: Path, method: int, stems: set[str]) -> dict[str, BestOfRender]:
+    """The best-of gallery's images of ``method`` (``CACHE/best-of``), by stem."""
+    root = best_of_root(cache)
+    return {stem: _best_of_render(method, stem, png, where, record)
+            for stem, png, where, record in _records(root, method, stems)}
+
+
+def load_best_of_summary(cache: Path) -> dict[int, dict]:
+    """Per-method cost of the best-of gallery's continued runs; empty if none."""
+    return load_summary(best_of_root(cache))
+
+
+def _inside(folder: Path, relative: object, where: Path, field: str,
+            what: str = "ranking folder") -> Path:
+    """A path from a cache file, refused if it could leave ``folder``."""
     if not isinstance(relative, str) or not relative:
         raise CacheError(f"{where}: {field} must be a relative path string")
     parts = PurePosixPath(relative)
     if parts.is_absolute() or ".." in parts.parts:
-        raise CacheError(f"{where}: {field} {relative!r} leaves the ranking folder")
+        raise CacheError(f"{where}: {field} {relative!r} leaves the {what}")
     return folder / parts
 
 

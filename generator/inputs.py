@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gallery.paths import DATA_DIR, METHODS
 from gallery.prompts import Prompt, load_prompts
 
 from .article import Article, read_article
-from .cachedata import RankingColumn, Render, load_rankings, load_renders, load_summary
+from .cachedata import (
+    BestOfRender,
+    RankingColumn,
+    Render,
+    load_best_of,
+    load_best_of_summary,
+    load_rankings,
+    load_renders,
+    load_summary,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,9 @@ class Inputs:
     renders: dict[int, dict[str, Render]]
     rankings: dict[str, RankingColumn]
     methods: tuple[int, ...]
+    # The best-of-N gallery (CACHE/best-of): images by method and stem, its cost.
+    best_of: dict[int, dict[str, BestOfRender]] = field(default_factory=dict)
+    best_of_summary: dict[int, dict] = field(default_factory=dict)
 
 
 def load_inputs(cache: Path, article: Path | None = None, prompts: Path | None = None,
@@ -38,4 +50,6 @@ def load_inputs(cache: Path, article: Path | None = None, prompts: Path | None =
         renders={m: load_renders(cache, m, stems) for m in METHODS},
         rankings=load_rankings(cache),
         methods=tuple(METHODS),
+        best_of={m: load_best_of(cache, m, stems) for m in METHODS},
+        best_of_summary=load_best_of_summary(cache),
     )

@@ -31,6 +31,30 @@ def sims_csv(method: int) -> str:
     return f"img/method-{method}/sims.csv"
 
 
+# The best-of gallery's files: stems are letters and "-", runs are numbers, so
+# the script may fill these patterns in as they are.
+def best_of_png(method: int | str, stem: str) -> str:
+    return f"img/best-of/method-{method}/{stem}.png"
+
+
+def best_of_webp(method: int | str, stem: str) -> str:
+    return f"img/best-of/method-{method}/{stem}.webp"
+
+
+def best_of_short_webp(method: int | str, stem: str, run: int | str) -> str:
+    """The winner's image after its short run (only a WebP: it is shown small)."""
+    return f"img/best-of/method-{method}/runs/{stem}-{run}.webp"
+
+
+def best_of_short_sims(method: int | str, stem: str) -> str:
+    """Every short run's sim of one prompt, the article's CSV format."""
+    return f"img/best-of/method-{method}/short-sims/{stem}.csv"
+
+
+def best_of_sims_csv(method: int) -> str:
+    return f"img/best-of/method-{method}/sims.csv"
+
+
 def config_file(name: str) -> str:
     return f"configs/{name}"
 
@@ -72,9 +96,19 @@ def normalise_base_url(base_url: str) -> str:
     return "/" + "".join(f"{p}/" for p in parts)
 
 
-def selection_fragment(thing: str, method: int) -> str:
-    """The selector's URL state; the same encoding as the browser's URLSearchParams."""
-    return urlencode({"thing": thing, "method": method})
+FIRST, BEST = "first", "best"  # the selector's views: first attempt, best of N
+
+
+def selection_fragment(thing: str, method: int, view: str | None = None) -> str:
+    """The selector's URL state; the same encoding as the browser's URLSearchParams.
+
+    The first attempt is the default view and leaves ``view`` out, so links
+    made before there was a best-of view still mean what they meant.
+    """
+    if view not in (None, FIRST, BEST):
+        raise ValueError(f"unknown selector view {view!r}; use {FIRST!r} or {BEST!r}")
+    state = {"thing": thing, "method": method}
+    return urlencode({**state, "view": BEST} if view == BEST else state)
 
 
 class Urls:

@@ -1,8 +1,9 @@
 """Checks a built site: every local URL resolves, every #fragment has a target.
 
 Run by every build (a broken link fails it) and by the tests over the whole
-site. Selector links (``#thing=harp&method=2``) have no element to point at:
-their target is a selection, which must exist in the selector's data.
+site. Selector links (``#thing=harp&method=2``, ``...&view=best``) have no
+element to point at: their target is a selection, which must exist in the
+selector's data (a best-of view only where the page has best-of images).
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ def selection_exists(page: ParsedPage, fragment: str) -> bool:
     thing = query.get("thing", [None])[0]
     method = query.get("method", [None])[0]
     selector = json.loads(data)
+    # A best-of link needs the best-of view, which the page has only with best-of data.
+    view = query.get("view", [None])[0]
+    if view is not None and not (view == "best" and selector.get("best")):
+        return False
     return thing in selector["things"] and str(method) in {str(m) for m in selector["methods"]}
 
 

@@ -14,16 +14,17 @@ import yaml
 from jinja2 import Environment
 from markupsafe import Markup
 
-from gallery.layout import sims_csv_path
+from gallery.layout import best_of_root, sims_csv_path
 from gallery.prompts import animals, things
 
 from .article import ArticleError, Slots
+from .bestof import BestOfFacts, most_and_least, signed
 from .figures import DALLE_SAMPLES, NOT_MEASURED, cost_figures
-from .heatmap import build_heatmap
+from .heatmap import build_best_of_heatmap, build_heatmap
 from .inputs import Inputs
-from .layout import Urls, config_file, sims_csv
+from .layout import BEST, Urls, best_of_sims_csv, config_file, selection_fragment, sims_csv
 from .ranking import build_table, lowest_final
-from .selector import choose_default, selector_context, thing_order
+from .selector import best_of_label, choose_default, selector_context, thing_order
 
 NOT_RUN = "(not run yet)"
 
@@ -53,7 +54,22 @@ class PostParts:
         self._selector(inputs.article.meta.get("selector") or {})
         stems = {(p.animal, p.thing): p.stem for p in prompts}
         sims = {m: {s: r.sim for s, r in inputs.renders[m].items()} for m in methods}
-        self.heatmap = build_heatmap(animals(prompts), thing_order(prompts), stems, sims)
+        best = {m: {s: r.sim for s, r in inputs.best_of.get(m, {}).items()} for m in methods}
+        self.best_facts = BestOfFacts(prompts, inputs.renders, inputs.best_of,
+                                      inputs.best_of_summary)
+        label = best_of_label(inputs.best_of)
+        # One colour scale for the first attempts and the best of N.
+        best_values = [v for by_stem in best.values() for v in by_stem.values()
+                       if v is not None]
+        self.heatmap = build_heatmap(animals(prompts), thing_order(prompts), stems, sims,
+                                     also=best_values)
+        self.best_heatmap = None if label is None else {
+            "map": build_best_of_heatmap(animals(prompts), thing_order(prompts), stems, sims,
+                                         best, label),
+            "label": label,
+            "count": sum(len(r) for r in inputs.best_of.values()),
+            "compared": len(self.best_facts.gains),
+        }
         self.costs = {m: cost_figures(inputs.summary.get(m), len(prompts)) for m in methods}
         self.counts = {
             "prompts": len(prompts),
@@ -80,14 +96,19 @@ class PostParts:
         prompts, methods = self.inputs.prompts, self.inputs.methods
         self.default = choose_default(thing_order(prompts), methods, wanted.get("thing"),
                                       wanted.get("method"))
-        csv_methods = []
+        csv_methods, best_csv_methods = [], []
         for m in methods:
             source = sims_csv_path(self.inputs.cache, m)
             if source.is_file():
                 self.files.copy(sims_csv(m), source)
                 csv_methods.append(m)
+            source = sims_csv_path(best_of_root(self.inputs.cache), m)
+            if self.inputs.best_of.get(m) and source.is_file():
+                self.files.copy(best_of_sims_csv(m), source)
+                best_csv_methods.append(m)
         self.selector = selector_context(prompts, self.inputs.renders, methods, self.default,
-                                         self.urls, csv_methods)
+                                         self.urls, csv_methods, self.inputs.best_of,
+                                         best_csv_methods)
 
     def _render(self, template: str, **context) -> Markup:
         return Markup(self.env.get_template(template).render(**context))
@@ -154,6 +175,35 @@ class PostParts:
         values = [v for v in values if v is not None]
         return f"{min(values):.2f} to {max(values):.2f}" if values else NOT_RUN
 
+    def best_of_fact(self, key: str, method: int | None = None) -> str:
+        if method is not None and method not in self.inputs.methods:
+            raise ArticleError(f"best_of(): unknown method {method!r}")
+        try:
+            return self.best_facts.fact(key, method)
+        except KeyError:
+            raise ArticleError(f"best_of(): unknown key {key!r}; use one of "
+                               f"{sorted(BestOfFacts.KEYS)}") from None
+
+    def best_of_gain(self, which: str, field: str) -> Markup | str:
+        """The prompt that gained most (``which="most"``) or least, and its figures."""
+        if which not in ("most", "least"):
+            raise ArticleError(f"best_of_gain(): use 'most' or 'least', not {which!r}")
+        fields = ("link", "gain", "first", "best")
+        if field not in fields:
+            raise ArticleError(f"best_of_gain(): unknown field {field!r}; use one of {fields}")
+        pair = most_and_least(self.best_facts.gains)
+        if pair is None:
+            return NOT_RUN
+        gain = pair[0] if which == "most" else pair[1]
+        if field == "link":
+            href = "#" + selection_fragment(gain.prompt.thing, gain.method, BEST)
+            return self._render("parts/selection_link.html", href=href,
+                                text=f"{gain.prompt.animal} made of {gain.prompt.thing}",
+                                method=gain.method)
+        if field == "gain":
+            return signed(gain.gain)
+        return f"{getattr(gain, field):.2f}"
+
     def _lookup(self, table: dict, key, what: str):
         if key not in table:
             raise ArticleError(f"{what}: unknown {key!r}; use one of {sorted(table)}")
@@ -161,11 +211,12 @@ class PostParts:
 
     def helpers(self, slots: Slots) -> dict[str, Callable]:
         """What ``data/article.md`` may call; each returns a slot token, except the
-        tests ``measured`` and ``ranked`` for ``{% if %}``."""
+        tests ``measured``, ``ranked``, ``best_of_run`` and ``best_of_gained`` for ``{% if %}``."""
         return {
             "selector": lambda: slots.block(self._render("parts/selector.html", **self.selector)),
             "heatmap": lambda: slots.block(self._render(
-                "parts/heatmap.html", map=self.heatmap, counts=self.counts)),
+                "parts/heatmap.html", map=self.heatmap, counts=self.counts,
+                best=self.best_heatmap)),
             "ranking_table": lambda: slots.block(self._render(
                 "parts/ranking.html", table=self.table, missing=self.ranking_missing)),
             "method_config": lambda m: slots.block(self.method_config(m)),
@@ -180,4 +231,9 @@ class PostParts:
             "lowest_final": lambda field: slots.inline(self.lowest_final(field)),
             "sim_range": lambda which: slots.inline(self.sim_range(which)),
             "config_value": lambda name, *keys: slots.inline(self.config_value(name, *keys)),
+            # the best-of gallery: a test for {% if %}, its figures, its gains
+            "best_of_run": lambda *ms: self.best_facts.ran(*ms),
+            "best_of_gained": lambda: bool(self.best_facts.gains),
+            "best_of": lambda key, method=None: slots.inline(self.best_of_fact(key, method)),
+            "best_of_gain": lambda which, field: slots.inline(self.best_of_gain(which, field)),
         }

@@ -7,6 +7,10 @@ before anything is rendered:
 
 The images are coloured squares (or, with ``--noisy``, noise textures whose
 PNGs are as large as real renders, ~110 KB); the sims are made up.
+
+A best-of gallery (``CACHE/best-of``) covers part of the prompts, every
+animal of a few things with both methods, so a page shows the best-of view
+and also cells without it (``--no-best-of`` leaves it out).
 """
 
 from __future__ import annotations
@@ -26,18 +30,24 @@ from gallery.layout import (
     FINAL_CSV,
     INITIAL_CSV,
     SUMMARY,
+    best_of_root,
     continued_name,
+    method_dir,
     png_path,
     ranking_dir,
     record_path,
     run_name,
+    short_run_name,
+    short_sims_csv_path,
     sims_csv_image,
     sims_csv_path,
     summary_path,
 )
 from gallery.paths import METHODS
 from gallery.prompts import Prompt, load_prompts
+from gallery.ratings import format_ratings, ratings_for_runs, sorted_runs
 from gallery.schema import (
+    BestOf,
     CacheSummary,
     MethodSummary,
     RankingRow,
@@ -53,6 +63,11 @@ SIZE = 224
 RANKING_COLUMNS = (("snail-of-harp", "snail", "harp", 1, 512),
                    ("penguin-of-piano", "penguin", "piano", 1, 512),
                    ("penguin-of-piano", "penguin", "piano", 2, 149))
+# The things the sample's best-of gallery covers, where the prompts have them.
+BEST_OF_THINGS = ("harp", "piano")
+BEST_OF_RUNS = 64
+BEST_OF_DEVICE = "NVIDIA H200"
+SHORT_SECONDS = 0.05  # per short run and method number: method 2's runs take twice as long
 
 
 def flat_image(seed: int) -> Image.Image:
@@ -90,11 +105,21 @@ def _csv(rows: Sequence[Sequence[object]]) -> str:
     return buffer.getvalue()
 
 
+def sample_sim(stem: str, method: int) -> float:
+    """The made-up sim of a first attempt, 30.00 to 49.99."""
+    return round(30 + zlib.crc32(f"{stem}/{method}".encode()) % 2000 / 100, 2)
+
+
+def sample_gain(stem: str, method: int) -> float:
+    """What the sample's best of N adds to the first attempt: -1.50 to +5.99."""
+    return round(-1.5 + zlib.crc32(f"best/{stem}/{method}".encode()) % 750 / 100, 2)
+
+
 def write_renders(cache: Path, prompts: Sequence[Prompt], method: int, noisy: bool = False,
                   seconds: float = 0.41) -> None:
     rows = []
     for index, prompt in enumerate(prompts):
-        sim = round(30 + zlib.crc32(f"{prompt.stem}/{method}".encode()) % 2000 / 100, 2)
+        sim = sample_sim(prompt.stem, method)
         png = png_path(cache, method, prompt.stem)
         _png(png, index * 7 + method, noisy)
         record = RenderRecord(
@@ -118,6 +143,17 @@ def write_summary(cache: Path, counts: dict[int, int], seconds: float = 0.41) ->
                          batch=64)
         for m, n in counts.items() if n
     }).write(summary_path(cache))
+
+
+def write_best_of_summary(cache: Path, counts: dict[int, int]) -> None:
+    """The best-of gallery's cost: the continued runs, as the renderer sums them."""
+    CacheSummary({
+        m: MethodSummary(config=f"method-{m}-detail.yaml", config_hash=f"detail{m}",
+                         epochs=300, images=n, seconds_per_image=round(0.3 * m, 3),
+                         total_seconds=round(0.3 * m * n, 2), device=BEST_OF_DEVICE,
+                         model="ViT-B/32", precision="bf16", batch=32)
+        for m, n in counts.items() if n
+    }).write(summary_path(best_of_root(cache)))
 
 
 def write_ranking(cache: Path, stem: str, animal: str, thing: str, method: int, runs: int,
@@ -152,14 +188,79 @@ def write_ranking(cache: Path, stem: str, animal: str, thing: str, method: int, 
     ).write(folder / SUMMARY)
 
 
+def write_best_of(cache: Path, prompts: Sequence[Prompt], method: int, runs: int = BEST_OF_RUNS,
+                  noisy: bool = False) -> None:
+    """The best of ``runs`` short runs of each prompt, continued, as the renderer leaves them.
+
+    Per prompt: the winner's image and record (with its ``best_of``), the
+    winner's short image, every short run's sim as the article's CSV; per
+    method a ``sims.csv`` of the winners. The renderer's state of the short
+    runs (``short-sims/{stem}.json``) is left out: the site does not read it,
+    and 64 runs of it per prompt would double the time a test cache takes.
+    The best-of sim is the first attempt's plus :func:`sample_gain`, so every
+    gain is known in advance.
+    """
+    root = best_of_root(cache)
+    folder = method_dir(root, method)
+    rows = []
+    for index, prompt in enumerate(prompts):
+        text = method_prompt(prompt, method)
+        rng = random.Random(f"best-of/{prompt.stem}/{method}")
+        sims = {run: round(rng.uniform(18, 30), 4) for run in range(runs)}
+        winner = sorted_runs(sims)[0][0]
+        png = png_path(root, method, prompt.stem)
+        _png(png, 5000 + index * 7 + method, noisy)
+        _png(folder / short_run_name(prompt.stem, winner), 9000 + index * 7 + method, False)
+        csv_path = short_sims_csv_path(root, method, prompt.stem)
+        rated = [(short_run_name(prompt.stem, r), s) for r, s in sims.items()]
+        write_text(format_ratings(ratings_for_runs(text, rated)), csv_path)
+        sim = round(sample_sim(prompt.stem, method) + sample_gain(prompt.stem, method), 2)
+        RenderRecord(
+            prompt=text, animal=prompt.animal, thing=prompt.thing, stem=prompt.stem,
+            method=method, config=f"method-{method}-detail.yaml", config_hash=f"detail{method}",
+            seed=1000 * index + winner, model="ViT-B/32", model_id="sample", device="cpu",
+            device_name=BEST_OF_DEVICE, precision="bf16", epochs=300,
+            seconds=round(0.3 * method, 3), batch=32, sim=sim, run=winner,
+            init_image=short_run_name(prompt.stem, winner),
+            created="2026-11-30T00:00:00+00:00",
+            best_of=BestOf(
+                runs=runs, run=winner, short_sim=sims[winner], short_seed=1000 * index + winner,
+                short_config=f"method-{method}-short.yaml", short_config_hash=f"short{method}",
+                short_epochs=20, short_image=short_run_name(prompt.stem, winner),
+                short_seconds=round(SHORT_SECONDS * method * runs, 3),
+                short_sims=csv_path.relative_to(folder).as_posix(),
+            ),
+        ).write(record_path(png))
+        rows.append((prompt.stem, (sims_csv_image(method, prompt.stem), text, sim)))
+    write_text(format_sims_csv([row for _, row in sorted(rows)]), sims_csv_path(root, method))
+
+
+def best_of_prompts(prompts: Sequence[Prompt],
+                    things: Sequence[str] | None = None) -> list[Prompt]:
+    """The prompts the sample's best-of gallery covers: every animal of ``things``
+    (default: those of BEST_OF_THINGS the prompts have, else their first thing)."""
+    present = list(dict.fromkeys(p.thing for p in prompts))
+    if things is None:
+        things = [t for t in BEST_OF_THINGS if t in present] or present[:1]
+    return [p for p in prompts if p.thing in things]
+
+
 def write_sample_cache(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int] = METHODS,
-                       noisy: bool = False, rankings: bool = True) -> Path:
-    """``prompts`` rendered with each of ``methods``, plus the article's ranking columns."""
+                       noisy: bool = False, rankings: bool = True, best_of: bool = True,
+                       best_of_things: Sequence[str] | None = None,
+                       best_of_runs: int = BEST_OF_RUNS) -> Path:
+    """``prompts`` rendered with each of ``methods``, plus the article's ranking columns
+    and, unless ``best_of`` is False, a best-of gallery of part of the prompts."""
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
     for method in methods:
         write_renders(cache, prompts, method, noisy)
     write_summary(cache, {m: len(prompts) for m in methods})
+    best = best_of_prompts(prompts, best_of_things) if best_of else []
+    if best:
+        for method in methods:
+            write_best_of(cache, best, method, best_of_runs, noisy)
+        write_best_of_summary(cache, {m: len(best) for m in methods})
     if rankings:
         texts = {(p.animal, p.thing): p for p in load_prompts()}
         for stem, animal, thing, method, runs in RANKING_COLUMNS:
@@ -176,13 +277,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--noisy", action="store_true", help="render-sized noise PNGs")
     parser.add_argument("--things", type=int, default=None,
                         help="only the first N things (default: all 90, i.e. 1620 images)")
+    parser.add_argument("--no-best-of", dest="best_of", action="store_false",
+                        help="no best-of gallery (default: every animal of "
+                             f"{' and '.join(BEST_OF_THINGS)}, best of {BEST_OF_RUNS})")
     args = parser.parse_args(argv)
     prompts = load_prompts()
     if args.things is not None:
         keep = list(dict.fromkeys(p.thing for p in prompts))[: args.things]
         prompts = [p for p in prompts if p.thing in keep]
-    write_sample_cache(args.cache, prompts, noisy=args.noisy)
-    print(f"wrote {len(prompts)} prompts x 2 methods to {args.cache}")
+    write_sample_cache(args.cache, prompts, noisy=args.noisy, best_of=args.best_of)
+    best = len(best_of_prompts(prompts)) if args.best_of else 0
+    print(f"wrote {len(prompts)} prompts x 2 methods to {args.cache}"
+          + (f", the best of {BEST_OF_RUNS} for {best} of them" if best else ""))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ the script); the script gets every selection as JSON, embedded so that no
 prompt text can close the <script> element or be read as markup. The JSON
 holds finished strings (each method's prompt, the sim labels), and the
 template's <template> holds the picture markup: the script only copies them.
+
+The best-of view (where the cache has a best-of gallery) works the same way:
+its numbers come as finished strings, its words (the caption around them,
+"no best-of run yet") are in the <template>, and its image URLs exist only
+in the JSON, so no best-of image is fetched before a reader asks for that view.
 """
 
 from __future__ import annotations
@@ -17,8 +22,21 @@ from markupsafe import Markup
 
 from gallery.prompts import Prompt, animals, things
 
-from .cachedata import Render
-from .layout import Urls, render_png, render_webp, selection_fragment, sims_csv
+from .cachedata import BestOfRender, Render
+from .layout import (
+    Urls,
+    best_of_png,
+    best_of_short_sims,
+    best_of_short_webp,
+    best_of_sims_csv,
+    best_of_webp,
+    render_png,
+    render_webp,
+    selection_fragment,
+    sims_csv,
+)
+
+BestOfs = Mapping[int, Mapping[str, BestOfRender]]
 
 
 def thing_order(prompts: Sequence[Prompt]) -> list[str]:
@@ -65,6 +83,66 @@ def missing_label(animal: str) -> str:
     return f"{animal}: not rendered yet"
 
 
+def best_of_missing_label(animal: str) -> str:
+    """What a screen reader says where the best-of view has no image."""
+    return f"{animal}: no best-of run yet"
+
+
+def runs_text(counts: Sequence[int]) -> str:
+    """N of "best of N": one number, or the range where prompts had different N."""
+    if not counts:
+        return ""
+    low, high = min(counts), max(counts)
+    return str(low) if low == high else f"{low} to {high}"
+
+
+def best_of_label(best_of: BestOfs) -> str | None:
+    """The toggle's name, "best of 64"; None without any best-of image."""
+    counts = [r.runs for by_stem in best_of.values() for r in by_stem.values()]
+    return f"best of {runs_text(counts)}" if counts else None
+
+
+def sim_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def best_of_entry(render: BestOfRender | None) -> list | None:
+    """[N, short sim, final sim, winning run, short image there (0/1), CSV there (0/1)].
+
+    The words around them ("best of", "short sim", "final", "all N sims") are
+    the template's; numbers only here, so 1620 cells stay a few dozen KB.
+    """
+    if render is None:
+        return None
+    return [render.runs, sim_text(render.short_sim), sim_text(render.sim), render.run,
+            int(render.short_image is not None), int(render.short_sims is not None)]
+
+
+def _best_row(prompts: Sequence[Prompt | None], best_of: BestOfs, methods) -> list | None:
+    """One thing's best-of entries by animal and method; None where it has none at all."""
+    row = [[best_of_entry(best_of.get(m, {}).get(p.stem)) for m in methods] if p else None
+           for p in prompts]
+    return row if any(e is not None for cell in row if cell for e in cell) else None
+
+
+def _best_data(grid: Mapping[tuple[str, str], Prompt], thing_names, animal_names,
+               best_of: BestOfs, methods, urls: Urls) -> dict | None:
+    label = best_of_label(best_of)
+    if label is None:
+        return None
+    return {
+        "label": label,
+        "missing": [best_of_missing_label(a) for a in animal_names],
+        "webp": urls.root + best_of_webp("{method}", "{stem}"),
+        "png": urls.root + best_of_png("{method}", "{stem}"),
+        "short": urls.root + best_of_short_webp("{method}", "{stem}", "{run}"),
+        "csv": urls.root + best_of_short_sims("{method}", "{stem}"),
+        # per thing: None (no best-of image at all) or per animal: per method
+        "cells": [_best_row([grid.get((t, a)) for a in animal_names], best_of, methods)
+                  for t in thing_names],
+    }
+
+
 def _entry(prompt: Prompt, renders: Mapping[int, Mapping[str, Render]], methods) -> list:
     # [stem, the prompt of each method..., the sim label of each method...]:
     # the script shows these strings as they are and derives nothing from them.
@@ -73,8 +151,12 @@ def _entry(prompt: Prompt, renders: Mapping[int, Mapping[str, Render]], methods)
 
 
 def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Render]],
-                methods: Sequence[int], default: Default, urls: Urls) -> dict:
-    """Everything the script needs; image URLs are patterns over method and stem."""
+                methods: Sequence[int], default: Default, urls: Urls,
+                best_of: BestOfs | None = None) -> dict:
+    """Everything the script needs; image URLs are patterns over method and stem.
+
+    ``best`` is there only when the cache has best-of images.
+    """
     grid = {(p.thing, p.animal): p for p in prompts}
     thing_names, animal_names = thing_order(prompts), animals(prompts)
     cells = [
@@ -82,7 +164,7 @@ def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Re
          for a in animal_names]
         for t in thing_names
     ]
-    return {
+    data = {
         "things": thing_names,
         "animals": animal_names,
         "missing": [missing_label(a) for a in animal_names],
@@ -93,6 +175,10 @@ def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Re
         "png": urls.root + render_png("{method}", "{stem}"),
         "cells": cells,
     }
+    best = _best_data(grid, thing_names, animal_names, best_of or {}, methods, urls)
+    if best is not None:
+        data["best"] = best
+    return data
 
 
 # The cells the script fills in, as the template's <template> holds them.
@@ -119,9 +205,19 @@ def _cell(prompt: Prompt | None, animal: str, method: int,
 
 def selector_context(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Render]],
                      methods: Sequence[int], default: Default, urls: Urls,
-                     csv_methods: Sequence[int]) -> dict:
-    """What the selector template shows, the default selection filled in."""
+                     csv_methods: Sequence[int], best_of: BestOfs | None = None,
+                     best_csv_methods: Sequence[int] = ()) -> dict:
+    """What the selector template shows, the default selection filled in.
+
+    The page opens with the first attempts, script or not; ``best`` (None
+    without best-of images) names the toggle and the best-of CSVs.
+    """
     by_animal = {p.animal: p for p in prompts if p.thing == default.thing}
+    label = best_of_label(best_of or {})
+    best = None if label is None else {
+        "label": label,
+        "csv": [{"method": m, "href": urls(best_of_sims_csv(m))} for m in best_csv_methods],
+    }
     return {
         "things": [{"name": t, "selected": t == default.thing} for t in thing_order(prompts)],
         "methods": [{"value": m, "selected": m == default.method} for m in methods],
@@ -130,5 +226,6 @@ def selector_context(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[st
         "state": selection_fragment(default.thing, default.method),
         "csv": [{"method": m, "href": urls(sims_csv(m))} for m in csv_methods],
         "blank": BLANK_CELLS,
-        "data": script_json(script_data(prompts, renders, methods, default, urls)),
+        "best": best,
+        "data": script_json(script_data(prompts, renders, methods, default, urls, best_of)),
     }

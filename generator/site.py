@@ -24,6 +24,10 @@ from .inputs import Inputs, load_inputs
 from .layout import (
     MANIFEST,
     Urls,
+    best_of_png,
+    best_of_short_sims,
+    best_of_short_webp,
+    best_of_webp,
     link_to_page,
     normalise_base_url,
     page_for_permalink,
@@ -68,6 +72,7 @@ class BuildReport:
     out: Path
     post: str  # site path of the post
     renders: int = 0
+    best_of: int = 0  # best-of images
     webp_made: int = 0
     copied: int = 0
     pages_written: list[str] = field(default_factory=list)
@@ -82,7 +87,8 @@ class BuildReport:
         ratio = f" ({self.png_bytes / self.webp_bytes:.1f}x smaller)" if self.webp_bytes else ""
         return [
             f"post: {self.out / self.post}",
-            f"renders: {self.renders}; WebP made: {self.webp_made}; files copied: {self.copied}; "
+            f"renders: {self.renders}; best-of images: {self.best_of}; "
+            f"WebP made: {self.webp_made}; files copied: {self.copied}; "
             f"pages written: {len(self.pages_written)}, unchanged: {self.pages_unchanged}; "
             f"stale files removed: {self.removed}",
             f"page weight: {self.weight.text()}",
@@ -206,12 +212,21 @@ def build_site(cache: Path, out: Path, base_url: str = "/", *, article: Path | N
         for stem, render in renders.items():
             files.copy(render_png(method, stem), render.png)
             files.web(render_webp(method, stem), render.png)
+    for method, best in inputs.best_of.items():
+        for stem, render in best.items():
+            files.copy(best_of_png(method, stem), render.png)
+            files.web(best_of_webp(method, stem), render.png)
+            if render.short_image is not None:  # shown small: a WebP is enough
+                files.web(best_of_short_webp(method, stem, render.run), render.short_image)
+            if render.short_sims is not None:
+                files.copy(best_of_short_sims(method, stem), render.short_sims)
     for source in sorted((templates / "static").iterdir()):
         files.copy(static_file(source.name), source)
     pages = _pages(inputs, env, templates, base_url, files)
 
     report = BuildReport(out=out, post=page_for_permalink(inputs.article.permalink))
     report.renders = sum(len(r) for r in inputs.renders.values())
+    report.best_of = sum(len(r) for r in inputs.best_of.values())
     out.mkdir(parents=True, exist_ok=True)
     report.copied = sum(publish_copy(src, out / dst) for dst, src in files.copies.items())
     report.webp_made = make_web_copies(

@@ -144,6 +144,7 @@ def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "load_clip", offline)
     monkeypatch.delenv("CLIPIG_MODEL", raising=False)
     monkeypatch.setattr(demo, "DEMO_THINGS", ("harp",))
+    monkeypatch.setattr(demo, "DEMO_BEST_OF", 2)
     result = run("demo", "--out", tmp_path / "demo", "--epochs", 1)
     assert result.exit_code == 0, result.output
     assert "STAND-IN" in result.output
@@ -153,17 +154,17 @@ def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
     assert record["prompt"] == "a snail made of harp."  # method 2: first sentence only
     summary = tmp_path / "demo/cache/ranking/penguin-of-piano/method-2/summary.json"
     assert len(json.loads(summary.read_text())["rows"]) == 3
-    for method in (1, 2):  # best of 3 for harp
+    for method in (1, 2):  # best of 2 for harp
         best = tmp_path / "demo/cache/best-of" / f"method-{method}"
         assert len(list(best.glob("*.png"))) == 9
-        assert json.loads((best / "snail-of-harp.json").read_text())["best_of"]["runs"] == 3
-    assert "best of 3: 54 short and 18 continued runs" in result.output
+        assert json.loads((best / "snail-of-harp.json").read_text())["best_of"]["runs"] == 2
+    assert "best of 2: 36 short and 18 continued runs" in result.output
     assert (tmp_path / "demo/site/index.html").is_file()
     assert "clipig-gallery serve --out" in result.output
     # A second run finds everything complete.
     again = run("demo", "--out", tmp_path / "demo", "--epochs", 1)
     assert "0 to render" in again.output
-    assert "best of 3: 0 short and 0 continued runs" in again.output
+    assert "best of 2: 0 short and 0 continued runs" in again.output
     assert "0 short and 0 continued" in again.output
 
 

@@ -110,13 +110,13 @@ def test_out_of_memory_in_a_gallery_render_keeps_every_image(tmp_path, tiny_clip
 def test_batch_is_announced_before_the_first_image(tmp_path, tiny_clip, harp, monkeypatch):
     prompts, configs = harp
     lines, seen_at_first_render = [], []
-    real = jobs.render_files
+    real = jobs.render_results
 
     def watched(*args, **kwargs):
         seen_at_first_render.append(list(lines))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "render_files", watched)
+    monkeypatch.setattr(jobs, "render_results", watched)
     items = plan(tmp_path, prompts[:2], (2,), configs, tiny_clip.identity)
     render_gallery(tmp_path, items, configs, tiny_clip, STEMS, echo=lines.append)
     assert seen_at_first_render[0] == ["method 2: 2 images, batch 1 (fixed for the CPU)"]

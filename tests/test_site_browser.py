@@ -10,6 +10,7 @@ have Chrome preinstalled).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -30,6 +31,11 @@ BASE = "/clipig-gallery/"
 POST = "2021/clipig-animal-transfer/"
 THINGS = ("harmonica", "harp", "hospital", "piano")
 HOLES = ((2, "snail-of-harp"), (1, "cat-of-hospital"))
+# The sample's best of 64 covers harp and piano (not harmonica, hospital); here
+# one of its images is gone, one winner's short image and one CSV of short sims.
+BEST_HOLE = (2, "pig-of-harp")
+NO_SHORT_IMAGE = (2, "cat-of-harp")
+NO_SHORT_SIMS = (2, "hedgehog-of-harp")
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile-prompts.json"
 
 PROMPTS = {(p.thing, p.animal): p for p in load_prompts()}
@@ -43,16 +49,37 @@ def _serve(out: Path):
     return server, f"http://{host}:{port}{BASE}"
 
 
-@pytest.fixture(scope="module")
-def site_url(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser")
+def _best_record(cache: Path, method: int, stem: str) -> dict:
+    return json.loads((cache / "best-of" / f"method-{method}" / f"{stem}.json").read_text())
+
+
+def _sample_site(root: Path, best_of: bool) -> Path:
     prompts = [p for p in load_prompts() if p.thing in THINGS]
-    write_sample_cache(root / "cache", prompts)
+    cache = write_sample_cache(root / "cache", prompts, best_of=best_of)
     for method, stem in HOLES:
         for suffix in (".png", ".json"):
-            (root / "cache" / f"method-{method}" / f"{stem}{suffix}").unlink()
-    build_site(root / "cache", root / "site", BASE)
-    server, url = _serve(root / "site")
+            (cache / f"method-{method}" / f"{stem}{suffix}").unlink()
+    if best_of:
+        best = cache / "best-of"
+        for suffix in (".png", ".json"):
+            (best / f"method-{BEST_HOLE[0]}" / f"{BEST_HOLE[1]}{suffix}").unlink()
+        method, stem = NO_SHORT_IMAGE
+        run = _best_record(cache, method, stem)["best_of"]["run"]
+        (best / f"method-{method}" / "runs" / f"{stem}-{run}.png").unlink()
+        method, stem = NO_SHORT_SIMS
+        (best / f"method-{method}" / "short-sims" / f"{stem}.csv").unlink()
+    build_site(cache, root / "site", BASE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def site_root(tmp_path_factory):
+    return _sample_site(tmp_path_factory.mktemp("browser"), best_of=True)
+
+
+@pytest.fixture(scope="module")
+def site_url(site_root):
+    server, url = _serve(site_root / "site")
     yield url + POST
     server.shutdown()
     server.server_close()
@@ -353,7 +380,8 @@ def test_captions_meet_wcag_aa_contrast(browser, site_url, scheme):
 
 def test_hostile_prompt_text_stays_text_in_the_browser(browser, tmp_path):
     prompts = load_prompts(HOSTILE)
-    write_sample_cache(tmp_path / "cache", prompts, rankings=False)
+    tag = "<img src=x onerror=alert(1)>"
+    write_sample_cache(tmp_path / "cache", prompts, rankings=False, best_of_things=(tag,))
     build_site(tmp_path / "cache", tmp_path / "site", BASE, prompts=HOSTILE)
     server, url = _serve(tmp_path / "site")
     try:
@@ -362,7 +390,6 @@ def test_hostile_prompt_text_stays_text_in_the_browser(browser, tmp_path):
         reader.selector_in_view()
         for key in ("ArrowUp", "ArrowUp", "1", "ArrowDown"):
             page.keyboard.press(key)
-        tag = "<img src=x onerror=alert(1)>"
         page.select_option("select[name=thing]", tag)
         assert reader.state()[0] == tag
         alts = page.evaluate("() => Array.from(document.images).map(i => i.alt)")
@@ -370,7 +397,234 @@ def test_hostile_prompt_text_stays_text_in_the_browser(browser, tmp_path):
         assert page.evaluate("() => document.querySelectorAll('img[src=x]').length") == 0
         assert reader.dialogs == [] and reader.errors == []
         assert any(re.search(re.escape(f"a cat made of {tag}."), t) for _, t in reader.console)
+        # the best-of view: the same text, still text
+        page.keyboard.press("b")
+        assert "view=best" in reader.hash() and page.locator("#selector .best-of").count() == 3
+        alts = page.evaluate("() => Array.from(document.querySelectorAll('#selector .best-of "
+                             "a img'), i => i.alt)")
+        assert f"a cat made of {tag}. a cat with the texture of a {tag}." in alts
+        assert page.evaluate("() => document.querySelectorAll('img[src=x]').length") == 0
+        assert reader.dialogs == [] and reader.errors == []
         reader.close()
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- the best-of view -------------------------------------------------------------
+
+BEST_FIGURES = """() => Array.from(document.querySelectorAll('#selector figure'), f => {
+    const best = f.querySelector('.best-of'), missing = f.querySelector('.missing');
+    if (missing) return {missing: missing.textContent,
+                         label: missing.getAttribute('aria-label'),
+                         caption: f.querySelector('.sim').textContent,
+                         img: !!f.querySelector('img')};
+    const short = best.querySelector('img.short'), sims = best.querySelector('a.all-sims');
+    return {src: best.querySelector('a img').getAttribute('src'),
+            href: best.querySelector('a').getAttribute('href'),
+            alt: best.querySelector('a img').alt,
+            short: short ? short.getAttribute('src') : null,
+            sims: sims ? [sims.getAttribute('href'), sims.textContent] : null,
+            run: best.querySelector('.short-run').textContent.trim().replace(/\\s+/g, ' '),
+            caption: f.querySelector('.sim').textContent};
+})"""
+
+
+def expected_best(cache: Path, thing: str, method: int) -> list[dict]:
+    """What the best-of view must show for each animal, from the cache's records."""
+    shown = []
+    for animal in ANIMALS:
+        prompt = PROMPTS[(thing, animal)]
+        stem = prompt.stem
+        record = cache / "best-of" / f"method-{method}" / f"{stem}.json"
+        if thing not in ("harp", "piano") or (method, stem) == BEST_HOLE:
+            assert not record.exists()
+            shown.append({"missing": "no best-of run yet", "caption": "", "img": False,
+                          "label": f"{animal}: no best-of run yet"})
+            continue
+        data = json.loads(record.read_text())
+        info = data["best_of"]
+        folder = f"../../img/best-of/method-{method}"
+        shown.append({
+            "src": f"{folder}/{stem}.webp", "href": f"{folder}/{stem}.png",
+            "alt": prompt.for_method(method),
+            "short": None if (method, stem) == NO_SHORT_IMAGE
+            else f"{folder}/runs/{stem}-{info['run']}.webp",
+            "sims": None if (method, stem) == NO_SHORT_SIMS
+            else [f"{folder}/short-sims/{stem}.csv", "all 64 sims"],
+            "run": f"run {info['run']} won" + ("" if (method, stem) == NO_SHORT_SIMS
+                                                else " all 64 sims"),
+            "caption": f"best of 64, short sim {info['short_sim']:.2f}, final {data['sim']:.2f}",
+        })
+    return shown
+
+
+def _pressed(reader: Reader) -> str:
+    return reader.page.get_attribute("button[data-view-toggle]", "aria-pressed")
+
+
+def _best_state(reader: Reader) -> list[dict]:
+    reader.shown()  # every image loaded, none broken
+    return reader.page.evaluate(BEST_FIGURES)
+
+
+def test_key_b_switches_to_the_best_of_n_and_back(browser, site_url, site_root):
+    cache = site_root / "cache"
+    reader = Reader(browser, site_url)
+    page = reader.page
+    assert _pressed(reader) == "false" and page.is_visible("button[data-view-toggle]")
+    figures = "() => Array.from(document.querySelectorAll('#selector figure'), f => f.outerHTML)"
+    templated = page.evaluate(figures)  # the first attempts, as Jinja wrote them
+    reader.selector_in_view()
+    page.keyboard.press("b")
+    assert reader.hash() == "#thing=harp&method=2&view=best" and _pressed(reader) == "true"
+    assert reader.state() == ("harp", "2")
+    assert _best_state(reader) == expected_best(cache, "harp", 2)
+    page.keyboard.press("b")  # and back: the same markup as the template's
+    assert reader.hash() == "#thing=harp&method=2" and page.evaluate(figures) == templated
+    page.keyboard.press("b")
+    # the view stays while the thing and the method change
+    for key, thing, method in (("ArrowDown", "hospital", 2), ("piano", "piano", 2),
+                               ("1", "piano", 1)):
+        if key == "piano":
+            page.select_option("select[name=thing]", key)
+            page.focus("#selector")
+        else:
+            page.keyboard.press(key)
+        assert reader.hash() == f"#thing={thing}&method={method}&view=best", key
+        assert _best_state(reader) == expected_best(cache, thing, method), key
+    logs = [text for kind, text in reader.console if kind == "log"]
+    assert printed_prompts("piano", 1).replace("method 1", "method 1 (best of 64)") in logs
+    page.keyboard.press("b")
+    assert reader.hash() == "#thing=piano&method=1" and _pressed(reader) == "false"
+    assert reader.shown() == expected_images("piano", 1)
+    # back and forward walk through the views too
+    page.go_back()
+    page.wait_for_function("() => location.hash === '#thing=piano&method=1&view=best'")
+    assert _pressed(reader) == "true"
+    assert _best_state(reader) == expected_best(cache, "piano", 1)
+    page.go_back()
+    page.wait_for_function("() => location.hash === '#thing=piano&method=2&view=best'")
+    assert _best_state(reader) == expected_best(cache, "piano", 2)
+    page.go_forward()
+    page.go_forward()
+    page.wait_for_function("() => location.hash === '#thing=piano&method=1'")
+    assert _pressed(reader) == "false" and reader.shown() == expected_images("piano", 1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.keyboard.press("b")
+    page.evaluate("() => document.getElementById('selector').scrollIntoView()")
+    page.screenshot(path=str(ARTIFACTS / "site-best-of.png"))
+    assert [e for e in reader.console if e[0] == "error"] == [] and reader.errors == []
+    reader.close()
+
+
+def test_the_toggle_button_switches_views_for_touch(browser, site_url, site_root):
+    reader = Reader(browser, site_url + "#thing=piano&method=2")
+    page = reader.page
+    assert reader.shown() == expected_images("piano", 2)
+    page.click("button[data-view-toggle]")
+    assert reader.hash() == "#thing=piano&method=2&view=best" and _pressed(reader) == "true"
+    assert _best_state(reader) == expected_best(site_root / "cache", "piano", 2)
+    page.click("button[data-view-toggle]")
+    assert reader.hash() == "#thing=piano&method=2" and _pressed(reader) == "false"
+    assert reader.shown() == expected_images("piano", 2)
+    assert page.get_attribute("button[data-view-toggle]", "title").endswith("(key b)")
+    assert reader.errors == []
+    reader.close()
+
+
+def test_a_link_opens_the_best_of_view_and_old_links_the_first_attempt(browser, site_url,
+                                                                        site_root):
+    cache = site_root / "cache"
+    reader = Reader(browser, site_url + "#thing=harp&method=1&view=best")
+    assert reader.state() == ("harp", "1") and _pressed(reader) == "true"
+    assert _best_state(reader) == expected_best(cache, "harp", 1)
+    # a best-of row of the heatmap selects its view, as the first-attempt rows do theirs
+    reader.page.locator(".heatmap-best-of a[href='#thing=piano&method=2&view=best']").click()
+    assert reader.hash() == "#thing=piano&method=2&view=best"
+    assert _best_state(reader) == expected_best(cache, "piano", 2)
+    reader.page.locator(".heatmap a[href='#thing=harp&method=1']").click()
+    assert reader.hash() == "#thing=harp&method=1" and _pressed(reader) == "false"
+    reader.close()
+    for hash_, pressed in (("#thing=harp&method=2", "false"),
+                           ("#thing=harp&method=2&view=first", "false")):
+        reader = Reader(browser, site_url + hash_)
+        assert _pressed(reader) == pressed and reader.shown() == expected_images("harp", 2)
+        reader.close()
+
+
+def test_a_cell_without_best_of_says_so_in_words(browser, site_url):
+    reader = Reader(browser, site_url + "#thing=harp&method=2&view=best")
+    figures = _best_state(reader)
+    pig = figures[ANIMALS.index("pig")]
+    assert pig == {"missing": "no best-of run yet", "label": "pig: no best-of run yet",
+                   "caption": "", "img": False}
+    assert reader.page.evaluate("""() => document.querySelector('#selector .best-missing')
+        .getAttribute('role')""") == "img"
+    # where the first attempt is missing, the best of N is still there
+    assert "src" in figures[ANIMALS.index("snail")]
+    reader.close()
+
+
+def _fetched(page) -> list[str]:
+    return page.evaluate("""() => performance.getEntriesByType('resource').map(e => e.name)""")
+
+
+def _initial_load(browser, url: str, site: Path) -> tuple[int, list[str]]:
+    """Bytes of every file the page fetched once loaded (preloads included), and their URLs.
+
+    Counted from the served files, so what the browser had cached counts too.
+    """
+    reader = Reader(browser, url)
+    reader.shown()
+    reader.page.wait_for_load_state("networkidle")
+    names = _fetched(reader.page)
+    reader.close()
+    root = url[: url.index(BASE) + len(BASE)]
+    files = {(site / name[len(root):].split("?")[0]) for name in names if name.startswith(root)}
+    files.add(site / POST / "index.html")
+    return sum(f.stat().st_size for f in files), names
+
+
+def test_best_of_costs_the_first_load_almost_nothing(browser, site_url, site_root,
+                                                     tmp_path_factory):
+    plain = _sample_site(tmp_path_factory.mktemp("no-best-of"), best_of=False)
+    server, plain_url = _serve(plain / "site")
+    try:
+        without, _ = _initial_load(browser, plain_url + POST, plain / "site")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with_best, names = _initial_load(browser, site_url, site_root / "site")
+    assert not [n for n in names if "/img/best-of/" in n]  # no best-of image before it is asked for
+    assert sum("/img/method-" in n for n in names) >= 8 + 2 * 9  # the view and its neighbours
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "page-weight.json").write_text(json.dumps(
+        {"without_best_of": without, "with_best_of": with_best,
+         "ratio": round(with_best / without, 4)}, indent=1))
+    assert with_best <= without * 1.10, (with_best, without)
+
+    # once chosen, the view's images come, and the next selections' are preloaded
+    reader = Reader(browser, site_url)
+    reader.selector_in_view()
+    reader.page.keyboard.press("b")
+    reader.shown()
+    reader.page.wait_for_function("""() => ['best-of/method-2/cat-of-harp.webp',
+        'best-of/method-1/cat-of-harp.webp', 'best-of/method-2/runs/'].every(name =>
+        performance.getEntriesByType('resource').some(e => e.name.includes(name)))""")
+    assert not [n for n in _fetched(reader.page) if "best-of/method-2/pig-of-harp" in n]
+    reader.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_best_of_captions_meet_wcag_aa_contrast(browser, site_url, scheme):
+    reader = Reader(browser, site_url + "#thing=harp&method=2&view=best")
+    reader.page.emulate_media(color_scheme=scheme)
+    for selector in ("#selector figcaption .sim", "#selector .short-run span",
+                     "#selector .short-run a", "#selector .best-missing",
+                     "button[data-view-toggle]"):
+        pairs = reader.page.evaluate(COLOURS, selector)
+        assert pairs, selector
+        for fg, bg in pairs:
+            assert _contrast(fg, bg) >= 4.5, (scheme, selector, fg, bg)
+    reader.close()

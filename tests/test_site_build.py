@@ -38,9 +38,14 @@ BASE = "/clipig-gallery/"
 POST = "2021/clipig-animal-transfer/index.html"
 
 
-def make_cache(cache: Path, things=THINGS, holes=HOLES) -> Path:
+def make_cache(cache: Path, things=THINGS, holes=HOLES, best_of: bool = False) -> Path:
+    """The sample cache of ``things``, without the renders ``holes`` names.
+
+    With ``best_of``, the sample's best-of gallery too (harp and piano);
+    test_site_best_of.py tests it, here only the fixture and the rebuild use it.
+    """
     prompts = [p for p in load_prompts() if p.thing in things]
-    write_sample_cache(cache, prompts)
+    write_sample_cache(cache, prompts, best_of=best_of)
     for method, stem in holes:
         for suffix in (".png", ".json"):
             (cache / f"method-{method}" / f"{stem}{suffix}").unlink()
@@ -54,7 +59,7 @@ def soup_of(path: Path) -> BeautifulSoup:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("built")
-    cache = make_cache(root / "cache")
+    cache = make_cache(root / "cache", best_of=True)
     out = root / "site"
     report = build_site(cache, out, BASE)
     post = soup_of(out / POST)
@@ -88,8 +93,12 @@ def test_selector_controls_are_labelled_and_default_to_harp_method_2(built):
     assert things.find("option", selected=True)["value"] == "harp"
     method = selector.find("select", attrs={"name": "method"}).find("option", selected=True)
     assert method["value"] == "2"
-    assert [b["aria-label"] for b in selector.find_all("button")] == ["Previous thing",
-                                                                    "Next thing"]
+    steps = selector.find_all("button", attrs={"data-step": True})
+    assert [b["aria-label"] for b in steps] == ["Previous thing", "Next thing"]
+    # the view toggle is named by its text, and only the script shows it
+    toggle = selector.find("button", attrs={"data-view-toggle": True})
+    assert (toggle.get_text(), toggle["aria-pressed"]) == ("best of 64", "false")
+    assert toggle.has_attr("hidden")
     assert built.data["default"] == {"thing": "harp", "method": 2}
 
 
@@ -163,8 +172,12 @@ def test_the_script_copies_what_python_wrote_and_derives_nothing(built):
 
 
 def test_web_copies_are_webp_at_render_size(built):
-    webps = sorted((built.out / "img").rglob("*.webp"))
+    webps = sorted((built.out / "img").glob("method-*/*.webp"))
     assert len(webps) == built.report.renders
+    # the best-of images and their winners' short images (the sample keeps all)
+    best = sorted((built.out / "img" / "best-of").glob("method-*/*.webp"))
+    short = sorted((built.out / "img" / "best-of").glob("method-*/runs/*.webp"))
+    assert len(best) == len(short) == built.report.best_of == 2 * 9 * 2
     for path in webps[:5]:
         with Image.open(path) as img:
             assert (img.format, img.size) == ("WEBP", (224, 224))
@@ -306,10 +319,13 @@ def _mtimes(root: Path) -> dict[str, int]:
 
 
 def test_rebuild_touches_only_what_changed(tmp_path):
-    cache = make_cache(tmp_path / "cache", things=("harp", "piano"), holes=HOLES[:1])
+    cache = make_cache(tmp_path / "cache", things=("harp", "piano"), holes=HOLES[:1],
+                       best_of=True)
     out = tmp_path / "site"
     first = build_site(cache, out)
-    assert first.webp_made == first.renders + 24
+    # renders, ranking table, best-of images and the winners' short images
+    assert first.best_of == 2 * 9 * 2
+    assert first.webp_made == first.renders + 24 + 2 * first.best_of
     before = _mtimes(out)
 
     again = build_site(cache, out)
