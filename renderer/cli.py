@@ -135,7 +135,7 @@ def cache_option(fn):
 @click.option("--animal", "animals", multiple=True, help="Only this animal (repeatable).")
 @click.option("--thing", "things", multiple=True, help="Only this thing (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Render at most this many images in this run.")
+              help="Render at most this many images (with --best-of: prompt x method) in this run.")
 @cache_option
 @model_option
 @click.option("--epochs", default=None, type=click.IntRange(min=1),
