@@ -26,7 +26,13 @@ $(ACTIONLINT):
 chromium:
 	scripts/ensure-chromium.sh
 
-test: install $(ACTIONLINT) chromium
+# Ray, the optional extra for `--ray`, which the cluster tests need.
+RAY_STAMP := $(VENV)/.installed-ray
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	touch $(RAY_STAMP)
+
+test: install $(RAY_STAMP) $(ACTIONLINT) chromium
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/python -m pytest
 

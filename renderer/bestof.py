@@ -48,13 +48,12 @@ from gallery.schema import (
     read_json,
 )
 
-from .batching import auto_batch
 from .cache import Expected, read_record, refresh, remove_stale_temp_files, status
 from .clipmodel import ClipModel
 from .config import Config
 from .engine import final_size
 from .gallery import select
-from .jobs import ImageJob, ImageResult, batch_source, job_hash, run_jobs, write_results
+from .jobs import ImageJob, ImageResult, LocalExecutor, job_hash, write_results
 from .ranking import Experiment, ranking_config
 
 SELECT_BY = ("sim",)  # what may choose the winner
@@ -286,11 +285,9 @@ class Speed:
 
 
 def measure_speed(plan: BestOfPlan, model: ClipModel, sizes: dict[tuple[int, str], int],
-                  precision: str | None) -> Speed:
+                  precision: str | None, executor=None) -> Speed:
     """One warm-up step and one timed step of each config that has work, at its batch."""
-    from .bench import batched_step_seconds
-    from .device import device_name
-
+    executor = executor or LocalExecutor(model)
     work = plan.work()
     seconds = {}
     for m, configs in plan.configs.items():
@@ -298,9 +295,9 @@ def measure_speed(plan: BestOfPlan, model: ClipModel, sizes: dict[tuple[int, str
                                     ("detail", configs.detail, work.continued[m])):
             if count:
                 n = min(count, sizes[m, kind])
-                seconds[m, kind] = (n, batched_step_seconds(
-                    config, model, n, precision or _default_precision(model), steps=1))
-    return Speed(device_name(model.device), seconds)
+                seconds[m, kind] = (n, executor.step_seconds(
+                    config, n, precision or _default_precision(model)))
+    return Speed(executor.device_label, seconds)
 
 
 def _default_precision(model: ClipModel) -> str:
@@ -310,15 +307,16 @@ def _default_precision(model: ClipModel) -> str:
 
 
 def batch_sizes(plan: BestOfPlan, model: ClipModel, batch: int | None,
-                precision: str | None) -> dict[tuple[int, str], int]:
+                precision: str | None, executor=None) -> dict[tuple[int, str], int]:
     """The batch of each config that has work: ``batch``, or measured once per config."""
+    executor = executor or LocalExecutor(model)
     work = plan.work()
     sizes = {}
     for m, configs in plan.configs.items():
         for kind, config, count in (("short", configs.short, work.short_runs[m]),
                                     ("detail", configs.detail, work.continued[m])):
             if count:
-                sizes[m, kind] = batch or auto_batch(config, model, precision)
+                sizes[m, kind] = batch or executor.batch_size(config, precision)
     return sizes
 
 
@@ -459,8 +457,13 @@ def render_best_of(
     precision: str | None = None,
     on_batch: Callable[[int], None] | None = None,
     echo: Callable[[str], None] = print,
+    executor=None,
 ) -> BestOfReport:
-    """Render the plan's pending entries: short runs, then their winners, chunk by chunk."""
+    """Render the plan's pending entries: short runs, then their winners, chunk by chunk.
+
+    ``executor`` renders the batches (default: this process, on ``model``).
+    """
+    executor = executor or LocalExecutor(model)
     cache = Path(cache)
     root = best_of_root(cache)
     if root.exists():
@@ -474,16 +477,16 @@ def render_best_of(
         configs = plan.configs[method]
         short_size = sizes.get((method, "short"), 1)
         detail_size = sizes.get((method, "detail"), 1)
-        # A chunk's winners fill one continuation batch.
-        for first in range(0, len(entries), detail_size):
-            chunk = entries[first:first + detail_size]
+        # A chunk's winners fill one continuation batch on every worker.
+        chunk_size = detail_size * executor.parallel
+        for first in range(0, len(entries), chunk_size):
+            chunk = entries[first:first + chunk_size]
             for entry in chunk:
                 tidy(entry, plan.runs, plan.keep)
             jobs = [entry.experiment.job(entry.short_png(run), "short", run)
                     for entry in chunk for run in entry.missing_runs]
-            used = run_jobs(configs.short, model, jobs, short_size, precision,
-                            on_batch, echo=echo,
-                            write=_ShortWriter(chunk, plan.runs, plan.keep))
+            used = executor.run(configs.short, jobs, short_size, precision, on_batch,
+                                echo=echo, write=_ShortWriter(chunk, plan.runs, plan.keep))
             short_size = min(used, default=short_size)  # after halving, stay there
             report.short_rendered += len(jobs)
             report.batches += used
@@ -495,8 +498,8 @@ def render_best_of(
                         for run in [winner(entry.state, plan.runs)]]
                 if not redo:
                     break
-                run_jobs(configs.short, model, redo, short_size, precision, echo=echo,
-                         write=_ShortWriter(chunk, plan.runs, plan.keep))
+                executor.run(configs.short, redo, short_size, precision, echo=echo,
+                             write=_ShortWriter(chunk, plan.runs, plan.keep))
                 report.short_rendered += len(redo)
             else:
                 raise RuntimeError("the winners' short images could not be kept: "
@@ -517,8 +520,8 @@ def render_best_of(
                 if on_batch is not None:
                     on_batch(count)
 
-            used = run_jobs(configs.detail, model, continued, detail_size, precision,
-                            written, init_images=starts, echo=echo)
+            used = executor.run(configs.detail, continued, detail_size, precision, written,
+                                init_images=starts, echo=echo)
             detail_size = min(used, default=detail_size)
             report.continued += len(continued)
             report.batches += used
@@ -528,9 +531,9 @@ def render_best_of(
 
 
 def describe_sizes(plan: BestOfPlan, model: ClipModel, sizes: dict[tuple[int, str], int],
-                   batch: int | None) -> list[str]:
+                   batch: int | None, executor=None) -> list[str]:
     """A line per config that has work: its batch and where that number comes from."""
-    source = batch_source(model, batch)
+    source = (executor or LocalExecutor(model)).batch_source(batch)
     order = sorted(sizes, key=lambda key: (key[0], key[1] == "detail"))
     return [f"method {m} {'short runs' if kind == 'short' else 'continued'}: batch "
             f"{sizes[m, kind]} ({source})" for m, kind in order]

@@ -67,6 +67,55 @@ def precision_option(fn):
     )(fn)
 
 
+RAY_FROM_ENV = "from-env"  # --ray without an address: $RAY_ADDRESS, or a local cluster
+
+
+def ray_options(fn):
+    fn = click.option("--ray-cpus-per-worker", type=click.IntRange(min=1), default=1,
+                      show_default=True,
+                      help="With --ray and --device cpu: CPUs per worker.")(fn)
+    fn = click.option("--ray-workers", type=click.IntRange(min=1), default=None,
+                      help="With --ray: at most this many workers (default: one per GPU, "
+                           "or per --ray-cpus-per-worker CPUs).")(fn)
+    return click.option(
+        "--ray", "ray_address", is_flag=False, flag_value=RAY_FROM_ENV, default=None,
+        metavar="[ADDRESS]",
+        help="Render on a Ray cluster: ADDRESS (ray://host:10001, host:port or auto), or "
+             "alone $RAY_ADDRESS or else a new local cluster. This process writes the cache.",
+    )(fn)
+
+
+@contextmanager
+def cluster(ray_address, model, device, workers, cpus_per_worker):
+    """A RayExecutor for the command's batches (None without --ray); disconnects after."""
+    if ray_address is None:
+        for name, value in (("--ray-workers", workers),
+                            ("--ray-cpus-per-worker", cpus_per_worker != 1)):
+            if value:
+                raise click.UsageError(f"{name} applies to --ray only")
+        yield None
+        return
+    from .cluster import ClusterError, RayExecutor, connect, shutdown
+
+    try:
+        connect(None if ray_address == RAY_FROM_ENV else ray_address, echo=click.echo)
+        executor = RayExecutor(model, device, workers, cpus_per_worker, echo=click.echo)
+    except ClusterError as exc:
+        shutdown_quietly(shutdown)
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield executor
+    finally:
+        shutdown_quietly(shutdown)
+
+
+def shutdown_quietly(shutdown) -> None:
+    try:
+        shutdown()
+    except Exception:  # noqa: BLE001 -- leaving: a failed disconnect must not hide the result
+        pass
+
+
 def load_model(name: str | None, device):
     from .clipmodel import load_clip
 
@@ -157,8 +206,10 @@ def cache_option(fn):
                    "a redo).")
 @click.option("--epochs-detail", type=click.IntRange(min=1), default=None,
               help="With --best-of: override the continued runs' epochs.")
+@ray_options
 def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batch, device,
-           precision, dry_run, best_of, keep, epochs_short, epochs_detail):
+           precision, dry_run, best_of, keep, epochs_short, epochs_detail, ray_address,
+           ray_workers, ray_cpus_per_worker):
     """Render every prompt x method into the cache, skipping complete images."""
     from gallery.prompts import load_prompts
     from gallery.settings import default_cache_dir
@@ -176,15 +227,16 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
                                    "use --epochs-short and --epochs-detail")
         _render_best_of(cache, best_of, keep, [int(m) for m in methods] or METHODS, animals,
                         things, limit, model, epochs_short, epochs_detail, seed, batch, device,
-                        precision, dry_run)
+                        precision, dry_run, (ray_address, ray_workers, ray_cpus_per_worker))
         return
     for name, value in (("--keep", keep != 1), ("--epochs-short", epochs_short),
                         ("--epochs-detail", epochs_detail)):
         if value:
             raise click.UsageError(f"{name} applies to --best-of only")
     # The model is identified by its weights, so it is loaded even for a dry
-    # run (on the CPU then: nothing renders).
-    target = resolve_device("cpu" if dry_run else device, need_gpu=True)
+    # run (on the CPU then: nothing renders); with --ray, here only for that.
+    local = dry_run or ray_address is not None
+    target = resolve_device("cpu" if local else device, need_gpu=True)
     clip_model = load_model(model, target)
     planned = plan_gallery(cache, clip_model.identity, methods=[int(m) for m in methods] or METHODS,
                            animals=animals, things=things, epochs=epochs, seed=seed, limit=limit)
@@ -195,10 +247,15 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
     if not pending:
         click.echo(f"nothing to render: {len(items)} images complete in {cache}/")
         return
-    announce(target, precision, clip_model)
-    with _bar(len(pending), "render", unit="image") as bar, _keeping("images", cache):
-        report = render_gallery(cache, pending, planned.configs, clip_model, planned.stems,
-                                batch, precision, on_batch=bar.update, echo=_echo_above(bar))
+    with cluster(ray_address, clip_model, device, ray_workers, ray_cpus_per_worker) as ray:
+        if ray is None:
+            announce(target, precision, clip_model)
+        with _bar(len(pending), "render", unit="image") as bar, _keeping("images", cache):
+            report = render_gallery(cache, pending, planned.configs, clip_model,
+                                    planned.stems, batch, precision, on_batch=bar.update,
+                                    echo=_echo_above(bar), executor=ray)
+        if ray is not None:
+            report.device = ray.device_label
     click.echo(
         f"{report.rendered} images in {report.seconds:.1f} s "
         f"({report.images_per_hour:.0f} images/hour) on {report.device}; "
@@ -207,14 +264,23 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
 
 
 def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, epochs_short,
-                    epochs_detail, seed, batch, device, precision, dry_run):
+                    epochs_detail, seed, batch, device, precision, dry_run, ray_args):
     """`render --best-of N`: plan, say the work and its estimated time, render."""
+    # The estimate comes from this device's speed, so even a dry run measures
+    # there (a dry run falls back to the CPU instead of stopping); with --ray
+    # the workers measure it.
+    on_ray = ray_args[0] is not None
+    target = resolve_device("cpu" if on_ray else device, need_gpu=not (dry_run or on_ray))
+    clip_model = load_model(model, target)
+    with cluster(ray_args[0], clip_model, device, *ray_args[1:]) as ray:
+        _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model,
+                      epochs_short, epochs_detail, seed, batch, target, precision, dry_run, ray)
+
+
+def _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model, epochs_short,
+                  epochs_detail, seed, batch, target, precision, dry_run, executor):
     from .bestof import batch_sizes, describe_sizes, measure_speed, plan_best_of, render_best_of
 
-    # The estimate comes from this device's speed, so even a dry run measures
-    # there (a dry run falls back to the CPU instead of stopping).
-    target = resolve_device(device, need_gpu=not dry_run)
-    clip_model = load_model(model, target)
     plan = plan_best_of(cache, clip_model.identity, runs, methods=methods, animals=animals,
                         things=things, epochs_short=epochs_short, epochs_detail=epochs_detail,
                         seed=seed, keep=keep, limit=limit)
@@ -224,12 +290,13 @@ def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, e
         click.echo(f"nothing to render: best of {runs} complete for {len(plan.entries)} "
                    f"prompt x method in {cache}/best-of/")
         return
-    announce(target, precision, clip_model)
-    sizes = batch_sizes(plan, clip_model, batch, precision)
-    for line in describe_sizes(plan, clip_model, sizes, batch):
+    if executor is None:
+        announce(target, precision, clip_model)
+    sizes = batch_sizes(plan, clip_model, batch, precision, executor)
+    for line in describe_sizes(plan, clip_model, sizes, batch, executor):
         click.echo(line)
     work = plan.work()
-    speed = measure_speed(plan, clip_model, sizes, precision)
+    speed = measure_speed(plan, clip_model, sizes, precision, executor)
     click.echo(f"best of {runs}, {len(plan.pending)} prompt x method to do: {work.text()}")
     click.echo(f"estimated {_duration(speed.estimate(work))} on {speed.device} "
                f"(one measured step per config at its batch; continuations counted for "
@@ -238,7 +305,7 @@ def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, e
         return
     with _bar(work.images, f"best of {runs}", unit="image") as bar, _keeping("runs", cache):
         report = render_best_of(cache, plan, clip_model, sizes, precision,
-                                on_batch=bar.update, echo=_echo_above(bar))
+                                on_batch=bar.update, echo=_echo_above(bar), executor=executor)
     click.echo(f"{report.short_rendered} short runs and {report.continued} continued in "
                f"{report.seconds:.1f} s; {report.kept_winners} earlier winners kept; "
                f"cache {cache}/best-of/")
@@ -287,8 +354,10 @@ def _duration(seconds: float) -> str:
               help="Images per batch (default: from free device memory).")
 @device_option
 @precision_option
+@ray_options
 def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epochs_short,
-         epochs_detail, seed, batch, device, precision):
+         epochs_detail, seed, batch, device, precision, ray_address, ray_workers,
+         ray_cpus_per_worker):
     """Ranking experiment: many short runs, rate them, continue the best and worst."""
     from gallery.settings import default_cache_dir
 
@@ -296,15 +365,17 @@ def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epoch
 
     experiment = _experiment(animal, thing, text, int(method), seed)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    target = resolve_device(device, need_gpu=True)
+    target = resolve_device("cpu" if ray_address is not None else device, need_gpu=True)
     clip_model = load_model(model, target)
-    announce(target, precision, clip_model)
     total = runs + best + worst
-    with _bar(total, f"rank {experiment.stem} m{method}", unit="image") as bar, \
-            _keeping("runs", cache):
-        report = run_experiment(cache, experiment, clip_model, runs, best, worst, batch,
-                                precision, epochs_short, epochs_detail, bar.update,
-                                echo=_echo_above(bar))
+    with cluster(ray_address, clip_model, device, ray_workers, ray_cpus_per_worker) as ray:
+        if ray is None:
+            announce(target, precision, clip_model)
+        with _bar(total, f"rank {experiment.stem} m{method}", unit="image") as bar, \
+                _keeping("runs", cache):
+            report = run_experiment(cache, experiment, clip_model, runs, best, worst, batch,
+                                    precision, epochs_short, epochs_detail, bar.update,
+                                    echo=_echo_above(bar), executor=ray)
     folder = experiment.folder(cache)
     click.echo(f"{experiment.stem} method {method}: {report.short_rendered} short and "
                f"{report.detail_rendered} continued runs rendered in {report.seconds:.1f} s; "

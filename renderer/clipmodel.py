@@ -46,6 +46,7 @@ class ClipModel:
     name: str  # as the user gave it: a model name or a file path
     device: torch.device
     identity: str = ""  # "sha256:..." of the weights (see weights_identity)
+    source: Path | None = None  # the weights file it was built from
 
     @property
     def input_resolution(self) -> int:
@@ -158,4 +159,4 @@ def load_clip(name: str | None = None, device: str | torch.device = "cpu") -> Cl
     model = model.float().to(device).eval().requires_grad_(False)
     preprocess = import_clip().clip._transform(model.visual.input_resolution)
     return ClipModel(model=model, preprocess=preprocess, name=name, device=device,
-                     identity=identity)
+                     identity=identity, source=Path(path))

@@ -114,6 +114,10 @@ class Step:
     def __call__(self, env: Mapping[str, float]) -> dict[str, object]:
         return {k: v(env) if isinstance(v, Param) else v for k, v in self.args.items()}
 
+    def __reduce__(self):
+        # A config travels to cluster workers pickled; a mapping proxy cannot.
+        return (type(self), (self.name, dict(self.args)))
+
 
 @dataclass(frozen=True)
 class Constraint:

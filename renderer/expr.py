@@ -354,6 +354,11 @@ class Expression:
     def is_constant(self) -> bool:
         return not self.names
 
+    def __reduce__(self):
+        # Code objects do not pickle: a cluster worker checks and compiles the
+        # text again, with the variables it was found to use.
+        return (_recompile, (self.text, tuple(sorted(self.names))))
+
     def __call__(self, env: Mapping[str, object] | None = None) -> object:
         env = {} if env is None else env
         missing = sorted(self.names.difference(env))
@@ -403,6 +408,10 @@ def _validate_variables(variables: Collection[str]) -> frozenset[str]:
         ):
             raise ValueError(f"invalid expression variable name {name!r}")
     return frozenset(variables)
+
+
+def _recompile(text: str, names: tuple[str, ...]) -> Expression:
+    return compile_expression(text, names, trial=False)
 
 
 def compile_expression(text: str, variables: Collection[str], *, trial: bool = True) -> Expression:

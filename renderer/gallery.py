@@ -133,8 +133,13 @@ def render_gallery(
     precision: str | None = None,
     on_batch: Callable[[int], None] | None = None,
     echo: Callable[[str], None] = print,
+    executor=None,
 ) -> GalleryReport:
-    """Render the pending items, ``batch`` (or an automatic number) at a time."""
+    """Render the pending items, ``batch`` (or an automatic number) at a time.
+
+    ``executor`` renders the batches (default: this process, on ``model``; a
+    ``renderer.cluster.RayExecutor`` for a cluster); this process writes them.
+    """
     cache = Path(cache)
     remove_stale_temp_files(cache)
     report = GalleryReport(skipped=sum(not i.pending for i in items),
@@ -153,7 +158,7 @@ def render_gallery(
 
         report.batches += render_in_batches(
             configs[method], model, [i.job() for i in pending], batch, precision,
-            on_batch=written, echo=echo, label=f"method {method}",
+            on_batch=written, echo=echo, label=f"method {method}", executor=executor,
         )
     report.seconds = time.perf_counter() - started
     return report

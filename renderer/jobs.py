@@ -166,6 +166,41 @@ def run_jobs(
     return run_batches(len(jobs), size, render, model.device, echo) if jobs else []
 
 
+class LocalExecutor:
+    """Renders batches in this process on its model: what every command uses
+    unless told to use a cluster (``renderer.cluster.RayExecutor`` has the same
+    methods)."""
+
+    parallel = 1  # batches rendered at once
+
+    def __init__(self, model: ClipModel):
+        self.model = model
+
+    @property
+    def device_label(self) -> str:
+        """Where the batches render, in words."""
+        return device_name(self.model.device)
+
+    def batch_size(self, config: Config, precision: str | None) -> int:
+        return auto_batch(config, self.model, precision)
+
+    def batch_source(self, batch: int | None) -> str:
+        return batch_source(self.model, batch)
+
+    def step_seconds(self, config: Config, n: int, precision: str) -> float:
+        """Seconds of one step of ``n`` images at the last epoch, after a warm-up step."""
+        from .bench import batched_step_seconds
+
+        return batched_step_seconds(config, self.model, n, precision, steps=1)
+
+    def run(self, config: Config, jobs: Sequence[ImageJob], size: int,
+            precision: str | None = None, on_batch: Callable[[int], None] | None = None,
+            init_images: Sequence[Path | None] | None = None,
+            echo: Callable[[str], None] = print, write: Writer = write_results) -> list[int]:
+        return run_jobs(config, self.model, jobs, size, precision, on_batch, init_images, echo,
+                        write)
+
+
 def render_in_batches(
     config: Config,
     model: ClipModel,
@@ -176,11 +211,16 @@ def render_in_batches(
     init_images: Sequence[Path | None] | None = None,
     echo: Callable[[str], None] = print,
     label: str = "",
+    executor: LocalExecutor | None = None,
 ) -> list[int]:
-    """``run_jobs`` at ``batch`` (or an automatic number), said before the first image."""
+    """Run ``jobs`` at ``batch`` (or an automatic number), said before the first image.
+
+    ``executor`` renders them (default: this process, on ``model``).
+    """
     if not jobs:
         return []
-    size = min(len(jobs), batch or auto_batch(config, model, precision))
+    executor = executor or LocalExecutor(model)
+    size = min(len(jobs), batch or executor.batch_size(config, precision))
     echo(f"{label + ': ' if label else ''}{len(jobs)} images, batch {size} "
-         f"({batch_source(model, batch)})")
-    return run_jobs(config, model, jobs, size, precision, on_batch, init_images, echo)
+         f"({executor.batch_source(batch)})")
+    return executor.run(config, jobs, size, precision, on_batch, init_images, echo)

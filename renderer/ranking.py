@@ -100,9 +100,11 @@ def _pending(jobs_and_starts, config: Config, model_id: str):
     return pending
 
 
-def _render(config, model, pending, batch, precision, on_batch, echo, label) -> None:
+def _render(config, model, pending, batch, precision, on_batch, echo, label,
+            executor=None) -> None:
     render_in_batches(config, model, [j for j, _ in pending], batch, precision, on_batch,
-                      init_images=[s for _, s in pending], echo=echo, label=label)
+                      init_images=[s for _, s in pending], echo=echo, label=label,
+                      executor=executor)
 
 
 def run_experiment(
@@ -118,8 +120,12 @@ def run_experiment(
     epochs_detail: int | None = None,
     on_batch: Callable[[int], None] | None = None,
     echo: Callable[[str], None] = print,
+    executor=None,
 ) -> RankingReport:
-    """Render what is missing of the experiment and write its CSVs and summary."""
+    """Render what is missing of the experiment and write its CSVs and summary.
+
+    ``executor`` renders the batches (default: this process, on ``model``).
+    """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
     started = time.perf_counter()
@@ -133,7 +139,8 @@ def run_experiment(
         (experiment.job(experiment.run_png(cache, i), "short", i), None) for i in range(runs)
     ]
     pending = _pending(short_jobs, short, model.identity)
-    _render(short, model, pending, batch, precision, on_batch, echo, "short runs")
+    _render(short, model, pending, batch, precision, on_batch, echo, "short runs",
+            executor)
     report.short_rendered = len(pending)
 
     # Each record is read once; its sim is the rating of the saved PNG.
@@ -156,7 +163,8 @@ def run_experiment(
         for k in kept
     ]
     pending = _pending(detail_jobs, detail, model.identity)
-    _render(detail, model, pending, batch, precision, on_batch, echo, "continued runs")
+    _render(detail, model, pending, batch, precision, on_batch, echo, "continued runs",
+            executor)
     report.detail_rendered = len(pending)
 
     detail_records = {

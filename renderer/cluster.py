@@ -1,0 +1,361 @@
+"""Rendering on a Ray cluster: the same jobs and writers, batches on many workers.
+
+``RayExecutor`` has ``LocalExecutor``'s methods, so the gallery, the ranking
+and the best-of runs plan exactly as they do locally and hand it their
+batches. Each worker is a Ray actor holding one CLIP, built from the
+driver's weights file, which travels through Ray's object store (workers need
+no network and no shared filesystem). A worker renders a batch and returns
+each image's PNG bytes and record; this process -- the driver -- writes
+them with the caller's writer as results arrive, so it stays the only writer
+of the cache. A batch whose worker dies is handed to another worker; a batch
+that runs out of device memory is split in two.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .batching import OutOfMemory
+from .clipmodel import ClipModel
+from .config import Config
+from .jobs import ImageJob, Writer, write_results
+
+CONNECT_TIMEOUT_S = 5.0
+MAX_FAILURES = 3  # a worker that dies this often is given up
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be used: named address, resources or versions."""
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("Ray is not installed: pip install -e '.[ray]'") from None
+    return ray
+
+
+def code_version() -> str:
+    """A digest of the renderer's and the contract's source, to compare driver and workers."""
+    import hashlib
+
+    import gallery
+    import renderer
+
+    digest = hashlib.sha256()
+    for package in (gallery, renderer):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    import torch
+
+    ray = _ray()
+    return {"python": ".".join(map(str, sys.version_info[:3])), "ray": ray.__version__,
+            "torch": torch.__version__, "code": code_version()}
+
+
+def _reachable(address: str) -> None:
+    """Fail within seconds when nothing listens at ``host:port`` (or ``ray://host:port``)."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if not parts.hostname or not parts.port:
+        raise ClusterError(f"Ray address {address!r}: use host:port, ray://host:port or auto")
+    try:
+        with socket.create_connection((parts.hostname, parts.port), CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: "
+                           f"{exc.strerror or exc}") from None
+
+
+def connect(address: str | None, echo: Callable[[str], None] = print) -> str:
+    """Join the cluster at ``address`` (or $RAY_ADDRESS), or start one on this machine.
+
+    The project's own code (``gallery``, ``renderer``) travels to the workers
+    in Ray's runtime environment; its dependencies (torch, clip-anytorch...)
+    must be installed where the workers run. Returns what was joined, in words.
+    """
+    ray = _ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and address != "auto":
+        _reachable(address)
+    import gallery
+    import renderer
+
+    modules = [str(Path(m.__file__).parent) for m in (gallery, renderer)]
+    try:
+        ray.init(address=address, runtime_env={"py_modules": modules},
+                 include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 ignore_reinit_error=True)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(f"cannot connect to the Ray cluster at {address or 'a new local'}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           ) from None
+    where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+    echo(f"ray: joined {where} ({_resources_text(ray.cluster_resources())})")
+    return where
+
+
+def _resources_text(resources: dict) -> str:
+    return ", ".join(f"{resources.get(k, 0):g} {k}" for k in ("GPU", "CPU"))
+
+
+class Worker:
+    """One CLIP on one device of the cluster (a Ray actor)."""
+
+    def __init__(self, weights: bytes, suffix: str, device: str, threads: int | None):
+        import torch
+
+        from .clipmodel import load_clip
+
+        if threads:
+            torch.set_num_threads(threads)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"weights{suffix}"
+            path.write_bytes(weights)
+            self.model = load_clip(str(path), device)
+
+    def info(self) -> dict:
+        from .device import device_name
+
+        return {"pid": os.getpid(), "host": socket.gethostname(),
+                "device": str(self.model.device), "device_name": device_name(self.model.device),
+                "identity": self.model.identity, **versions()}
+
+    def batch_size(self, config: Config, precision: str | None) -> int:
+        from .batching import auto_batch
+
+        return auto_batch(config, self.model, precision)
+
+    def step_seconds(self, config: Config, n: int, precision: str) -> float:
+        from .bench import batched_step_seconds
+
+        return batched_step_seconds(config, self.model, n, precision, steps=1)
+
+    def render(self, config: Config, jobs: Sequence[ImageJob], precision: str | None,
+               starts: Sequence[tuple[str, bytes] | None]) -> tuple[list, float]:
+        """The batch's results and the seconds it took here."""
+        from .jobs import render_results
+
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            paths = []
+            for i, start in enumerate(starts):
+                if start is None:
+                    paths.append(None)
+                    continue
+                # Its own folder per image: start images of one batch may share a name.
+                path = Path(folder) / str(i) / start[0]
+                path.parent.mkdir()
+                path.write_bytes(start[1])
+                paths.append(path)
+            results = render_results(config, self.model, jobs, precision,
+                                     init_images=paths if any(paths) else None)
+        return results, time.perf_counter() - started
+
+
+@dataclass
+class _Slot:
+    actor: object
+    index: int
+    failures: int = 0
+
+
+@dataclass
+class BatchTiming:
+    """Per batch: the wall time from hand-out to result, and the worker's own time."""
+
+    wall: list[float] = field(default_factory=list)
+    compute: list[float] = field(default_factory=list)
+
+    @property
+    def overhead(self) -> float | None:
+        """Mean seconds per batch spent outside the worker's render (scheduling, transfer)."""
+        if not self.wall:
+            return None
+        return sum(w - c for w, c in zip(self.wall, self.compute, strict=True)) / len(self.wall)
+
+
+class RayExecutor:
+    """Renders batches on Ray actors; the caller's process writes every result."""
+
+    def __init__(self, model: ClipModel, device: str = "auto", workers: int | None = None,
+                 cpus_per_worker: int = 1, echo: Callable[[str], None] = print):
+        """``device``: cuda (one worker per GPU), cpu (one per ``cpus_per_worker`` CPUs)
+        or auto (GPUs; an error on a cluster without). ``workers`` caps their number."""
+        ray = _ray()
+        if model.source is None:
+            raise ClusterError(f"model {model.name}: no weights file to send to the workers")
+        resources = ray.cluster_resources()
+        gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+        kind = "cuda" if device in ("auto", "cuda") or device.startswith("cuda:") else device
+        if kind == "cuda" and gpus == 0:
+            raise ClusterError(f"the cluster has no GPU ({_resources_text(resources)}); "
+                               f"--device cpu renders on its CPUs")
+        if kind not in ("cuda", "cpu"):
+            raise ClusterError(f"--device {device} on a cluster: use auto, cuda or cpu")
+        count = gpus if kind == "cuda" else cpus // max(1, cpus_per_worker)
+        count = min(count, workers) if workers else count
+        if count < 1:
+            raise ClusterError(f"the cluster has {cpus} CPUs, fewer than one worker's "
+                               f"{cpus_per_worker}")
+        self.model, self.echo, self.kind = model, echo, kind
+        self.timing = BatchTiming()
+        self._running: dict = {}  # object ref -> (slot, start, stop, handed out at)
+        # Kept referenced for as long as the executor lives: a restarted
+        # worker reads its weights from here again.
+        self.weights = weights = ray.put(Path(model.source).read_bytes())
+        options = ({"num_gpus": 1} if kind == "cuda" else {"num_cpus": cpus_per_worker})
+        actor_class = ray.remote(Worker).options(max_restarts=MAX_FAILURES, **options)
+        threads = None if kind == "cuda" else cpus_per_worker
+        self.slots = [_Slot(actor_class.remote(weights, Path(model.source).suffix, kind,
+                                               threads), i) for i in range(count)]
+        self.infos = self._check_workers()
+        names = sorted({i["device_name"] for i in self.infos})
+        echo(f"ray: {count} worker(s) on {', '.join(names)}, model {model.name} "
+             f"({model.identity})")
+
+    def _check_workers(self) -> list[dict]:
+        """Every worker's weights and versions against the driver's, before any work."""
+        ray = _ray()
+        try:
+            infos = ray.get([s.actor.info.remote() for s in self.slots])
+        except ray.exceptions.RayError as exc:
+            raise ClusterError(f"a worker could not start: {_first_line(exc)}") from None
+        mine = versions()
+        for info in infos:
+            if info["identity"] != self.model.identity:
+                raise ClusterError(f"worker {info['pid']} on {info['host']} built weights "
+                                   f"{info['identity']}, the driver {self.model.identity}")
+            differ = {k: (mine[k], info[k]) for k in mine if info[k] != mine[k]}
+            if differ:
+                text = ", ".join(f"{k} {a} here, {b} on {info['host']}"
+                                 for k, (a, b) in differ.items())
+                raise ClusterError(f"driver and cluster differ: {text}")
+        return infos
+
+    @property
+    def parallel(self) -> int:
+        """Batches rendered at once: one per worker."""
+        return len(self.slots)
+
+    @property
+    def device_label(self) -> str:
+        names = sorted({i["device_name"] for i in self.infos})
+        return f"{len(self.slots)} x {', '.join(names)} (Ray)"
+
+    def pids(self, timeout: float = 60.0) -> list[int]:
+        """The workers' process ids (they change when a worker is restarted: this
+        waits for a restarting one, up to ``timeout`` seconds)."""
+        ray = _ray()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return [i["pid"] for i in ray.get([s.actor.info.remote() for s in self.slots])]
+            except ray.exceptions.ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def busy(self) -> list[int]:
+        """The workers (by index, as in ``pids``) with a batch in flight now."""
+        return sorted(slot.index for slot, *_ in self._running.values())
+
+    def batch_size(self, config: Config, precision: str | None) -> int:
+        ray = _ray()
+        return min(ray.get([s.actor.batch_size.remote(config, precision) for s in self.slots]))
+
+    def batch_source(self, batch: int | None) -> str:
+        if batch:
+            return "--batch"
+        return ("measured free memory on each worker" if self.kind == "cuda"
+                else "fixed for the CPU")
+
+    def step_seconds(self, config: Config, n: int, precision: str) -> float:
+        """One worker's step; the workers run in parallel, so divide by their number."""
+        ray = _ray()
+        one = ray.get(self.slots[0].actor.step_seconds.remote(config, n, precision))
+        return one / len(self.slots)
+
+    def run(self, config: Config, jobs: Sequence[ImageJob], size: int,
+            precision: str | None = None, on_batch: Callable[[int], None] | None = None,
+            init_images: Sequence[Path | None] | None = None,
+            echo: Callable[[str], None] = print, write: Writer = write_results) -> list[int]:
+        """Hand out ``jobs`` in batches of ``size``, one batch per idle worker; write
+        each batch as it comes back. Returns the sizes of the batches written."""
+        ray = _ray()
+        import torch
+
+        queue = deque((start, min(start + size, len(jobs)))
+                      for start in range(0, len(jobs), size))
+        idle = deque(self.slots)
+        running = self._running
+        running.clear()
+        sizes = []
+        while queue or running:
+            while queue and idle:
+                slot, (start, stop) = idle.popleft(), queue.popleft()
+                starts = [None if init_images is None or init_images[i] is None else
+                          (init_images[i].name, Path(init_images[i]).read_bytes())
+                          for i in range(start, stop)]
+                ref = slot.actor.render.remote(config, list(jobs[start:stop]), precision, starts)
+                running[ref] = (slot, start, stop, time.perf_counter())
+            if not running:
+                raise ClusterError("every worker has died; finished images are kept")
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            slot, start, stop, handed_out = running.pop(ref)
+            try:
+                results, seconds = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                slot.failures += 1
+                queue.appendleft((start, stop))
+                echo(f"ray: worker {slot.index} lost mid-batch ({_first_line(exc)}); its "
+                     f"{stop - start} image(s) go to another worker")
+                if slot.failures < MAX_FAILURES:
+                    idle.append(slot)  # Ray restarts it
+                continue
+            except ray.exceptions.RayTaskError as exc:
+                if not isinstance(exc.cause, torch.OutOfMemoryError):
+                    raise
+                idle.append(slot)
+                if stop - start == 1:
+                    raise OutOfMemory(f"out of memory on worker {slot.index} with one image "
+                                      "per batch; try --precision bf16 or fp16") from None
+                half = start + (stop - start) // 2
+                queue.extendleft([(half, stop), (start, half)])
+                echo(f"ray: out of memory with {stop - start} images per batch on worker "
+                     f"{slot.index}: split in two")
+                continue
+            idle.append(slot)
+            write(jobs[start:stop], results)
+            self.timing.wall.append(time.perf_counter() - handed_out)
+            self.timing.compute.append(seconds)
+            sizes.append(stop - start)
+            if on_batch is not None:
+                on_batch(stop - start)
+        return sizes
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def shutdown() -> None:
+    ray = _ray()
+    if ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,187 @@
+"""`--ray`: a real local Ray cluster with two CPU workers and the tiny model.
+
+One cluster and one pair of workers serve the module (starting them costs
+seconds); the driver-kill test runs the command line in child processes,
+each with a cluster of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# Ray is an optional extra ('.[ray]'); make test installs it, and without it
+# these tests fail rather than skip.
+import ray  # noqa: F401
+import torch
+from click.testing import CliRunner
+
+from app.cli import main
+from gallery.prompts import load_prompts
+from renderer import cluster
+from renderer.cache import png_is_whole, read_record
+from renderer.gallery import method_config, plan, render_gallery, select
+from renderer.jobs import ImageJob, render_results
+
+EPOCHS = 2
+STEMS = [p.stem for p in load_prompts()]
+
+
+def _whole(cache):
+    return {p: p.read_bytes() for p in sorted(cache.glob("method-*/*.png"))
+            if read_record(p) is not None}
+
+
+def test_a_killed_driver_leaves_only_finished_images_and_a_rerun_completes(
+        tmp_path, tiny_clip_path):
+    # First in the module: no cluster runs in this process yet, so each child
+    # starts a local one of its own.
+    cache = tmp_path / "cache"
+    args = [sys.executable, "-m", "app.cli", "render", "--ray", "--ray-workers", "1",
+            "--device", "cpu", "--cache", str(cache), "--model", str(tiny_clip_path),
+            "--thing", "harp", *[a for p in harp(5) for a in ("--animal", p.animal)],
+            "--method", "1", "--epochs", str(EPOCHS), "--batch", "1"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while len(_whole(cache)) < 2:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "no two images in time"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    for png in cache.glob("method-*/*.png"):
+        assert png_is_whole(png, (224, 224)), png
+    before = _whole(cache)
+    assert 2 <= len(before) < 5
+    mtimes = {p: p.stat().st_mtime_ns for p in before}
+    rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{5 - len(before)} images in" in rerun.stdout
+    after = _whole(cache)
+    assert len(after) == 5
+    for path, data in before.items():  # nothing finished was rendered again
+        assert after[path] == data and path.stat().st_mtime_ns == mtimes[path]
+    assert not list(cache.rglob("*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def executor(tiny_clip):
+    cluster.connect(None, echo=lambda _: None)
+    try:
+        yield cluster.RayExecutor(tiny_clip, "cpu", echo=lambda _: None)
+    finally:
+        cluster.shutdown()
+
+
+def harp(n):
+    return select(load_prompts(), things=["harp"])[:n]
+
+
+def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, tiny_clip):
+    config = method_config(2, EPOCHS)
+    jobs = [ImageJob(p.for_method(2), 1000 + i, Path(f"/nowhere/{p.stem}.png"))
+            for i, p in enumerate(harp(2))]
+    written = {}
+    sizes = executor.run(config, jobs, 1, write=lambda js, rs: written.update(
+        {j.seed: r for j, r in zip(js, rs, strict=True)}))
+    assert sorted(sizes) == [1, 1]
+    # The workers run torch on one thread each; so does the local render here.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for job in jobs:
+            (local,) = render_results(config, tiny_clip, [job])
+            remote = written[job.seed]
+            assert remote.png == local.png
+            assert remote.record.sim == local.record.sim
+            assert remote.record.config_hash == local.record.config_hash
+            assert remote.record.model_id == tiny_clip.identity
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_continued_image_gets_its_start_image_through_ray(executor, tiny_clip, tmp_path):
+    from renderer.ranking import ranking_config
+
+    start = tmp_path / "runs" / "cat-of-harp-0.png"
+    start.parent.mkdir()
+    short = ranking_config(1, "short", "x", EPOCHS)
+    (first,) = render_results(short, tiny_clip, [ImageJob("a cat made of harp.", 7, start)])
+    start.write_bytes(first.png)
+    detail = ranking_config(1, "detail", "x", EPOCHS)
+    job = ImageJob("a cat made of harp.", 8, tmp_path / "continued.png")
+    got = []
+    executor.run(detail, [job], 1, init_images=[start], write=lambda js, rs: got.extend(rs))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        (local,) = render_results(detail, tiny_clip, [job], init_images=[start])
+    finally:
+        torch.set_num_threads(threads)
+    assert got[0].png == local.png
+    assert got[0].record.config_hash == local.record.config_hash  # counts the start's bytes
+
+
+def test_a_killed_worker_costs_its_batch_and_the_run_completes(executor, tiny_clip, tmp_path):
+    prompts = harp(6)
+    configs = {m: method_config(m, EPOCHS) for m in (1, 2)}
+    items = plan(tmp_path, prompts, (1,), configs, tiny_clip.identity)
+    pids = executor.pids()
+    lines, killed = [], []
+
+    def after_batch(count):
+        # One batch is written; the other worker is still rendering its own.
+        if not killed:
+            (busy,) = executor.busy()
+            os.kill(pids[busy], signal.SIGKILL)
+            killed.append(pids[busy])
+
+    report = render_gallery(tmp_path, items, configs, tiny_clip, STEMS, batch=1,
+                            on_batch=after_batch, echo=lines.append, executor=executor)
+    assert len(killed) == 1
+    assert report.rendered == 6
+    assert any("lost mid-batch" in line and "go to another worker" in line for line in lines)
+    for item in items:
+        assert png_is_whole(item.png, (224, 224)) and read_record(item.png)["stem"]
+    assert killed[0] not in executor.pids()  # Ray started it again
+
+
+def test_gpus_asked_of_a_cluster_without_any_are_refused(executor, tiny_clip):
+    with pytest.raises(cluster.ClusterError, match="the cluster has no GPU"):
+        cluster.RayExecutor(tiny_clip, "cuda")
+
+
+def test_a_version_mismatch_is_refused_before_any_work(executor, tiny_clip, monkeypatch):
+    real = cluster.versions()
+    monkeypatch.setattr(cluster, "versions", lambda: {**real, "code": "0" * 16})
+    with pytest.raises(cluster.ClusterError,
+                       match=f"driver and cluster differ: code 0{{16}} here, {real['code']}"):
+        executor._check_workers()
+
+
+def test_a_wrong_address_fails_within_seconds(tmp_path, tiny_clip_path):
+    started = time.monotonic()
+    result = CliRunner().invoke(main, [
+        "render", "--ray", "127.0.0.1:9", "--device", "cpu", "--thing", "harp",
+        "--cache", str(tmp_path / "cache"), "--model", str(tiny_clip_path)])
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the Ray cluster at 127.0.0.1:9" in result.output
+    assert time.monotonic() - started < 15
+    assert not (tmp_path / "cache").exists()
+    result = CliRunner().invoke(main, ["render", "--ray-workers", "2", "--device", "cpu",
+                                       "--cache", str(tmp_path / "cache"),
+                                       "--model", str(tiny_clip_path), "--thing", "harp"])
+    assert result.exit_code == 2 and "--ray-workers applies to --ray only" in result.output
