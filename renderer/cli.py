@@ -99,6 +99,9 @@ def cluster(ray_address, model, device, workers, cpus_per_worker):
 
     try:
         connect(None if ray_address == RAY_FROM_ENV else ray_address, echo=click.echo)
+    except ClusterError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
         executor = RayExecutor(model, device, workers, cpus_per_worker, echo=click.echo)
     except ClusterError as exc:
         shutdown_quietly(shutdown)
@@ -474,12 +477,26 @@ def rate(images, texts, output, model, device):
               help="Only this method (repeatable; default both).")
 @click.option("--no-ops", is_flag=True, help="Skip counting torch operators per step.")
 @device_option
-def bench(steps, json_path, model, batch, methods, no_ops, device):
-    """Time the batched renderer against a reference-style loop, same run."""
+@ray_options
+def bench(steps, json_path, model, batch, methods, no_ops, device, ray_address, ray_workers,
+          ray_cpus_per_worker):
+    """Time the batched renderer against a reference-style loop, same run.
+
+    With --ray: images per hour on this process and on 1 and 2 (or
+    --ray-workers) workers of the cluster, and the overhead per batch; --steps
+    is then the epochs of each image.
+    """
     from gallery.atomic import write_json
 
     from .bench import run_bench
 
+    if ray_address is not None:
+        result = _ray_bench(ray_address, model, device, steps, batch, ray_workers,
+                            ray_cpus_per_worker)
+        if json_path:
+            write_json(result, Path(json_path))
+            click.echo(f"numbers written to {json_path}")
+        return
     try:
         result = run_bench(resolve_device(device), model, steps, batch,
                            tuple(sorted({int(m) for m in methods})) or METHODS,
@@ -489,6 +506,38 @@ def bench(steps, json_path, model, batch, methods, no_ops, device):
     if json_path:
         write_json(result, Path(json_path))
         click.echo(f"numbers written to {json_path}")
+
+
+def _ray_bench(address, model, device, epochs, batch, workers, cpus_per_worker) -> dict:
+    """`bench --ray`: this process against 1 and 2 (or --ray-workers) workers."""
+    import tempfile
+
+    from .bench import RANDOM_VIT_B_32
+    from .cluster import ClusterError, cluster_bench, connect, shutdown
+    from .standin import VIT_B_32, standin_checkpoint
+
+    with tempfile.TemporaryDirectory() as scratch:
+        # Workers get the weights as a file: ViT-B/32's shape, random weights.
+        name = (str(standin_checkpoint(Path(scratch), VIT_B_32)) if model == RANDOM_VIT_B_32
+                else model)
+        # This process renders the same-run baseline on its own device.
+        clip_model = load_model(name, resolve_device(device))
+        try:
+            connect(None if address == RAY_FROM_ENV else address, echo=click.echo)
+        except ClusterError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            if device == "auto":  # the cluster's GPUs if it has any, else its CPUs
+                import ray
+
+                device = "cuda" if ray.cluster_resources().get("GPU") else "cpu"
+            counts = sorted({1, workers or 2})
+            return cluster_bench(clip_model, device, counts, epochs, batch or 1,
+                                 cpus_per_worker, echo=click.echo)
+        except ClusterError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            shutdown_quietly(shutdown)
 
 
 @contextmanager

@@ -359,3 +359,58 @@ def shutdown() -> None:
     ray = _ray()
     if ray.is_initialized():
         ray.shutdown()
+
+
+def cluster_bench(model: ClipModel, device: str = "cpu", counts: Sequence[int] = (1, 2),
+                  epochs: int = 2, batch: int = 1, cpus_per_worker: int = 1,
+                  echo: Callable[[str], None] = print) -> dict:
+    """Images per hour on this process and on 1, 2, ... workers of the joined cluster,
+    in the same run, and the overhead per batch (hand-out to result, minus the
+    worker's own render time: scheduling and transfer).
+
+    Renders ``2 * max(counts)`` images of method 1 at ``epochs`` epochs and
+    writes nothing. Each setting gets one warm-up batch per worker first.
+    """
+    from .device import device_name
+    from .gallery import method_config
+    from .jobs import LocalExecutor
+
+    ray = _ray()
+    config = method_config(1, epochs)
+    images = 2 * max(counts) * batch
+    jobs = [ImageJob(f"a penguin made of piano {i}.", i, Path(f"/bench/{i}.png"))
+            for i in range(images)]
+
+    def discard(_jobs, _results) -> None:
+        pass
+
+    def timed(executor, warm: int) -> float:
+        executor.run(config, jobs[:warm * batch], batch, write=discard)
+        executor.timing = BatchTiming()  # the warm-up's batches do not count
+        started = time.perf_counter()
+        executor.run(config, jobs, batch, write=discard)
+        return time.perf_counter() - started
+
+    local = timed(LocalExecutor(model), 1)
+    result = {"images": images, "epochs": epochs, "batch": batch, "config": "method-1.yaml",
+              "local": {"device": device_name(model.device), "seconds": round(local, 2),
+                        "images_per_hour": round(3600 * images / local, 1)},
+              "workers": []}
+    echo(f"ray bench: {images} images of method 1, {epochs} epochs, batch {batch}")
+    echo(f"  this process ({result['local']['device']}): {local:.1f} s, "
+         f"{result['local']['images_per_hour']:.0f} images/h")
+    for count in counts:
+        executor = RayExecutor(model, device, count, cpus_per_worker, echo=lambda _: None)
+        seconds = timed(executor, count)
+        entry = {"workers": count, "device": executor.device_label, "seconds": round(seconds, 2),
+                 "images_per_hour": round(3600 * images / seconds, 1),
+                 "vs_this_process": round(local / seconds, 2)}
+        entry["overhead_per_batch_s"] = round(executor.timing.overhead, 3)
+        entry["batches"] = len(executor.timing.wall)
+        result["workers"].append(entry)
+        echo(f"  {count} worker(s) ({entry['device']}): {seconds:.1f} s, "
+             f"{entry['images_per_hour']:.0f} images/h, {entry['vs_this_process']:.2f}x this "
+             f"process; overhead {entry['overhead_per_batch_s'] * 1000:.0f} ms per batch")
+        for slot in executor.slots:
+            ray.kill(slot.actor)
+    return result

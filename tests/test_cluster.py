@@ -77,6 +77,23 @@ def test_a_killed_driver_leaves_only_finished_images_and_a_rerun_completes(
     assert not list(cache.rglob("*.tmp"))
 
 
+def test_bench_ray_times_this_process_and_one_and_two_workers(tmp_path, tiny_clip_path):
+    # Before the module's cluster exists: the bench starts and stops its own.
+    out = tmp_path / "ray-bench.json"
+    result = CliRunner().invoke(main, ["bench", "--ray", "--model", str(tiny_clip_path),
+                                       "--device", "cpu", "--steps", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    data = json.loads(out.read_text())
+    assert data["images"] == 4 and data["local"]["images_per_hour"] > 0
+    assert [w["workers"] for w in data["workers"]] == [1, 2]
+    for entry in data["workers"]:
+        assert entry["batches"] == 4  # the timed run's, not the warm-up's
+        assert entry["images_per_hour"] > 0 and entry["overhead_per_batch_s"] >= 0
+    assert "2 worker(s) (2 x CPU (1 threads) (Ray))" in result.output
+
+
 @pytest.fixture(scope="module")
 def executor(tiny_clip):
     cluster.connect(None, echo=lambda _: None)
@@ -181,7 +198,38 @@ def test_a_wrong_address_fails_within_seconds(tmp_path, tiny_clip_path):
     assert "cannot reach the Ray cluster at 127.0.0.1:9" in result.output
     assert time.monotonic() - started < 15
     assert not (tmp_path / "cache").exists()
+    result = CliRunner().invoke(main, [
+        "rank", "--ray", "ray://127.0.0.1:9", "--device", "cpu", "--animal", "cat",
+        "--thing", "harp", "--runs", "2", "--cache", str(tmp_path / "cache"),
+        "--model", str(tiny_clip_path)])
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the Ray cluster at ray://127.0.0.1:9" in result.output
+    assert time.monotonic() - started < 30
     result = CliRunner().invoke(main, ["render", "--ray-workers", "2", "--device", "cpu",
                                        "--cache", str(tmp_path / "cache"),
                                        "--model", str(tiny_clip_path), "--thing", "harp"])
     assert result.exit_code == 2 and "--ray-workers applies to --ray only" in result.output
+
+
+def test_best_of_and_rank_run_on_the_cluster(executor, tiny_clip, tmp_path):
+    from gallery.layout import best_of_root
+    from renderer.bestof import plan_best_of, render_best_of, winner
+    from renderer.ranking import Experiment, run_experiment
+
+    plan = plan_best_of(tmp_path, tiny_clip.identity, 4, methods=(1,), things=["harp"],
+                        animals=["cat", "pig"], epochs_short=EPOCHS, epochs_detail=EPOCHS)
+    sizes = {(1, "short"): 2, (1, "detail"): 1}
+    report = render_best_of(tmp_path, plan, tiny_clip, sizes, echo=lambda _: None,
+                            executor=executor)
+    assert (report.short_rendered, report.continued) == (8, 2)
+    for entry in plan.entries:
+        assert sorted(entry.state.sims()) == [0, 1, 2, 3]
+        record = read_record(best_of_root(tmp_path) / "method-1" / f"{entry.stem}.png")
+        assert record["best_of"]["run"] == winner(entry.state, 4)
+    prompt = harp(1)[0]
+    experiment = Experiment(prompt.text, prompt.stem, 2, prompt.animal, prompt.thing)
+    ranked = run_experiment(tmp_path, experiment, tiny_clip, runs=3, best=1, worst=1, batch=1,
+                            epochs_short=EPOCHS, epochs_detail=EPOCHS, echo=lambda _: None,
+                            executor=executor)
+    assert (ranked.short_rendered, ranked.detail_rendered) == (3, 2)
+    assert (experiment.folder(tmp_path) / "summary.json").is_file()

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from gallery.paths import METHODS_DIR, RANKING_DIR
 from renderer.config import Config, ConfigError, Param, load_config, parse_config
@@ -503,3 +504,26 @@ def test_config_is_frozen(method1: Config) -> None:
         method1.init.mean = (0, 0, 0)  # type: ignore[misc]
     assert isinstance(method1.targets, tuple)
     assert isinstance(method1.targets[0].transforms, tuple)
+
+
+def test_configs_pickle_whole_for_cluster_workers(tmp_path):
+    # A worker gets its config pickled: expressions are compiled again there.
+    import pickle
+
+    from renderer.gallery import method_config
+    from renderer.ranking import ranking_config
+
+    start = tmp_path / "start.png"
+    Image.new("RGB", (224, 224), (10, 20, 30)).save(start)
+    configs = [method_config(1), method_config(2), method_config(2, 7),
+               *(ranking_config(m, k, "a cat made of harp.") for m in (1, 2)
+                 for k in ("short", "detail")),
+               ranking_config(2, "detail", "x").with_init_image(start)]
+    for config in configs:
+        again = pickle.loads(pickle.dumps(config))
+        assert again == config and again.hash == config.hash
+        steps = again.targets[0].transforms  # expressions evaluate as before
+        env = {"epoch": 3, "t": 0.3, "ti": 0.7, "t2": 0.09, "t3": 0.027, "t4": 0.0081,
+               "t5": 0.00243, "ti2": 0.49, "ti3": 0.343, "ti4": 0.2401, "ti5": 0.16807,
+               "learnrate": 1.0, "lr": 1.0, "learnrate_scale": 1.0, "lrs": 1.0}
+        assert [s(env) for s in steps] == [s(env) for s in config.targets[0].transforms]
