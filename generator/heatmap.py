@@ -235,9 +235,16 @@ def build_heatmap(animals: Sequence[str], things: Sequence[str],
     grid_bottom = TOP + len(things) * CELL_H
     width = LABEL_W + len(panels) * (panel_w + PANEL_GAP)
     legend = _legend(low, high, 4, grid_bottom + 12, (width - 110) // (len(PALETTE) + 1))
+    return _heatmap(width, grid_bottom + LEGEND_H, panel_w, things, panels, legend,
+                    len(present))
+
+
+def _heatmap(width: int, height: int, panel_w: int, things: Sequence[str], panels: list[Panel],
+             legend: list[LegendItem], count: int) -> Heatmap:
+    """The figure with the geometry every heatmap shares (cells, labels, rows)."""
     return Heatmap(
         width=width,
-        height=grid_bottom + LEGEND_H,
+        height=height,
         panel_width=panel_w,
         cell_h=CELL_H,
         stroke=STROKE,
@@ -246,7 +253,7 @@ def build_heatmap(animals: Sequence[str], things: Sequence[str],
         rows=[(TOP + r * CELL_H + CELL_H - 2, t) for r, t in enumerate(things)],
         panels=panels,
         legend=legend,
-        count=len(present),
+        count=count,
     )
 
 
@@ -328,16 +335,5 @@ def build_best_of_heatmap(animals: Sequence[str], things: Sequence[str],
         y = grid_bottom + 12 + row * LEGEND_H
         legend.append(LegendItem(4, y, 0, None, name, 4, y + 9))
         legend.extend(_legend(scale.low, scale.high, 4 + LEGEND_LABEL_W, y, swatch, scale))
-    return Heatmap(
-        width=width,
-        height=grid_bottom + 2 * LEGEND_H,
-        panel_width=panel_w,
-        cell_h=CELL_H,
-        stroke=STROKE,
-        row_label_x=LABEL_W - 4,
-        column_label_y=TOP - 4,
-        rows=[(TOP + r * CELL_H + CELL_H - 2, t) for r, t in enumerate(things)],
-        panels=panels,
-        legend=legend,
-        count=len(_present(best)),
-    )
+    return _heatmap(width, grid_bottom + 2 * LEGEND_H, panel_w, things, panels, legend,
+                    len(_present(best)))

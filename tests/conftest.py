@@ -8,7 +8,11 @@ a user's local checkpoint goes through.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,3 +75,27 @@ def method_configs():
     from renderer.config import load_config
 
     return {m: load_config(METHODS_DIR / f"method-{m}.yaml") for m in (1, 2)}
+
+
+def kill_when(args: list, ready: Callable[[], bool], timeout: float, env=None) -> str:
+    """Start ``args``, SIGKILL it once ``ready()`` holds, return what it printed.
+
+    Fails the test if the process exits first or ``ready`` never holds.
+    """
+    proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if proc.poll() is not None:
+                pytest.fail(f"exited ({proc.returncode}) before it was killed:\n"
+                            + proc.stdout.read())
+            if time.monotonic() > deadline:
+                pytest.fail(f"not ready within {timeout} s")
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        return proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
+from conftest import kill_when
 
 from app.cli import main
 from gallery.layout import best_of_root, short_sims_csv_path, short_sims_path
@@ -177,20 +175,7 @@ def test_a_killed_best_of_run_resumes_where_it_stopped(tmp_path, tiny_clip_path)
             "--thing", "harp", "--animal", "cat", "--animal", "snail", "--method", 1,
             "--epochs-short", SHORT, "--epochs-detail", DETAIL, "--batch", 1,
             "--device", "cpu"]
-    proc = subprocess.Popen(_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while _recorded(cache) < 3:
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "no short run recorded in time"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    kill_when(_cli(*args), lambda: _recorded(cache) >= 3, timeout=120)
     recorded = _recorded(cache)
     assert 3 <= recorded < 12
     for png in best_of_root(cache).rglob("*.png"):

@@ -21,6 +21,7 @@ import pytest
 import ray  # noqa: F401
 import torch
 from click.testing import CliRunner
+from conftest import kill_when
 
 from app.cli import main
 from gallery.prompts import load_prompts
@@ -48,20 +49,7 @@ def test_a_killed_driver_leaves_only_finished_images_and_a_rerun_completes(
             "--thing", "harp", *[a for p in harp(5) for a in ("--animal", p.animal)],
             "--method", "1", "--epochs", str(EPOCHS), "--batch", "1"]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
-    try:
-        deadline = time.monotonic() + 180
-        while len(_whole(cache)) < 2:
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "no two images in time"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    kill_when(args, lambda: len(_whole(cache)) >= 2, timeout=180, env=env)
     for png in cache.glob("method-*/*.png"):
         assert png_is_whole(png, (224, 224)), png
     before = _whole(cache)
