@@ -19,6 +19,8 @@ imitates them; all three ask here where a file lives::
     CACHE/best-of/method-{m}/runs/{stem}-{i}.png (+ .json)  kept short runs (winner, --keep)
     CACHE/best-of/method-{m}/short-sims/{stem}.json every finished short run (ShortRuns)
     CACHE/best-of/method-{m}/short-sims/{stem}.csv  the same as an article CSV, best first
+    CACHE/judge.json                                a second model's rating of each image
+    CACHE/method-{m}/judge.csv                      the same per method (also under best-of/)
 
 The best-of root has the gallery's shape, so every function below that
 takes ``cache`` also takes ``best_of_root(cache)``.
@@ -38,6 +40,8 @@ INITIAL_CSV = "initial.csv"
 FINAL_CSV = "final.csv"
 BEST_OF = "best-of"
 SHORT_SIMS = "short-sims"
+JUDGE = "judge.json"
+JUDGE_CSV = "judge.csv"
 
 
 def method_dir(cache: Path, method: int) -> Path:
@@ -111,3 +115,13 @@ def short_sims_path(cache: Path, method: int, stem: str) -> Path:
 
 def short_sims_csv_path(cache: Path, method: int, stem: str) -> Path:
     return method_dir(cache, method) / SHORT_SIMS / f"{stem}.csv"
+
+
+def judge_path(cache: Path) -> Path:
+    """The judge's ratings of every image in the cache, keyed by path relative to it."""
+    return Path(cache) / JUDGE
+
+
+def judge_csv_path(cache: Path, method: int) -> Path:
+    """A method's judge ratings beside its sims.csv (``cache`` may be the best-of root)."""
+    return method_dir(cache, method) / JUDGE_CSV

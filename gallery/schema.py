@@ -270,10 +270,46 @@ class ShortRuns:
         return _from_mapping(cls, {**data, "runs": runs}, where)
 
 
-def format_sims_csv(rows) -> str:
-    """A method's ``sims.csv``: ``,prompt,sim`` then one (image, prompt, sim) row each."""
+@dataclass(frozen=True)
+class JudgeRating:
+    """A second model's rating of one image, and what it rated."""
+
+    sim: float  # 100 x cosine of the PNG with its record's prompt, by the judge
+    png: str  # sha256 (16 hex digits) of the PNG it rated
+    record: str  # the same of the record (a changed prompt is judged again)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """``judge.json``: the judge model and its rating of every image, by cache path."""
+
+    model: str  # as named, e.g. ViT-B/16
+    model_id: str  # its weights' identity
+    ratings: dict[str, JudgeRating] = field(default_factory=dict)  # "method-1/x.png" -> rating
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "model_id": self.model_id,
+                "ratings": {k: asdict(v) for k, v in sorted(self.ratings.items())}}
+
+    def write(self, path: Path) -> Path:
+        return write_json(self.to_json(), path)
+
+    @classmethod
+    def from_json(cls, data: Any, where: object = "judge.json") -> Judgement:
+        if not isinstance(data, dict) or not isinstance(data.get("ratings"), dict):
+            raise CacheFormatError(f"{where}: expected an object with a 'ratings' object")
+        ratings = {str(k): _from_mapping(JudgeRating, v, f"{where}: ratings[{k!r}]")
+                   for k, v in data["ratings"].items()}
+        return _from_mapping(cls, {**data, "ratings": ratings}, where)
+
+
+def format_sims_csv(rows, column: str = "sim") -> str:
+    """A method's ``sims.csv``: ``,prompt,sim`` then one (image, prompt, sim) row each.
+
+    ``column`` names the rating (a judge's CSV names its model there).
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["", "prompt", "sim"])
+    writer.writerow(["", "prompt", column])
     writer.writerows(rows)
     return buffer.getvalue()
