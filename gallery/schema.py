@@ -56,6 +56,7 @@ class BestOf:
     short_image: str | None = None  # the winner's short image, relative to the method folder
     short_seconds: float = 0.0  # the N short runs' summed share of batch time
     short_sims: str = ""  # every short run's sim, relative to the method folder
+    short_judge: float | None = None  # the judge's rating of it (with select_by "judge")
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,7 @@ class ShortRun:
     seconds: float = 0.0
     device: str = ""
     precision: str = ""
+    judge: float | None = None  # the judge's rating, when the judge chooses
 
 
 @dataclass(frozen=True)
@@ -249,9 +251,18 @@ class ShortRuns:
     model_id: str
     epochs: int
     runs: tuple[ShortRun, ...] = ()
+    # The judge's weights identity when a judge chooses the winner (every run
+    # then carries its rating); "" when the optimised model's sim chooses.
+    judge_id: str = ""
 
     def sims(self) -> dict[int, float]:
         return {r.run: r.sim for r in self.runs}
+
+    def ratings(self) -> dict[int, float]:
+        """What chooses the winner: the judge's ratings if a judge chooses, else the sims."""
+        if self.judge_id:
+            return {r.run: r.judge for r in self.runs if r.judge is not None}
+        return self.sims()
 
     def to_json(self) -> dict:
         data = asdict(self)

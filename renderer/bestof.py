@@ -55,8 +55,9 @@ from .engine import final_size
 from .gallery import select
 from .jobs import ImageJob, ImageResult, LocalExecutor, job_hash, write_results
 from .ranking import Experiment, ranking_config
+from .rate import rate_pairs
 
-SELECT_BY = ("sim",)  # what may choose the winner
+SELECT_BY = ("sim", "judge")  # what may choose the winner
 
 
 @dataclass(frozen=True)
@@ -142,25 +143,28 @@ def read_state(path: Path, header: ShortRuns) -> ShortRuns:
         return header  # unreadable: the runs are rendered again
     if (found.config_hash, found.model_id) != (header.config_hash, header.model_id):
         return header
+    if header.judge_id and found.judge_id != header.judge_id:
+        return header  # rated by no judge or another: rendered again, and judged
     return replace(header, runs=found.runs)
 
 
 def winner(state: ShortRuns, runs: int) -> int | None:
-    """The best of the first ``runs`` recorded runs (ties: the lower run number)."""
-    sims = {r.run: r.sim for r in state.runs if r.run < runs}
-    kept = select_runs(sims, 1, 0)
+    """The best of the first ``runs`` recorded runs (ties: the lower run number), by
+    the judge's rating if a judge chooses, else by sim."""
+    ratings = {run: value for run, value in state.ratings().items() if run < runs}
+    kept = select_runs(ratings, 1, 0)
     return kept[0].run if kept else None
 
 
 def _entry(cache: Path, prompt: Prompt, method: int, configs: Configs, model_id: str,
-           runs: int, base_seed: int) -> Entry:
+           runs: int, base_seed: int, judge_id: str) -> Entry:
     folder = method_dir(best_of_root(cache), method)
     text = prompt.for_method(method)
     experiment = Experiment(text, prompt.stem, method, prompt.animal, prompt.thing, base_seed)
     header = ShortRuns(prompt=text, stem=prompt.stem, method=method,
                        config=Path(configs.short.source).name,
                        config_hash=configs.short.hash, model_id=model_id,
-                       epochs=configs.short.epochs)
+                       epochs=configs.short.epochs, judge_id=judge_id)
     state = read_state(short_sims_path(best_of_root(cache), method, prompt.stem), header)
     # A run counts only with the seed it must have had.
     state = replace(state, runs=tuple(r for r in state.runs
@@ -192,9 +196,10 @@ def plan_best_of(cache: Path, model_id: str, runs: int, *, methods: Sequence[int
                  animals: Sequence[str] = (), things: Sequence[str] = (),
                  epochs_short: int | None = None, epochs_detail: int | None = None,
                  seed: int = 0, keep: int = 1, limit: int | None = None,
-                 select_by: str = "sim") -> BestOfPlan:
+                 select_by: str = "sim", judge_id: str = "") -> BestOfPlan:
     """What a best-of run will do, for `render --best-of` and its dry run.
 
+    ``select_by`` "judge" needs the judge's weights identity (``judge_id``).
     Raises ValueError naming an unknown animal or thing, or a bad N or keep.
     """
     if runs < 1:
@@ -203,10 +208,15 @@ def plan_best_of(cache: Path, model_id: str, runs: int, *, methods: Sequence[int
         raise ValueError(f"--keep must be at least 1 (the winner's short image), got {keep}")
     if select_by not in SELECT_BY:
         raise ValueError(f"cannot select by {select_by!r}; use one of {', '.join(SELECT_BY)}")
+    if (select_by == "judge") != bool(judge_id):
+        raise ValueError("a judge's identity goes with select_by 'judge', and only with it")
+    if judge_id == model_id:
+        raise ValueError(f"the judge has the weights the runs are optimised against "
+                         f"({model_id}); choose another model")
     every = load_prompts()
     prompts = select(every, animals, things)
     configs = {m: Configs.of(m, epochs_short, epochs_detail) for m in METHODS}
-    entries = [_entry(cache, p, m, configs[m], model_id, runs, seed)
+    entries = [_entry(cache, p, m, configs[m], model_id, runs, seed, judge_id)
                for m in sorted(set(methods)) for p in prompts]
     pending = [e for e in entries if e.pending][:limit]
     return BestOfPlan(runs, keep, configs, entries, pending, [p.stem for p in every],
@@ -346,8 +356,8 @@ def _kept_on_disk(entry: Entry) -> set[int]:
 
 def _keep_set(state: ShortRuns, runs: int, keep: int) -> set[int]:
     """The short runs whose PNG stays: the best ``keep`` of the first ``runs``."""
-    sims = {r.run: r.sim for r in state.runs if r.run < runs}
-    return {k.run for k in select_runs(sims, keep, 0)}
+    ratings = {run: value for run, value in state.ratings().items() if run < runs}
+    return {k.run for k in select_runs(ratings, keep, 0)}
 
 
 def _drop(entry: Entry, run: int) -> None:
@@ -375,22 +385,28 @@ class _ShortWriter:
     having been kept when it had to be.
     """
 
-    def __init__(self, entries: Sequence[Entry], runs: int, keep: int):
+    def __init__(self, entries: Sequence[Entry], runs: int, keep: int,
+                 judge: ClipModel | None = None):
         self.by_stem = {e.stem: e for e in entries}
-        self.runs, self.keep = runs, keep
+        self.runs, self.keep, self.judge = runs, keep, judge
 
     def __call__(self, jobs: Sequence[ImageJob], results: Sequence[ImageResult]) -> None:
         touched: dict[str, list[tuple[ImageJob, ImageResult]]] = {}
-        for job, result in zip(jobs, results, strict=True):
+        # The judge rates the saved PNGs here, in this process, as `judge` would.
+        judged = (rate_pairs(self.judge, [r.png for r in results], [j.text for j in jobs])
+                  if self.judge is not None else [None] * len(jobs))
+        verdict = {}
+        for job, result, value in zip(jobs, results, judged, strict=True):
             touched.setdefault(str(job.meta["stem"]), []).append((job, result))
+            verdict[job.png] = None if value is None else round(float(value), 4)
         for stem, done in touched.items():
             entry = self.by_stem[stem]
-            new = {int(j.meta["run"]): r.record for j, r in done}
+            new = {int(j.meta["run"]): (r.record, verdict[j.png]) for j, r in done}
             others = tuple(r for r in entry.state.runs if r.run not in new)
             entry.state = replace(entry.state, runs=others + tuple(
                 ShortRun(run=run, seed=rec.seed, sim=float(rec.sim), seconds=rec.seconds,
-                         device=rec.device, precision=rec.precision)
-                for run, rec in sorted(new.items())))
+                         device=rec.device, precision=rec.precision, judge=judge)
+                for run, (rec, judge) in sorted(new.items())))
             keep = _keep_set(entry.state, self.runs, self.keep)
             kept = [(j, r) for j, r in done if int(j.meta["run"]) in keep]
             write_results([j for j, _ in kept], [r for _, r in kept])
@@ -416,11 +432,13 @@ def _best_of_info(entry: Entry, plan: BestOfPlan, run: int) -> BestOf:
     counted = [r for r in entry.state.runs if r.run < plan.runs]
     short = plan.configs[entry.method].short
     root = entry.root
+    chosen = next(r for r in counted if r.run == run)
     return BestOf(
         runs=plan.runs,
         run=run,
         select_by=plan.select_by,
-        short_sim=next(r.sim for r in counted if r.run == run),
+        short_sim=chosen.sim,
+        short_judge=chosen.judge if plan.select_by == "judge" else None,
         short_seed=entry.experiment.seed("short", run),
         short_config=Path(short.source).name,
         short_config_hash=short.hash,
@@ -458,12 +476,16 @@ def render_best_of(
     on_batch: Callable[[int], None] | None = None,
     echo: Callable[[str], None] = print,
     executor=None,
+    judge: ClipModel | None = None,
 ) -> BestOfReport:
     """Render the plan's pending entries: short runs, then their winners, chunk by chunk.
 
-    ``executor`` renders the batches (default: this process, on ``model``).
+    ``executor`` renders the batches (default: this process, on ``model``);
+    ``judge`` rates every short run in this process when the plan selects by judge.
     """
     executor = executor or LocalExecutor(model)
+    if (plan.select_by == "judge") != (judge is not None):
+        raise ValueError("a judge model goes with a plan that selects by judge, and only then")
     cache = Path(cache)
     root = best_of_root(cache)
     if root.exists():
@@ -486,7 +508,7 @@ def render_best_of(
             jobs = [entry.experiment.job(entry.short_png(run), "short", run)
                     for entry in chunk for run in entry.missing_runs]
             used = executor.run(configs.short, jobs, short_size, precision, on_batch,
-                                echo=echo, write=_ShortWriter(chunk, plan.runs, plan.keep))
+                                echo=echo, write=_ShortWriter(chunk, plan.runs, plan.keep, judge))
             short_size = min(used, default=short_size)  # after halving, stay there
             report.short_rendered += len(jobs)
             report.batches += used
@@ -499,7 +521,7 @@ def render_best_of(
                 if not redo:
                     break
                 executor.run(configs.short, redo, short_size, precision, echo=echo,
-                             write=_ShortWriter(chunk, plan.runs, plan.keep))
+                             write=_ShortWriter(chunk, plan.runs, plan.keep, judge))
                 report.short_rendered += len(redo)
             else:
                 raise RuntimeError("the winners' short images could not be kept: "

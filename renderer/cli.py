@@ -209,10 +209,16 @@ def cache_option(fn):
                    "a redo).")
 @click.option("--epochs-detail", type=click.IntRange(min=1), default=None,
               help="With --best-of: override the continued runs' epochs.")
+@click.option("--select-by", type=click.Choice(["sim", "judge"]), default="sim",
+              show_default=True,
+              help="With --best-of: what picks the winner: the optimised model's sim, or a "
+                   "second model's (--judge-model) rating of each short run.")
+@click.option("--judge-model", default=None, metavar="NAME|PATH",
+              help="With --select-by judge: the judge (default ViT-B/16).")
 @ray_options
 def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batch, device,
-           precision, dry_run, best_of, keep, epochs_short, epochs_detail, ray_address,
-           ray_workers, ray_cpus_per_worker):
+           precision, dry_run, best_of, keep, epochs_short, epochs_detail, select_by,
+           judge_model, ray_address, ray_workers, ray_cpus_per_worker):
     """Render every prompt x method into the cache, skipping complete images."""
     from gallery.prompts import load_prompts
     from gallery.settings import default_cache_dir
@@ -228,12 +234,16 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
         if epochs is not None:
             raise click.UsageError("--epochs sets the first attempts' epochs; with --best-of "
                                    "use --epochs-short and --epochs-detail")
+        if judge_model and select_by != "judge":
+            raise click.UsageError("--judge-model goes with --select-by judge")
         _render_best_of(cache, best_of, keep, [int(m) for m in methods] or METHODS, animals,
                         things, limit, model, epochs_short, epochs_detail, seed, batch, device,
-                        precision, dry_run, (ray_address, ray_workers, ray_cpus_per_worker))
+                        precision, dry_run, (ray_address, ray_workers, ray_cpus_per_worker),
+                        (select_by, judge_model))
         return
     for name, value in (("--keep", keep != 1), ("--epochs-short", epochs_short),
-                        ("--epochs-detail", epochs_detail)):
+                        ("--epochs-detail", epochs_detail), ("--select-by", select_by != "sim"),
+                        ("--judge-model", judge_model)):
         if value:
             raise click.UsageError(f"{name} applies to --best-of only")
     # The model is identified by its weights, so it is loaded even for a dry
@@ -267,7 +277,8 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
 
 
 def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, epochs_short,
-                    epochs_detail, seed, batch, device, precision, dry_run, ray_args):
+                    epochs_detail, seed, batch, device, precision, dry_run, ray_args,
+                    selection):
     """`render --best-of N`: plan, say the work and its estimated time, render."""
     # The estimate comes from this device's speed, so even a dry run measures
     # there (a dry run falls back to the CPU instead of stopping); with --ray
@@ -275,18 +286,31 @@ def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, e
     on_ray = ray_args[0] is not None
     target = resolve_device("cpu" if on_ray else device, need_gpu=not (dry_run or on_ray))
     clip_model = load_model(model, target)
+    judge = None
+    if selection[0] == "judge":
+        from .judge import DEFAULT_JUDGE
+
+        # The judge rates each short run's PNG in this process.
+        judge = load_model(selection[1] or DEFAULT_JUDGE, target)
+        click.echo(f"the winner is chosen by the judge {judge.name} ({judge.identity})")
     with cluster(ray_args[0], clip_model, device, *ray_args[1:]) as ray:
         _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model,
-                      epochs_short, epochs_detail, seed, batch, target, precision, dry_run, ray)
+                      epochs_short, epochs_detail, seed, batch, target, precision, dry_run, ray,
+                      judge)
 
 
 def _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model, epochs_short,
-                  epochs_detail, seed, batch, target, precision, dry_run, executor):
+                  epochs_detail, seed, batch, target, precision, dry_run, executor, judge):
     from .bestof import batch_sizes, describe_sizes, measure_speed, plan_best_of, render_best_of
 
-    plan = plan_best_of(cache, clip_model.identity, runs, methods=methods, animals=animals,
-                        things=things, epochs_short=epochs_short, epochs_detail=epochs_detail,
-                        seed=seed, keep=keep, limit=limit)
+    try:
+        plan = plan_best_of(cache, clip_model.identity, runs, methods=methods,
+                            animals=animals, things=things, epochs_short=epochs_short,
+                            epochs_detail=epochs_detail, seed=seed, keep=keep, limit=limit,
+                            select_by="judge" if judge else "sim",
+                            judge_id=judge.identity if judge else "")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if dry_run:
         _best_of_dry_run(plan, cache)
     if not plan.pending:
@@ -308,7 +332,8 @@ def _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model
         return
     with _bar(work.images, f"best of {runs}", unit="image") as bar, _keeping("runs", cache):
         report = render_best_of(cache, plan, clip_model, sizes, precision,
-                                on_batch=bar.update, echo=_echo_above(bar), executor=executor)
+                                on_batch=bar.update, echo=_echo_above(bar), executor=executor,
+                                judge=judge)
     click.echo(f"{report.short_rendered} short runs and {report.continued} continued in "
                f"{report.seconds:.1f} s; {report.kept_winners} earlier winners kept; "
                f"cache {cache}/best-of/")
@@ -540,6 +565,41 @@ def _ray_bench(address, model, device, epochs, batch, workers, cpus_per_worker) 
             shutdown_quietly(shutdown)
 
 
+@click.command()
+@click.option("--model", default=None, metavar="NAME|PATH",
+              help="The judge: a CLIP model name or weights file (default ViT-B/16); it "
+                   "must not be the model the images were optimised against.")
+@cache_option
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images per CLIP call.")
+@device_option
+def judge(model, cache_dir, batch, device):
+    """Rate every image of the cache with a second CLIP model (incremental)."""
+    from gallery.prompts import load_prompts
+    from gallery.settings import default_cache_dir
+
+    from .judge import DEFAULT_JUDGE, SameModel, judge_cache
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    if not cache.is_dir():
+        raise click.ClickException(f"no cache at {cache}/: render something first")
+    target = resolve_device(device)
+    clip_model = load_model(model or DEFAULT_JUDGE, target)
+    click.echo(f"judge {clip_model.name} ({clip_model.identity}) on {target}")
+    with _bar(0, "judge", unit="image") as bar:
+        def planned(count: int) -> None:
+            bar.total = count
+            bar.refresh()
+
+        try:
+            report = judge_cache(cache, clip_model, [p.stem for p in load_prompts()], batch,
+                                 on_batch=bar.update, on_start=planned)
+        except SameModel as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{report.judged} of {report.images} images judged ({report.images - report.judged}"
+               f" unchanged since their rating); {cache}/judge.json")
+
+
 @contextmanager
 def _keeping(what: str, cache: Path):
     """An interrupted or out-of-memory run ends with a message, not a traceback."""
@@ -572,4 +632,4 @@ def _bar(total: int, desc: str, unit: str = "epoch"):
 
 
 # Registered on the clipig-gallery group by app.cli.
-COMMANDS = (render_config, render, rank, rate, bench)
+COMMANDS = (render_config, render, rank, rate, judge, bench)

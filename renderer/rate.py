@@ -30,3 +30,17 @@ def rate_images(model: ClipModel, paths: Sequence[Path], texts: Sequence[str],
     if not rows:
         return torch.zeros(0, len(texts))
     return torch.cat(rows).cpu()
+
+
+@torch.no_grad()
+def rate_pairs(model: ClipModel, images: Sequence[Path | bytes], texts: Sequence[str],
+               batch: int = 64) -> list[float]:
+    """Each image against its own text (100 x cosine), ``batch`` at a time."""
+    if len(images) != len(texts):
+        raise ValueError(f"{len(images)} images but {len(texts)} texts")
+    sims: list[float] = []
+    for start in range(0, len(images), batch):
+        table = rate_images(model, images[start:start + batch], texts[start:start + batch],
+                            batch)
+        sims += table.diagonal().tolist()
+    return sims

@@ -1,0 +1,167 @@
+"""`judge`: a second tiny CLIP rates every image; `--select-by judge` in best-of."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import build_tiny_clip
+
+from app.cli import main
+from gallery.layout import best_of_root, judge_csv_path, judge_path, short_sims_path
+from gallery.prompts import load_prompts
+from gallery.schema import Judgement, RenderRecord, ShortRuns, read_json
+from renderer.bestof import plan_best_of, render_best_of, winner
+from renderer.cache import read_record
+from renderer.clipmodel import load_clip
+from renderer.gallery import method_config, plan, render_gallery, select
+from renderer.judge import SameModel, judge_cache
+from renderer.ranking import Experiment, run_experiment
+from renderer.rate import rate_pairs
+
+STEMS = [p.stem for p in load_prompts()]
+QUIET = dict(echo=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def judge_path_pt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("judge") / "judge-clip.pt"
+    torch.save(build_tiny_clip(seed=1).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def judge(judge_path_pt):
+    return load_clip(str(judge_path_pt), "cpu")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, tiny_clip):
+    """Two gallery images per method, a best-of pair and a small ranking column."""
+    tmp_path = tmp_path_factory.mktemp("rendered")
+    prompts = select(load_prompts(), things=["harp"])[:2]
+    configs = {m: method_config(m, 2) for m in (1, 2)}
+    render_gallery(tmp_path, plan(tmp_path, prompts, (1, 2), configs, tiny_clip.identity),
+                   configs, tiny_clip, STEMS, batch=2, **QUIET)
+    best = plan_best_of(tmp_path, tiny_clip.identity, 2, methods=(1,), things=["harp"],
+                        animals=["cat"], epochs_short=2, epochs_detail=2)
+    render_best_of(tmp_path, best, tiny_clip, {(1, "short"): 2, (1, "detail"): 1}, **QUIET)
+    snail = next(p for p in load_prompts() if p.stem == "snail-of-harp")
+    run_experiment(tmp_path, Experiment(snail.text, snail.stem, 1, "snail", "harp"), tiny_clip,
+                   runs=2, best=1, worst=0, batch=2, epochs_short=2, epochs_detail=2, **QUIET)
+    return tmp_path
+
+
+@pytest.fixture()
+def cache(rendered, tmp_path):
+    """A copy of the rendered cache for one test to judge and change."""
+    return shutil.copytree(rendered, tmp_path / "cache")
+
+
+def read(cache) -> Judgement:
+    return Judgement.from_json(read_json(judge_path(cache)), judge_path(cache))
+
+
+def test_the_judge_rates_every_image_differently_from_the_optimised_model(cache, judge):
+    report = judge_cache(cache, judge, STEMS)
+    judgement = read(cache)
+    pngs = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.png"))
+    # 4 gallery, 1 best-of + its kept short run, 2 ranking runs + 1 continued
+    assert len(pngs) == 9 and sorted(judgement.ratings) == pngs
+    assert (report.images, report.judged) == (9, 9)
+    assert judgement.model_id == judge.identity
+    differ = 0
+    for key, rating in judgement.ratings.items():
+        record = read_record(cache / key)
+        expected = rate_pairs(judge, [(cache / key).read_bytes()], [record["prompt"]])[0]
+        assert rating.sim == pytest.approx(expected, abs=1e-3)
+        differ += abs(rating.sim - record["sim"]) > 0.01
+    assert differ == 9  # another model, other ratings
+    # per method beside sims.csv, naming the judge, gallery and best-of
+    text = judge_csv_path(cache, 1).read_text().splitlines()
+    assert text[0] == f",prompt,sim {judge.name}"
+    assert [line.split(",")[0] for line in text[1:]] == ["method-1/cat-of-harp.png",
+                                                         "method-1/hedgehog-of-harp.png"]
+    best = judge_csv_path(best_of_root(cache), 1).read_text().splitlines()
+    assert best[1].startswith("method-1/cat-of-harp.png,")
+
+
+def test_a_rerun_judges_nothing_and_a_changed_image_is_judged_again(cache, judge):
+    judge_cache(cache, judge, STEMS)
+    before = read(cache)
+    report = judge_cache(cache, judge, STEMS)
+    assert report.judged == 0 and read(cache) == before
+    png = cache / "method-2" / "cat-of-harp.png"
+    other = cache / "method-1" / "cat-of-harp.png"
+    png.write_bytes(other.read_bytes())  # another picture under the same name
+    report = judge_cache(cache, judge, STEMS)
+    assert report.judged == 1
+    after = read(cache)
+    assert after.ratings["method-2/cat-of-harp.png"] != before.ratings["method-2/cat-of-harp.png"]
+    assert {k: v for k, v in after.ratings.items() if k != "method-2/cat-of-harp.png"} == \
+        {k: v for k, v in before.ratings.items() if k != "method-2/cat-of-harp.png"}
+    # A new prompt in the record is a change too.
+    record = cache / "method-1" / "hedgehog-of-harp.json"
+    record.write_text(record.read_text().replace("hedgehog made of harp",
+                                                 "hedgehog made of harps"))
+    assert judge_cache(cache, judge, STEMS).judged == 1
+
+
+def test_the_optimised_weights_under_another_name_are_refused(cache, tiny_clip_path, tmp_path):
+    copy = tmp_path / "renamed.pt"  # beside the cache copy, not in it
+    shutil.copy(tiny_clip_path, copy)
+    renamed = load_clip(str(copy), "cpu")
+    with pytest.raises(SameModel, match="has the weights the images were optimised against"):
+        judge_cache(cache, renamed, STEMS)
+    assert not judge_path(cache).exists()
+    result = CliRunner().invoke(main, ["judge", "--cache", str(cache), "--model", str(copy),
+                                       "--device", "cpu"])
+    assert result.exit_code == 1 and "optimised against" in result.output
+
+
+def test_select_by_judge_picks_the_judges_argmax(tmp_path, tiny_clip, judge):
+    best = plan_best_of(tmp_path, tiny_clip.identity, 5, methods=(2,), things=["harp"],
+                        animals=["cat", "pig"], epochs_short=2, epochs_detail=2,
+                        select_by="judge", judge_id=judge.identity)
+    render_best_of(tmp_path, best, tiny_clip, {(2, "short"): 3, (2, "detail"): 2},
+                   judge=judge, **QUIET)
+    by_sim_differs = 0
+    for stem in ("cat-of-harp", "pig-of-harp"):
+        path = short_sims_path(best_of_root(tmp_path), 2, stem)
+        state = ShortRuns.from_json(read_json(path), path)
+        assert state.judge_id == judge.identity
+        ratings = {r.run: r.judge for r in state.runs}
+        assert None not in ratings.values() and len(ratings) == 5
+        chosen = max(ratings, key=lambda r: (ratings[r], -r))
+        record_file = best_of_root(tmp_path) / "method-2" / f"{stem}.json"
+        record = RenderRecord.from_json(read_json(record_file), record_file)
+        assert record.best_of.select_by == "judge"
+        assert record.best_of.run == chosen == winner(state, 5)
+        assert record.best_of.short_judge == ratings[chosen]
+        sims = state.sims()
+        by_sim_differs += chosen != max(sims, key=lambda r: (sims[r], -r))
+        # the judge's rating is the kept short image's, as `judge` would rate it
+        short = best_of_root(tmp_path) / "method-2" / record.best_of.short_image
+        again = rate_pairs(judge, [short.read_bytes()], [record.prompt])[0]
+        assert ratings[chosen] == pytest.approx(again, abs=1e-3)
+    assert by_sim_differs >= 1  # the two criteria disagree somewhere, so this tested one
+
+
+def test_select_by_judge_refuses_the_optimised_model_and_checks_options(tmp_path, tiny_clip,
+                                                                        tiny_clip_path):
+    with pytest.raises(ValueError, match="the judge has the weights the runs are optimised"):
+        plan_best_of(tmp_path, tiny_clip.identity, 2, select_by="judge",
+                     judge_id=tiny_clip.identity)
+    runner = CliRunner()
+    common = ["--cache", str(tmp_path), "--model", str(tiny_clip_path), "--device", "cpu"]
+    result = runner.invoke(main, ["render", "--select-by", "judge", *common])
+    assert result.exit_code == 2 and "--select-by applies to --best-of only" in result.output
+    result = runner.invoke(main, ["render", "--best-of", "2", "--judge-model", "x", *common])
+    assert result.exit_code == 2 and "--judge-model goes with --select-by judge" in result.output
+    result = runner.invoke(main, ["render", "--best-of", "2", "--select-by", "judge",
+                                  "--judge-model", str(tiny_clip_path), "--thing", "harp",
+                                  *common])
+    assert result.exit_code == 1 and "optimised against" in result.output
+    assert not list(tmp_path.iterdir())
