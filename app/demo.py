@@ -21,6 +21,7 @@ from renderer.bestof import batch_sizes, plan_best_of, render_best_of
 from renderer.clipmodel import ClipModel, load_clip
 from renderer.device import describe
 from renderer.gallery import plan_gallery, render_gallery
+from renderer.judge import DEFAULT_JUDGE, SameModel, judge_cache
 from renderer.ranking import Experiment, run_experiment
 from renderer.standin import standin_checkpoint
 
@@ -61,6 +62,18 @@ def model_or_standin(
         return load_clip(str(standin_checkpoint(standin_dir)), device), True
 
 
+def judge_or_standin(device: torch.device, standin_dir: Path, echo: Callable[[str], None]
+                     ) -> ClipModel:
+    """The default judge (ViT-B/16), or where its weights cannot be had a second,
+    differently seeded stand-in, said loudly."""
+    try:
+        return load_clip(DEFAULT_JUDGE, device)
+    except ModelUnavailable as exc:
+        echo(f"judge {DEFAULT_JUDGE} unavailable ({exc}); USING A SECOND STAND-IN MODEL as "
+             f"the judge: its ratings show the pipeline, not CLIP's opinion")
+        return load_clip(str(standin_checkpoint(standin_dir, seed=1)), device)
+
+
 def run_demo(
     out: Path,
     model: str | None,
@@ -70,7 +83,7 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ):
     """Render DEMO_THINGS x all animals x both methods into ``out``/cache, a few
-    ranking columns and best of 3 for one thing; build the site."""
+    ranking columns and best of 3 for one thing; judge them; build the site."""
     clip_model, standin = model_or_standin(model, device, out / ".standin", echo)
     echo(describe(device, precision, clip_model.name, clip_model.identity))
     cache = out / "cache"
@@ -105,6 +118,12 @@ def run_demo(
     chosen = render_best_of(cache, best, clip_model, sizes, precision, echo=echo)
     echo(f"best of {DEMO_BEST_OF}: {chosen.short_rendered} short and {chosen.continued} "
          f"continued runs in {chosen.seconds:.1f} s")
+    judge = judge_or_standin(device, out / ".standin", echo)
+    try:
+        judged = judge_cache(cache, judge, [p.stem for p in all_prompts])
+        echo(f"judge {judge.name}: {judged.judged} of {judged.images} images rated")
+    except SameModel as exc:  # e.g. CLIPIG_MODEL names ViT-B/16
+        echo(f"no judge: {exc}")
     site = out / "site"
     build = build_site(cache, site, "/")
     for line in build.lines():

@@ -7,11 +7,14 @@ cache stops the build with a message instead of producing a half page.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from gallery.layout import (
     best_of_root,
+    judge_path,
     method_dir,
     png_of_record,
     ranking_summaries,
@@ -22,6 +25,7 @@ from gallery.schema import (
     BestOf,
     CacheFormatError,
     CacheSummary,
+    Judgement,
     RankingSummary,
     RenderRecord,
 )
@@ -33,13 +37,26 @@ CacheError = CacheFormatError
 
 @dataclass(frozen=True)
 class Render:
-    """One gallery image in the cache."""
+    """One gallery image in the cache; ``judge``: the judge model's sim of it, if rated."""
 
     method: int
     stem: str
     png: Path
     sim: float | None
     prompt: str
+    judge: float | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Judge:
+    """``judge.json`` as the site reads it: the judge model and its sim of each image."""
+
+    model: str  # as named, e.g. ViT-B/16
+    sims: Mapping[str, float]  # the image's path relative to the cache, with "/" -> sim
+
+    def of(self, cache: Path, png: Path) -> float | None:
+        """The judge's sim of ``png`` (an image of ``cache``); None where it has none."""
+        return self.sims.get(png.relative_to(cache).as_posix())
 
 
 @dataclass(frozen=True)
@@ -132,13 +149,39 @@ def _sim(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def load_renders(cache: Path, method: int, stems: set[str]) -> dict[str, Render]:
-    """The method's images whose PNG and record both exist, by stem."""
+def _judged(judge: Judge | None, cache: Path, png: Path) -> float | None:
+    return None if judge is None else judge.of(Path(cache), png)
+
+
+def load_renders(cache: Path, method: int, stems: set[str],
+                 judge: Judge | None = None) -> dict[str, Render]:
+    """The method's images whose PNG and record both exist, by stem (with ``judge``'s sims)."""
     return {
         stem: Render(method=method, stem=stem, png=png, sim=_sim(record.sim),
-                     prompt=str(record.prompt))
+                     prompt=str(record.prompt), judge=_judged(judge, cache, png))
         for stem, png, _, record in _records(cache, method, stems)
     }
+
+
+def load_judge(cache: Path) -> Judge | None:
+    """The judge's ratings (``CACHE/judge.json``); None where no judge has run.
+
+    Only the sims are kept: the site shows them and ignores the digests.
+    """
+    path = judge_path(cache)
+    if not path.exists():
+        return None
+    judgement = Judgement.from_json(_read_json(path), path)
+    if not isinstance(judgement.model, str) or not judgement.model.strip():
+        raise CacheError(f"{path}: model must name the judge model, not {judgement.model!r}")
+    sims = {}
+    for key, rating in judgement.ratings.items():
+        sim = _sim(rating.sim)
+        if sim is None or not math.isfinite(sim):
+            raise CacheError(f"{path}: ratings[{key!r}].sim must be a number, "
+                             f"not {rating.sim!r}")
+        sims[key] = sim
+    return Judge(model=judgement.model.strip(), sims=sims)
 
 
 def _whole(value: object, where: Path, field: str, least: int = 0) -> int:
@@ -154,7 +197,7 @@ def _number(value: object, where: Path, field: str) -> float:
 
 
 def _best_of_render(method: int, stem: str, png: Path, where: Path,
-                    record: RenderRecord) -> BestOfRender:
+                    record: RenderRecord, judge: float | None = None) -> BestOfRender:
     info = record.best_of
     if not isinstance(info, BestOf):
         raise CacheError(f"{where}: a best-of record needs a 'best_of' object")
@@ -178,14 +221,19 @@ def _best_of_render(method: int, stem: str, png: Path, where: Path,
         short_epochs=_whole(info.short_epochs, where, "best_of.short_epochs"),
         seconds=_number(record.seconds, where, "seconds"),
         epochs=_whole(record.epochs, where, "epochs"),
-        device=str(record.device_name or record.device),
+        device=str(record.device_name or record.device), judge=judge,
     )
 
 
-def load_best_of(cache: Path, method: int, stems: set[str]) -> dict[str, BestOfRender]:
-    """The best-of gallery's images of ``method`` (``CACHE/best-of``), by stem."""
+def load_best_of(cache: Path, method: int, stems: set[str],
+                 judge: Judge | None = None) -> dict[str, BestOfRender]:
+    """The best-of gallery's images of ``method`` (``CACHE/best-of``), by stem.
+
+    Their judge sims are keyed under ``best-of/`` (paths relative to ``cache``).
+    """
     root = best_of_root(cache)
-    return {stem: _best_of_render(method, stem, png, where, record)
+    return {stem: _best_of_render(method, stem, png, where, record,
+                                  _judged(judge, cache, png))
             for stem, png, where, record in _records(root, method, stems)}
 
 

@@ -31,6 +31,11 @@ def sims_csv(method: int) -> str:
     return f"img/method-{method}/sims.csv"
 
 
+def judge_csv(method: int) -> str:
+    """The judge model's ratings of a method's images, beside its sims.csv."""
+    return f"img/method-{method}/judge.csv"
+
+
 # The best-of gallery's files: stems are letters and "-", runs are numbers, so
 # the script may fill these patterns in as they are.
 def best_of_png(method: int | str, stem: str) -> str:
@@ -53,6 +58,10 @@ def best_of_short_sims(method: int | str, stem: str) -> str:
 
 def best_of_sims_csv(method: int) -> str:
     return f"img/best-of/method-{method}/sims.csv"
+
+
+def best_of_judge_csv(method: int) -> str:
+    return f"img/best-of/method-{method}/judge.csv"
 
 
 def config_file(name: str) -> str:

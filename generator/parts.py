@@ -1,8 +1,8 @@
 """The post's generated parts, and the helpers the article calls to place them.
 
-Each part (selector, heatmap, ranking table, method configs, figures) is
-computed once from the inputs; a helper only drops the rendered part, or one
-formatted figure, into a slot of the article.
+Each part (selector, heatmap, ranking table, method configs, the judge's
+scatter plot, figures) is computed once from the inputs; a helper only drops
+the rendered part, or one formatted figure, into a slot of the article.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import yaml
 from jinja2 import Environment
 from markupsafe import Markup
 
-from gallery.layout import best_of_root, sims_csv_path
+from gallery.layout import best_of_root, judge_csv_path, sims_csv_path
 from gallery.prompts import animals, things
 
 from .article import ArticleError, Slots
@@ -22,7 +22,17 @@ from .bestof import BestOfFacts, most_and_least, signed
 from .figures import DALLE_SAMPLES, NOT_MEASURED, cost_figures
 from .heatmap import build_best_of_heatmap, build_heatmap
 from .inputs import Inputs
-from .layout import BEST, Urls, best_of_sims_csv, config_file, selection_fragment, sims_csv
+from .judge import JudgeFacts, build_scatter, judged_pairs
+from .layout import (
+    BEST,
+    Urls,
+    best_of_judge_csv,
+    best_of_sims_csv,
+    config_file,
+    judge_csv,
+    selection_fragment,
+    sims_csv,
+)
 from .ranking import build_table, lowest_final
 from .selector import best_of_label, choose_default, selector_context, thing_order
 
@@ -58,6 +68,7 @@ class PostParts:
         self.best_facts = BestOfFacts(prompts, inputs.renders, inputs.best_of,
                                       inputs.best_of_summary)
         label = best_of_label(inputs.best_of)
+        self._judge(label)
         # One colour scale for the first attempts and the best of N.
         best_values = [v for by_stem in best.values() for v in by_stem.values()
                        if v is not None]
@@ -92,23 +103,42 @@ class PostParts:
         for site_path, source in self.table.webp:
             self.files.web(site_path, source)
 
+    def _csvs(self, cache_path, site_path, best: bool = False) -> list[int]:
+        """The methods whose CSV is in the cache, each copied into the site."""
+        found = []
+        cache = best_of_root(self.inputs.cache) if best else self.inputs.cache
+        for m in self.inputs.methods:
+            source = cache_path(cache, m)
+            if (not best or self.inputs.best_of.get(m)) and source.is_file():
+                self.files.copy(site_path(m), source)
+                found.append(m)
+        return found
+
     def _selector(self, wanted: dict) -> None:
         prompts, methods = self.inputs.prompts, self.inputs.methods
         self.default = choose_default(thing_order(prompts), methods, wanted.get("thing"),
                                       wanted.get("method"))
-        csv_methods, best_csv_methods = [], []
-        for m in methods:
-            source = sims_csv_path(self.inputs.cache, m)
-            if source.is_file():
-                self.files.copy(sims_csv(m), source)
-                csv_methods.append(m)
-            source = sims_csv_path(best_of_root(self.inputs.cache), m)
-            if self.inputs.best_of.get(m) and source.is_file():
-                self.files.copy(best_of_sims_csv(m), source)
-                best_csv_methods.append(m)
+        judge = self.inputs.judge
+        # The judge's CSVs only beside its judge.json: without it the page is as before.
+        judge_csvs = {} if judge is None else {
+            "judge_model": judge.model,
+            "judge_csv_methods": self._csvs(judge_csv_path, judge_csv),
+            "best_judge_csv_methods": self._csvs(judge_csv_path, best_of_judge_csv, best=True),
+        }
         self.selector = selector_context(prompts, self.inputs.renders, methods, self.default,
-                                         self.urls, csv_methods, self.inputs.best_of,
-                                         best_csv_methods)
+                                         self.urls, self._csvs(sims_csv_path, sims_csv),
+                                         self.inputs.best_of,
+                                         self._csvs(sims_csv_path, best_of_sims_csv, best=True),
+                                         **judge_csvs)
+
+    def _judge(self, best_label: str | None) -> None:
+        """The judge's figures and its scatter plot; neither without judge.json."""
+        judge, prompts = self.inputs.judge, self.inputs.prompts
+        first = judged_pairs(prompts, self.inputs.renders) if judge else []
+        best = judged_pairs(prompts, self.inputs.best_of, BEST) if judge else []
+        self.judge_facts = JudgeFacts(judge.model if judge else None, first)
+        self.scatter = build_scatter(prompts, judge.model, first, best, self.inputs.methods,
+                                     best_label or "") if first or best else None
 
     def _render(self, template: str, **context) -> Markup:
         return Markup(self.env.get_template(template).render(**context))
@@ -204,6 +234,22 @@ class PostParts:
             return signed(gain.gain)
         return f"{getattr(gain, field):.2f}"
 
+    def judge_fact(self, key: str, method: int | None = None) -> str:
+        if method is not None and method not in self.inputs.methods:
+            raise ArticleError(f"judge(): unknown method {method!r}")
+        try:
+            return self.judge_facts.fact(key, method)
+        except KeyError:
+            raise ArticleError(f"judge(): unknown key {key!r}; use one of "
+                               f"{sorted(JudgeFacts.KEYS)}") from None
+        except ValueError as exc:
+            raise ArticleError(f"judge(): {exc}") from None
+
+    def judge_scatter(self) -> Markup:
+        if self.scatter is None:
+            return Markup('<p class="note">The judge has not rated these images yet.</p>')
+        return self._render("parts/scatter.html", plot=self.scatter)
+
     def _lookup(self, table: dict, key, what: str):
         if key not in table:
             raise ArticleError(f"{what}: unknown {key!r}; use one of {sorted(table)}")
@@ -211,7 +257,8 @@ class PostParts:
 
     def helpers(self, slots: Slots) -> dict[str, Callable]:
         """What ``data/article.md`` may call; each returns a slot token, except the
-        tests ``measured``, ``ranked``, ``best_of_run`` and ``best_of_gained`` for ``{% if %}``."""
+        tests ``measured``, ``ranked``, ``best_of_run``, ``best_of_gained``, ``judged`` and
+        ``judge_agrees`` for ``{% if %}``."""
         return {
             "selector": lambda: slots.block(self._render("parts/selector.html", **self.selector)),
             "heatmap": lambda: slots.block(self._render(
@@ -236,4 +283,10 @@ class PostParts:
             "best_of_gained": lambda: bool(self.best_facts.gains),
             "best_of": lambda key, method=None: slots.inline(self.best_of_fact(key, method)),
             "best_of_gain": lambda which, field: slots.inline(self.best_of_gain(which, field)),
+            # the judge: tests for {% if %} (rated at all / for these methods; a method
+            # it agrees with more, no tie), its figures, its scatter plot
+            "judged": lambda *ms: self.judge_facts.ran(*ms),
+            "judge_agrees": lambda: self.judge_facts.agrees_more() is not None,
+            "judge": lambda key, method=None: slots.inline(self.judge_fact(key, method)),
+            "judge_scatter": lambda: slots.block(self.judge_scatter()),
         }

@@ -11,13 +11,19 @@ PNGs are as large as real renders, ~110 KB); the sims are made up.
 A best-of gallery (``CACHE/best-of``) covers part of the prompts, every
 animal of a few things with both methods, so a page shows the best-of view
 and also cells without it (``--no-best-of`` leaves it out).
+
+A judge (``CACHE/judge.json`` and a ``judge.csv`` per method) rates every
+gallery and best-of image: made up as the sim less a method's drop, plus
+noise (``--no-judge`` leaves it out).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
+import json
 import random
 import zlib
 from collections.abc import Sequence
@@ -32,6 +38,8 @@ from gallery.layout import (
     SUMMARY,
     best_of_root,
     continued_name,
+    judge_csv_path,
+    judge_path,
     method_dir,
     png_path,
     ranking_dir,
@@ -49,6 +57,8 @@ from gallery.ratings import format_ratings, ratings_for_runs, sorted_runs
 from gallery.schema import (
     BestOf,
     CacheSummary,
+    Judgement,
+    JudgeRating,
     MethodSummary,
     RankingRow,
     RankingSummary,
@@ -68,6 +78,10 @@ BEST_OF_THINGS = ("harp", "piano")
 BEST_OF_RUNS = 64
 BEST_OF_DEVICE = "NVIDIA H200"
 SHORT_SECONDS = 0.05  # per short run and method number: method 2's runs take twice as long
+JUDGE_MODEL = "ViT-B/16"
+# How much lower the sample's judge rates a method's images than their sim, before
+# noise: method 1's adversarial detail fools the judge less than it fooled the sim.
+JUDGE_DROP = {1: 9.0, 2: 4.0}
 
 
 def flat_image(seed: int) -> Image.Image:
@@ -113,6 +127,42 @@ def sample_sim(stem: str, method: int) -> float:
 def sample_gain(stem: str, method: int) -> float:
     """What the sample's best of N adds to the first attempt: -1.50 to +5.99."""
     return round(-1.5 + zlib.crc32(f"best/{stem}/{method}".encode()) % 750 / 100, 2)
+
+
+def sample_judge(key: str, sim: float, method: int) -> float:
+    """The sample judge's sim of the image at ``key``: its sim less the method's
+    drop (:data:`JUDGE_DROP`), plus noise of -3.00 to +2.99."""
+    noise = zlib.crc32(f"judge/{key}".encode()) % 600 / 100 - 3
+    return round(sim - JUDGE_DROP.get(method, 6.0) + noise, 2)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def write_judge(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int] = METHODS,
+                best: Sequence[Prompt] = (), model: str = JUDGE_MODEL) -> Path:
+    """A judge's ratings of the gallery's and the best-of gallery's images, as the
+    renderer's ``judge`` leaves them: ``judge.json`` and a ``judge.csv`` per method."""
+    cache = Path(cache)
+    ratings = {}
+    for root, chosen in ((cache, prompts), (best_of_root(cache), best)):
+        for method in methods:
+            rows = []
+            for prompt in chosen:
+                png = png_path(root, method, prompt.stem)
+                if not png.is_file():
+                    continue
+                record = json.loads(record_path(png).read_text(encoding="utf-8"))
+                key = png.relative_to(cache).as_posix()
+                sim = sample_judge(key, record["sim"], method)
+                ratings[key] = JudgeRating(sim=sim, png=_digest(png),
+                                           record=_digest(record_path(png)))
+                rows.append((sims_csv_image(method, prompt.stem), record["prompt"], sim))
+            if rows:
+                write_text(format_sims_csv(sorted(rows), column=f"sim {model}"),
+                           judge_csv_path(root, method))
+    return Judgement(model, "sample-judge", ratings).write(judge_path(cache))
 
 
 def write_renders(cache: Path, prompts: Sequence[Prompt], method: int, noisy: bool = False,
@@ -248,9 +298,10 @@ def best_of_prompts(prompts: Sequence[Prompt],
 def write_sample_cache(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int] = METHODS,
                        noisy: bool = False, rankings: bool = True, best_of: bool = True,
                        best_of_things: Sequence[str] | None = None,
-                       best_of_runs: int = BEST_OF_RUNS) -> Path:
-    """``prompts`` rendered with each of ``methods``, plus the article's ranking columns
-    and, unless ``best_of`` is False, a best-of gallery of part of the prompts."""
+                       best_of_runs: int = BEST_OF_RUNS, judge: bool = True) -> Path:
+    """``prompts`` rendered with each of ``methods``, plus the article's ranking columns,
+    unless ``best_of`` is False a best-of gallery of part of the prompts, and unless
+    ``judge`` is False a judge's ratings of the gallery's and best-of images."""
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
     for method in methods:
@@ -261,6 +312,8 @@ def write_sample_cache(cache: Path, prompts: Sequence[Prompt], methods: Sequence
         for method in methods:
             write_best_of(cache, best, method, best_of_runs, noisy)
         write_best_of_summary(cache, {m: len(best) for m in methods})
+    if judge:
+        write_judge(cache, prompts, methods, best)
     if rankings:
         texts = {(p.animal, p.thing): p for p in load_prompts()}
         for stem, animal, thing, method, runs in RANKING_COLUMNS:
@@ -280,15 +333,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-best-of", dest="best_of", action="store_false",
                         help="no best-of gallery (default: every animal of "
                              f"{' and '.join(BEST_OF_THINGS)}, best of {BEST_OF_RUNS})")
+    parser.add_argument("--no-judge", dest="judge", action="store_false",
+                        help=f"no judge's ratings (default: {JUDGE_MODEL} rates every image)")
     args = parser.parse_args(argv)
     prompts = load_prompts()
     if args.things is not None:
         keep = list(dict.fromkeys(p.thing for p in prompts))[: args.things]
         prompts = [p for p in prompts if p.thing in keep]
-    write_sample_cache(args.cache, prompts, noisy=args.noisy, best_of=args.best_of)
+    write_sample_cache(args.cache, prompts, noisy=args.noisy, best_of=args.best_of,
+                       judge=args.judge)
     best = len(best_of_prompts(prompts)) if args.best_of else 0
     print(f"wrote {len(prompts)} prompts x 2 methods to {args.cache}"
-          + (f", the best of {BEST_OF_RUNS} for {best} of them" if best else ""))
+          + (f", the best of {BEST_OF_RUNS} for {best} of them" if best else "")
+          + (f", rated by a {JUDGE_MODEL} judge" if args.judge else ""))
 
 
 if __name__ == "__main__":

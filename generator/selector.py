@@ -3,7 +3,8 @@
 The HTML shows the default selection (so the page works before and without
 the script); the script gets every selection as JSON, embedded so that no
 prompt text can close the <script> element or be read as markup. The JSON
-holds finished strings (each method's prompt, the sim labels), and the
+holds finished strings (each method's prompt, the sim labels: "sim 31.20",
+with " · judge 24.80" where a judge model rated the image), and the
 template's <template> holds the picture markup: the script only copies them.
 
 The best-of view (where the cache has a best-of gallery) works the same way:
@@ -25,11 +26,13 @@ from gallery.prompts import Prompt, animals, things
 from .cachedata import BestOfRender, Render
 from .layout import (
     Urls,
+    best_of_judge_csv,
     best_of_png,
     best_of_short_sims,
     best_of_short_webp,
     best_of_sims_csv,
     best_of_webp,
+    judge_csv,
     render_png,
     render_webp,
     selection_fragment,
@@ -72,10 +75,14 @@ def choose_default(thing_names: Sequence[str], methods: Sequence[int],
 
 
 def sim_label(render: Render | None) -> str | None:
-    """A render's caption: "sim 31.20"; "" when rendered without a sim; None when not rendered."""
+    """A render's caption: "sim 31.20", "sim 31.20 · judge 24.80" where the judge rated
+    it; "" when rendered without either; None when not rendered."""
     if render is None:
         return None
-    return "" if render.sim is None else f"sim {render.sim:.2f}"
+    parts = [f"{name} {value:.2f}" for name, value in (("sim", render.sim),
+                                                       ("judge", render.judge))
+             if value is not None]
+    return " · ".join(parts)
 
 
 def missing_label(animal: str) -> str:
@@ -107,15 +114,17 @@ def sim_text(value: float | None) -> str:
 
 
 def best_of_entry(render: BestOfRender | None) -> list | None:
-    """[N, short sim, final sim, winning run, short image there (0/1), CSV there (0/1)].
+    """[N, short sim, final sim, winning run, short image there (0/1), CSV there (0/1)],
+    and the judge's sim of the image where the judge rated it.
 
-    The words around them ("best of", "short sim", "final", "all N sims") are
-    the template's; numbers only here, so 1620 cells stay a few dozen KB.
+    The words around them ("best of", "short sim", "final", "judge", "all N
+    sims") are the template's; numbers only here, so 1620 cells stay a few dozen KB.
     """
     if render is None:
         return None
-    return [render.runs, sim_text(render.short_sim), sim_text(render.sim), render.run,
-            int(render.short_image is not None), int(render.short_sims is not None)]
+    entry = [render.runs, sim_text(render.short_sim), sim_text(render.sim), render.run,
+             int(render.short_image is not None), int(render.short_sims is not None)]
+    return entry if render.judge is None else [*entry, sim_text(render.judge)]
 
 
 def _best_row(prompts: Sequence[Prompt | None], best_of: BestOfs, methods) -> list | None:
@@ -206,17 +215,26 @@ def _cell(prompt: Prompt | None, animal: str, method: int,
 def selector_context(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Render]],
                      methods: Sequence[int], default: Default, urls: Urls,
                      csv_methods: Sequence[int], best_of: BestOfs | None = None,
-                     best_csv_methods: Sequence[int] = ()) -> dict:
+                     best_csv_methods: Sequence[int] = (), judge_model: str | None = None,
+                     judge_csv_methods: Sequence[int] = (),
+                     best_judge_csv_methods: Sequence[int] = ()) -> dict:
     """What the selector template shows, the default selection filled in.
 
     The page opens with the first attempts, script or not; ``best`` (None
-    without best-of images) names the toggle and the best-of CSVs.
+    without best-of images) names the toggle and the best-of CSVs; ``judge``
+    (None where no judge has run) names the judge model and its CSVs.
     """
     by_animal = {p.animal: p for p in prompts if p.thing == default.thing}
     label = best_of_label(best_of or {})
     best = None if label is None else {
         "label": label,
         "csv": [{"method": m, "href": urls(best_of_sims_csv(m))} for m in best_csv_methods],
+    }
+    judge = None if judge_model is None else {
+        "model": judge_model,
+        "csv": [{"method": m, "href": urls(judge_csv(m))} for m in judge_csv_methods],
+        "best_csv": [{"method": m, "href": urls(best_of_judge_csv(m))}
+                     for m in best_judge_csv_methods],
     }
     return {
         "things": [{"name": t, "selected": t == default.thing} for t in thing_order(prompts)],
@@ -227,5 +245,6 @@ def selector_context(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[st
         "csv": [{"method": m, "href": urls(sims_csv(m))} for m in csv_methods],
         "blank": BLANK_CELLS,
         "best": best,
+        "judge": judge,
         "data": script_json(script_data(prompts, renders, methods, default, urls, best_of)),
     }

@@ -159,12 +159,18 @@ def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
         assert len(list(best.glob("*.png"))) == 9
         assert json.loads((best / "snail-of-harp.json").read_text())["best_of"]["runs"] == 2
     assert "best of 2: 36 short and 18 continued runs" in result.output
+    # ViT-B/16 cannot be had either: a second stand-in judges, and says so
+    assert "USING A SECOND STAND-IN MODEL as the judge" in result.output
+    judged = json.loads((tmp_path / "demo/cache/judge.json").read_text())
+    assert len(judged["ratings"]) == len(list((tmp_path / "demo/cache").rglob("*.png")))
+    assert judged["model_id"] != record["model_id"]
     assert (tmp_path / "demo/site/index.html").is_file()
     assert "clipig-gallery serve --out" in result.output
     # A second run finds everything complete.
     again = run("demo", "--out", tmp_path / "demo", "--epochs", 1)
     assert "0 to render" in again.output
     assert "best of 2: 0 short and 0 continued runs" in again.output
+    assert "0 of " in again.output and "images rated" in again.output
     assert "0 short and 0 continued" in again.output
 
 

@@ -81,7 +81,7 @@ def test_the_judge_rates_every_image_differently_from_the_optimised_model(cache,
     assert differ == 9  # another model, other ratings
     # per method beside sims.csv, naming the judge, gallery and best-of
     text = judge_csv_path(cache, 1).read_text().splitlines()
-    assert text[0] == f",prompt,sim {judge.name}"
+    assert text[0] == ",prompt,sim judge-clip.pt"  # a file's name, not its whole path
     assert [line.split(",")[0] for line in text[1:]] == ["method-1/cat-of-harp.png",
                                                          "method-1/hedgehog-of-harp.png"]
     best = judge_csv_path(best_of_root(cache), 1).read_text().splitlines()

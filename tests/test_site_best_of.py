@@ -161,6 +161,7 @@ def test_files_a_record_names_but_the_cache_lacks_are_left_out(tmp_path):
 
 def test_best_of_files_are_published_and_the_data_points_at_them(built):
     records = _records(built.cache)
+    judged = json.loads((built.cache / "judge.json").read_text())["ratings"]
     assert len(records) == built.report.best_of == 2 * 9 * 2
     best = built.data["best"]
     assert best["label"] == "best of 64"
@@ -176,8 +177,9 @@ def test_best_of_files_are_published_and_the_data_points_at_them(built):
             for method, entry in zip(built.data["methods"], cell, strict=True):
                 record = records[(method, stem)]
                 info = record["best_of"]
+                judge = judged[f"best-of/method-{method}/{stem}.png"]["sim"]
                 assert entry == [64, f"{info['short_sim']:.2f}", f"{record['sim']:.2f}",
-                                 info["run"], 1, 1]
+                                 info["run"], 1, 1, f"{judge:.2f}"]
                 fill = {"method": method, "stem": stem, "run": info["run"]}
                 for key in ("webp", "png", "short", "csv"):
                     assert page.joinpath(best[key].format(**fill)).resolve().is_file(), key
@@ -206,7 +208,10 @@ def test_without_javascript_the_page_shows_first_attempts_and_fetches_no_best_of
     # (bs4's get_text leaves out text inside a <template>: read the markup)
     assert pictures.find(class_="best-missing").string == "no best-of run yet"
     caption = re.sub(r"<[^>]+>", "", str(pictures.find(class_="best-caption")))
-    assert " ".join(caption.split()) == "best of , short sim , final"  # numbers go in
+    # numbers go in; the judge's part only where the judge rated the image
+    assert " ".join(caption.split()) == "best of , short sim , final · judge"
+    assert pictures.find(class_="best-caption").find(class_="judge").find(
+        attrs={"data-slot": "judge"}) is not None
 
 
 def test_a_cache_without_best_of_builds_the_page_as_before(plain):

@@ -36,6 +36,8 @@ HOLES = ((2, "snail-of-harp"), (1, "cat-of-hospital"))
 BEST_HOLE = (2, "pig-of-harp")
 NO_SHORT_IMAGE = (2, "cat-of-harp")
 NO_SHORT_SIMS = (2, "hedgehog-of-harp")
+# The sample's judge rates every image; here not these two (a first attempt, a best of N).
+UNJUDGED = ("method-2/cat-of-harp.png", "best-of/method-1/cat-of-piano.png")
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile-prompts.json"
 
 PROMPTS = {(p.thing, p.animal): p for p in load_prompts()}
@@ -68,6 +70,10 @@ def _sample_site(root: Path, best_of: bool) -> Path:
         (best / f"method-{method}" / "runs" / f"{stem}-{run}.png").unlink()
         method, stem = NO_SHORT_SIMS
         (best / f"method-{method}" / "short-sims" / f"{stem}.csv").unlink()
+    judge = json.loads((cache / "judge.json").read_text())
+    for key in UNJUDGED:
+        judge["ratings"].pop(key, None)
+    (cache / "judge.json").write_text(json.dumps(judge))
     build_site(cache, root / "site", BASE)
     return root
 
@@ -149,6 +155,20 @@ def expected_images(thing: str, method: int) -> list[str | None]:
             else f"../../img/method-{method}/{PROMPTS[(thing, a)].stem}.webp" for a in ANIMALS]
 
 
+def judged(cache: Path) -> dict[str, float]:
+    """The judge's sim of each image, by its path in the cache."""
+    ratings = json.loads((cache / "judge.json").read_text())["ratings"]
+    return {key: rating["sim"] for key, rating in ratings.items()}
+
+
+def caption(cache: Path, method: int, stem: str) -> str:
+    """A first attempt's caption: its sim and, where the judge rated it, the judge's."""
+    key = f"method-{method}/{stem}.png"
+    sim = json.loads((cache / key).with_suffix(".json").read_text())["sim"]
+    judge = judged(cache).get(key)
+    return f"sim {sim:.2f}" + ("" if judge is None else f" · judge {judge:.2f}")
+
+
 def printed_prompts(thing: str, method: int) -> str:
     field = "text" if method == 1 else "first_sentence"
     lines = [getattr(PROMPTS[(thing, a)], field) for a in ANIMALS]
@@ -206,7 +226,7 @@ FIGURES = """() => Array.from(document.querySelectorAll('#selector figure'), f =
 })"""
 
 
-def test_switching_method_shows_the_prompts_python_computed(browser, site_url):
+def test_switching_method_shows_the_prompts_python_computed(browser, site_url, site_root):
     reader = Reader(browser, site_url)
     page = reader.page
     figures = "() => Array.from(document.querySelectorAll('#selector figure'), f => f.outerHTML)"
@@ -228,7 +248,9 @@ def test_switching_method_shows_the_prompts_python_computed(browser, site_url):
                 assert (alt, label, sim) == (None, f"{animal}: not rendered yet", "")
             else:
                 assert alt == PROMPTS[("hospital", animal)].for_method(method), (animal, method)
-                assert label is None and re.fullmatch(r"sim \d+\.\d\d", sim), sim
+                assert label is None and sim == caption(site_root / "cache", method,
+                                                        PROMPTS[("hospital", animal)].stem)
+                assert re.fullmatch(r"sim \d+\.\d\d · judge \d+\.\d\d", sim), sim
     assert reader.errors == []
     reader.close()
 
@@ -370,7 +392,8 @@ def test_captions_meet_wcag_aa_contrast(browser, site_url, scheme):
     reader = Reader(browser, site_url)
     reader.page.emulate_media(color_scheme=scheme)
     for selector in ("#selector figcaption .animal", "#selector figcaption .sim",
-                     ".ranking .desc span", ".selector-help", ".heatmap figcaption"):
+                     ".ranking .desc span", ".selector-help", ".heatmap figcaption",
+                     ".scatter figcaption"):
         pairs = reader.page.evaluate(COLOURS, selector)
         assert pairs, selector
         for fg, bg in pairs:
@@ -404,6 +427,13 @@ def test_hostile_prompt_text_stays_text_in_the_browser(browser, tmp_path):
                              "a img'), i => i.alt)")
         assert f"a cat made of {tag}. a cat with the texture of a {tag}." in alts
         assert page.evaluate("() => document.querySelectorAll('img[src=x]').length") == 0
+        # the judge's scatter plot: the prompt in a dot's tooltip, as text
+        titles = page.evaluate("() => Array.from(document.querySelectorAll('.scatter a title'),"
+                               " t => t.textContent)")
+        assert any(t.startswith(f"cat made of {tag}: sim ") for t in titles)
+        assert any(t.startswith(f"cat made of {tag}, best of 64: sim ") for t in titles)
+        assert page.evaluate("() => document.querySelectorAll("
+                             "'.scatter img, .scatter [onerror]').length") == 0
         assert reader.dialogs == [] and reader.errors == []
         reader.close()
     finally:
@@ -445,6 +475,7 @@ def expected_best(cache: Path, thing: str, method: int) -> list[dict]:
         data = json.loads(record.read_text())
         info = data["best_of"]
         folder = f"../../img/best-of/method-{method}"
+        judge = judged(cache).get(f"best-of/method-{method}/{stem}.png")
         shown.append({
             "src": f"{folder}/{stem}.webp", "href": f"{folder}/{stem}.png",
             "alt": prompt.for_method(method),
@@ -454,7 +485,8 @@ def expected_best(cache: Path, thing: str, method: int) -> list[dict]:
             else [f"{folder}/short-sims/{stem}.csv", "all 64 sims"],
             "run": f"run {info['run']} won" + ("" if (method, stem) == NO_SHORT_SIMS
                                                 else " all 64 sims"),
-            "caption": f"best of 64, short sim {info['short_sim']:.2f}, final {data['sim']:.2f}",
+            "caption": f"best of 64, short sim {info['short_sim']:.2f}, final {data['sim']:.2f}"
+                       + ("" if judge is None else f" · judge {judge:.2f}"),
         })
     return shown
 
@@ -627,4 +659,80 @@ def test_best_of_captions_meet_wcag_aa_contrast(browser, site_url, scheme):
         assert pairs, selector
         for fg, bg in pairs:
             assert _contrast(fg, bg) >= 4.5, (scheme, selector, fg, bg)
+    reader.close()
+
+
+# --- the judge's scatter plot -------------------------------------------------------
+
+# A dot of the link to ``href`` that the pointer can reach (no other link's dot on top):
+# its point in the viewport and its tooltip.
+DOT = """href => {
+    const link = Array.from(document.querySelectorAll('.scatter a'))
+        .find(a => a.getAttribute('href') === href);
+    link.scrollIntoView({block: 'center'});
+    for (const dot of link.querySelectorAll('path')) {
+        const [x, y] = dot.getAttribute('d').slice(1, -2).split(' ').map(Number);
+        const m = dot.ownerSVGElement.getScreenCTM();
+        const at = [m.a * x + m.e, m.d * y + m.f];
+        const hit = document.elementFromPoint(at[0], at[1]);
+        if (hit && hit.closest('a') === link) return [at, dot.querySelector('title').textContent];
+    }
+    return null;
+}"""
+
+
+def test_every_scatter_dot_opens_its_selection(browser, site_url, site_root):
+    cache = site_root / "cache"
+    reader = Reader(browser, site_url)
+    page = reader.page
+    # harp, method 2 opens the page: its unjudged cat has the sim alone
+    captions = page.evaluate("() => Array.from(document.querySelectorAll('#selector .sim'),"
+                             " s => s.textContent)")
+    assert captions == ["" if (2, PROMPTS[("harp", a)].stem) in HOLES
+                        else caption(cache, 2, PROMPTS[("harp", a)].stem) for a in ANIMALS]
+    assert " · judge" not in captions[ANIMALS.index("cat")]
+    assert " · judge " in captions[ANIMALS.index("pig")]
+    hrefs = page.evaluate("() => Array.from(document.querySelectorAll('.scatter a'),"
+                          " a => a.getAttribute('href'))")
+    expected = []
+    for method in (1, 2):
+        expected += [f"#thing={t}&method={method}" for t in THINGS]
+        expected += [f"#thing={t}&method={method}&view=best" for t in ("harp", "piano")]
+    assert hrefs == expected
+    # every link is a selection the selector shows
+    for href in hrefs:
+        page.evaluate("h => { location.hash = h; }", href)
+        thing, method = href[len("#thing="):].split("&")[0], href.split("method=")[1][0]
+        page.wait_for_function(f"() => document.querySelector('select[name=method]').value"
+                               f" === '{method}' && document.querySelector("
+                               f"'select[name=thing]').value === '{thing}'")
+        assert _pressed(reader) == str(href.endswith("view=best")).lower(), href
+    # and a reader's click on a dot opens it, the best of N in its view
+    for href, thing, method in (("#thing=hospital&method=1", "hospital", 1),
+                                ("#thing=piano&method=2&view=best", "piano", 2),
+                                ("#thing=harmonica&method=2", "harmonica", 2)):
+        found = page.evaluate(DOT, href)
+        assert found is not None, f"every dot of {href} is covered by another"
+        (x, y), title = found
+        assert f" made of {thing}" in title and ", judge " in title
+        page.mouse.click(x, y)
+        page.wait_for_function(f"() => location.hash === {json.dumps(href)}")
+        assert reader.state() == (thing, str(method))
+        if href.endswith("view=best"):
+            assert _pressed(reader) == "true"
+            assert _best_state(reader) == expected_best(cache, thing, method)
+        else:
+            assert _pressed(reader) == "false"
+            assert reader.shown() == expected_images(thing, method)
+        top = page.evaluate("() => document.getElementById('selector')"
+                            ".getBoundingClientRect().top")
+        assert -1 < top < 50  # brought into view
+    # the best-of view of a cell the judge did not rate: its caption without the judge
+    page.evaluate("() => { location.hash = '#thing=piano&method=1&view=best'; }")
+    page.wait_for_function("() => location.hash.endsWith('method=1&view=best')")
+    shown = _best_state(reader)
+    assert shown == expected_best(cache, "piano", 1)
+    assert " · judge" not in shown[ANIMALS.index("cat")]["caption"]
+    assert " · judge " in shown[ANIMALS.index("pig")]["caption"]
+    assert [e for e in reader.console if e[0] == "error"] == [] and reader.errors == []
     reader.close()

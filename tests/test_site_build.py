@@ -127,6 +127,7 @@ def test_selector_data_maps_every_thing_and_animal_from_the_cache(built):
     assert len(data["animals"]) == 9 and data["methods"] == [1, 2]
     by_key = {(p.thing, p.animal): p for p in prompts}
     holes = {(m, stem) for m, stem in HOLES}
+    judged = json.loads((built.cache / "judge.json").read_text())["ratings"]
     rendered = 0
     for thing, row in zip(data["things"], data["cells"], strict=True):
         for animal, entry in zip(data["animals"], row, strict=True):
@@ -138,7 +139,9 @@ def test_selector_data_maps_every_thing_and_animal_from_the_cache(built):
             for method, sim in zip(data["methods"], sims, strict=True):
                 record = built.cache / f"method-{method}" / f"{stem}.json"
                 if thing in THINGS and (method, stem) not in holes:
-                    assert sim == f"sim {json.loads(record.read_text())['sim']:.2f}"
+                    judge = judged[f"method-{method}/{stem}.png"]["sim"]
+                    assert sim == (f"sim {json.loads(record.read_text())['sim']:.2f}"
+                                   f" · judge {judge:.2f}")
                     for pattern in ("webp", "png"):
                         url = data[pattern].format(method=method, stem=stem)
                         assert (built.out / POST).parent.joinpath(url).resolve().is_file()

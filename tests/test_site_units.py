@@ -99,11 +99,14 @@ def test_script_data_carries_each_methods_prompt_and_sim_label():
     cat = Prompt("cat", "h.p. lovecraft", "a cat made of h.p. lovecraft. a cat with the"
                  " texture of a h.p. lovecraft.", "a cat made of h.p. lovecraft.",
                  "cat-of-h-p-lovecraft")
-    renders = {1: {cat.stem: SimpleNamespace(sim=31.2)}, 2: {cat.stem: SimpleNamespace(sim=None)},
-               3: {}}
-    data = script_data([cat], renders, [1, 2, 3], Default(cat.thing, 2), Urls("a/b.html"))
-    assert data["cells"] == [[[cat.stem, cat.for_method(1), cat.for_method(2), cat.for_method(3),
-                               "sim 31.20", "", None]]]
+    renders = {1: {cat.stem: SimpleNamespace(sim=31.2, judge=None)},
+               2: {cat.stem: SimpleNamespace(sim=None, judge=None)}, 3: {},
+               4: {cat.stem: SimpleNamespace(sim=31.204, judge=24.8)},
+               5: {cat.stem: SimpleNamespace(sim=None, judge=19.0)}}
+    data = script_data([cat], renders, [1, 2, 3, 4, 5], Default(cat.thing, 2), Urls("a/b.html"))
+    assert data["cells"] == [[[cat.stem, *(cat.for_method(m) for m in (1, 2, 3, 4, 5)),
+                               "sim 31.20", "", None, "sim 31.20 · judge 24.80",
+                               "judge 19.00"]]]
     assert data["missing"] == ["cat: not rendered yet"]
     assert data["webp"] == "../img/method-{method}/{stem}.webp"
 

@@ -36,8 +36,9 @@
     return entry ? entry[1 + data.methods.length + data.methods.indexOf(method)] : null;
   }
 
-  // The best-of entry of one cell: [N, short sim, final sim, run, short image?, CSV?];
-  // null where that thing, animal and method has no best-of image.
+  // The best-of entry of one cell: [N, short sim, final sim, run, short image?, CSV?]
+  // and, where the judge rated the image, its sim; null where that thing, animal
+  // and method has no best-of image.
   function bestOf(thing, i, method) {
     var row = best ? best.cells[thingIndex[thing]] : null;
     var cell = row ? row[i] : null;
@@ -74,7 +75,7 @@
   }
 
   function bestSlots(b) {
-    return { n: b[0], short: b[1], "final": b[2], run: b[3] };
+    return { n: b[0], short: b[1], "final": b[2], run: b[3], judge: b[6] };
   }
 
   // The picture's markup is the page's <template>; this only fills it in.
@@ -109,8 +110,10 @@
       var sims = picture.querySelector("a.all-sims");
       if (b[5]) sims.href = url(best.csv, method, entry[0]);
       else sims.remove();
-      caption.appendChild(slots(pictures.querySelector(".best-caption").cloneNode(true),
-                                bestSlots(b)));
+      var text = pictures.querySelector(".best-caption").cloneNode(true);
+      var judged = text.querySelector(".judge");
+      if (judged && b[6] == null) judged.remove();  // the judge has not rated this one
+      caption.appendChild(slots(text, bestSlots(b)));
     } else {
       picture = pictures.querySelector(".best-missing").cloneNode(true);
       picture.setAttribute("aria-label", best.missing[i]);
