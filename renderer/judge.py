@@ -70,10 +70,16 @@ def cache_images(cache: Path) -> list[Image]:
     return found
 
 
+def judge_name(judge: ClipModel) -> str:
+    """How the page and CSVs name the judge: its model name, or its file's name."""
+    return Path(judge.name).name if judge.source and judge.name.endswith(
+        (".pt", ".safetensors")) else judge.name
+
+
 def read_judgement(cache: Path, judge: ClipModel) -> Judgement:
     """The ratings made by this judge's weights so far; empty for another judge."""
     path = judge_path(cache)
-    fresh = Judgement(judge.name, judge.identity)
+    fresh = Judgement(judge_name(judge), judge.identity)
     if not path.exists():
         return fresh
     try:
@@ -121,18 +127,18 @@ def judge_cache(cache: Path, judge: ClipModel, stems_in_order: list[str], batch:
         on_start(len(pending))
     path = judge_path(cache)
     if report.removed or not path.exists():
-        Judgement(judge.name, judge.identity, ratings).write(path)
+        Judgement(judge_name(judge), judge.identity, ratings).write(path)
     for start in range(0, len(pending), batch):
         chunk = pending[start:start + batch]
         sims = rate_pairs(judge, [i.png.read_bytes() for i in chunk], [i.prompt for i in chunk])
         for image, sim in zip(chunk, sims, strict=True):
             ratings[image.key] = JudgeRating(round(float(sim), 4), image.png_digest,
                                              image.record_digest)
-        Judgement(judge.name, judge.identity, ratings).write(path)
+        Judgement(judge_name(judge), judge.identity, ratings).write(path)
         report.judged += len(chunk)
         if on_batch is not None:
             on_batch(len(chunk))
-    write_judge_csvs(cache, Judgement(judge.name, judge.identity, ratings), stems_in_order,
+    write_judge_csvs(cache, Judgement(judge_name(judge), judge.identity, ratings), stems_in_order,
                      images)
     return report
 
