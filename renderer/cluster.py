@@ -90,6 +90,9 @@ def connect(address: str | None, echo: Callable[[str], None] = print) -> str:
     must be installed where the workers run. Returns what was joined, in words.
     """
     ray = _ray()
+    # Ray reports usage statistics to its makers unless told not to; a render
+    # job has no business doing that unasked (set it to 1 to allow it).
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address and address != "auto":
         _reachable(address)
