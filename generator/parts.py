@@ -205,14 +205,20 @@ class PostParts:
         values = [v for v in values if v is not None]
         return f"{min(values):.2f} to {max(values):.2f}" if values else NOT_RUN
 
-    def best_of_fact(self, key: str, method: int | None = None) -> str:
+    def _fact(self, helper: str, facts, key: str, method: int | None) -> str:
+        """One formatted figure of ``facts`` (best-of or judge) for the helper ``helper``."""
         if method is not None and method not in self.inputs.methods:
-            raise ArticleError(f"best_of(): unknown method {method!r}")
+            raise ArticleError(f"{helper}(): unknown method {method!r}")
         try:
-            return self.best_facts.fact(key, method)
+            return facts.fact(key, method)
         except KeyError:
-            raise ArticleError(f"best_of(): unknown key {key!r}; use one of "
-                               f"{sorted(BestOfFacts.KEYS)}") from None
+            raise ArticleError(f"{helper}(): unknown key {key!r}; use one of "
+                               f"{sorted(facts.KEYS)}") from None
+        except ValueError as exc:
+            raise ArticleError(f"{helper}(): {exc}") from None
+
+    def best_of_fact(self, key: str, method: int | None = None) -> str:
+        return self._fact("best_of", self.best_facts, key, method)
 
     def best_of_gain(self, which: str, field: str) -> Markup | str:
         """The prompt that gained most (``which="most"``) or least, and its figures."""
@@ -235,15 +241,7 @@ class PostParts:
         return f"{getattr(gain, field):.2f}"
 
     def judge_fact(self, key: str, method: int | None = None) -> str:
-        if method is not None and method not in self.inputs.methods:
-            raise ArticleError(f"judge(): unknown method {method!r}")
-        try:
-            return self.judge_facts.fact(key, method)
-        except KeyError:
-            raise ArticleError(f"judge(): unknown key {key!r}; use one of "
-                               f"{sorted(JudgeFacts.KEYS)}") from None
-        except ValueError as exc:
-            raise ArticleError(f"judge(): {exc}") from None
+        return self._fact("judge", self.judge_facts, key, method)
 
     def judge_scatter(self) -> Markup:
         if self.scatter is None:
