@@ -17,10 +17,13 @@ from gallery.paths import METHODS
 from gallery.prompts import load_prompts
 from gallery.settings import MODEL_ENV, ModelUnavailable, default_model_name
 from generator.site import build_site
+from renderer.addhistory import add_histories, gallery_missing
 from renderer.bestof import batch_sizes, plan_best_of, render_best_of
 from renderer.clipmodel import ClipModel, load_clip
 from renderer.device import describe
 from renderer.gallery import plan_gallery, render_gallery
+from renderer.history import DEFAULT_FRAMES
+from renderer.jobs import LocalExecutor
 from renderer.judge import DEFAULT_JUDGE, SameModel, judge_cache
 from renderer.ranking import Experiment, run_experiment
 from renderer.standin import standin_checkpoint
@@ -94,7 +97,15 @@ def run_demo(
         f"{planned.configs[1].epochs} epochs, {len(planned.pending)} to render on {device}"
     )
     report = render_gallery(cache, planned.pending, planned.configs, clip_model, planned.stems,
-                            None, precision, echo=echo)
+                            None, precision, echo=echo, history=DEFAULT_FRAMES)
+    # A cache from before histories existed: give its images theirs.
+    missing = gallery_missing(plan_gallery(cache, clip_model.identity, things=DEMO_THINGS,
+                                           epochs=epochs or DEMO_EPOCHS), DEFAULT_FRAMES)
+    if missing:
+        executor = LocalExecutor(clip_model)
+        sizes = {g.label: executor.batch_size(g.config, precision) for g in missing}
+        added = add_histories(missing, executor, sizes, precision, echo=echo)
+        echo(f"{added.added} histories added to images rendered without one")
     all_prompts = load_prompts()
     echo(
         f"{report.rendered} images in {report.seconds:.1f} s ({report.skipped} already there)"
@@ -106,7 +117,8 @@ def run_demo(
         experiment = Experiment(prompt.text, prompt.stem, method, animal, thing)
         ranked = run_experiment(cache, experiment, clip_model, DEMO_RUNS, DEMO_BEST, DEMO_WORST,
                                 precision=precision, epochs_short=epochs or DEMO_RANK_EPOCHS,
-                                epochs_detail=epochs or DEMO_RANK_EPOCHS, echo=echo)
+                                epochs_detail=epochs or DEMO_RANK_EPOCHS, echo=echo,
+                                history=DEFAULT_FRAMES)
         echo(f"ranking {prompt.stem} method {method}: {ranked.short_rendered} short and "
              f"{ranked.detail_rendered} continued runs in {ranked.seconds:.1f} s")
     best = plan_best_of(cache, clip_model.identity, DEMO_BEST_OF,
@@ -115,7 +127,8 @@ def run_demo(
                         epochs_detail=epochs or DEMO_BEST_OF_EPOCHS[1])
     sizes = batch_sizes(best, clip_model, None, precision)
     echo(f"best of {DEMO_BEST_OF} for {DEMO_BEST_OF_THING}: {best.work().text()}")
-    chosen = render_best_of(cache, best, clip_model, sizes, precision, echo=echo)
+    chosen = render_best_of(cache, best, clip_model, sizes, precision, echo=echo,
+                            history=DEFAULT_FRAMES)
     echo(f"best of {DEMO_BEST_OF}: {chosen.short_rendered} short and {chosen.continued} "
          f"continued runs in {chosen.seconds:.1f} s")
     judge = judge_or_standin(device, out / ".standin", echo)

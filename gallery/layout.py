@@ -6,6 +6,7 @@ imitates them; all three ask here where a file lives::
     CACHE/summary.json                              cost per method (CacheSummary)
     CACHE/method-{m}/{stem}.png                     the image, 224x224 RGB
     CACHE/method-{m}/{stem}.json                    its record (RenderRecord)
+    CACHE/method-{m}/{stem}.history.webp            its optimisation history (optional)
     CACHE/method-{m}/sims.csv                       ",prompt,sim", one row per image
     CACHE/ranking/{stem}/method-{m}/runs/{stem}-{i}.png (+ .json)     short runs
     CACHE/ranking/{stem}/method-{m}/continued/{stem}-from-{i}.png (+ .json)
@@ -55,6 +56,19 @@ def png_path(cache: Path, method: int, stem: str) -> Path:
 def record_path(png: Path) -> Path:
     """The record beside an image."""
     return Path(png).with_suffix(".json")
+
+
+HISTORY_SUFFIX = ".history.webp"
+
+
+def history_path(png: Path) -> Path:
+    """The optimisation history beside an image: an animated WebP, play once.
+
+    Optional: an image without one is complete. Every rendered image may
+    have one (gallery, best-of winners, ranking runs continued).
+    """
+    png = Path(png)
+    return png.with_name(png.stem + HISTORY_SUFFIX)
 
 
 def png_of_record(record: Path) -> Path:

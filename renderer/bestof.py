@@ -422,7 +422,7 @@ def tidy(entry: Entry, runs: int, keep: int) -> None:
         _drop(entry, run)
 
 
-def _winner_png_complete(entry: Entry, plan: BestOfPlan, short: Config, model_id: str) -> bool:
+def winner_png_complete(entry: Entry, plan: BestOfPlan, short: Config, model_id: str) -> bool:
     run = winner(entry.state, plan.runs)
     return _short_png_complete(entry.folder, entry.stem, run, short, model_id,
                                entry.experiment.seed("short", run))
@@ -450,9 +450,10 @@ def _best_of_info(entry: Entry, plan: BestOfPlan, run: int) -> BestOf:
     )
 
 
-def _continue_job(entry: Entry, plan: BestOfPlan, run: int) -> tuple[ImageJob, Path]:
+def continue_job(entry: Entry, plan: BestOfPlan, run: int,
+                  history: int) -> tuple[ImageJob, Path]:
     start = entry.short_png(run)
-    job = entry.experiment.job(entry.png, "detail", run, start)
+    job = entry.experiment.job(entry.png, "detail", run, start, history)
     meta = {**job.meta, "best_of": _best_of_info(entry, plan, run)}
     return replace(job, meta=meta), start
 
@@ -477,11 +478,13 @@ def render_best_of(
     echo: Callable[[str], None] = print,
     executor=None,
     judge: ClipModel | None = None,
+    history: int = 0,
 ) -> BestOfReport:
     """Render the plan's pending entries: short runs, then their winners, chunk by chunk.
 
     ``executor`` renders the batches (default: this process, on ``model``);
     ``judge`` rates every short run in this process when the plan selects by judge.
+    The continued winners keep ``history`` frames of their optimisation (0: none).
     """
     executor = executor or LocalExecutor(model)
     if (plan.select_by == "judge") != (judge is not None):
@@ -516,7 +519,7 @@ def render_best_of(
                 # A winner recorded earlier whose image has gone since: its run again.
                 redo = [entry.experiment.job(entry.short_png(run), "short", run)
                         for entry in chunk
-                        if not _winner_png_complete(entry, plan, configs.short, model.identity)
+                        if not winner_png_complete(entry, plan, configs.short, model.identity)
                         for run in [winner(entry.state, plan.runs)]]
                 if not redo:
                     break
@@ -533,7 +536,7 @@ def render_best_of(
                 if status(entry.png, expected) == "complete":
                     report.kept_winners += _update_record(entry, _best_of_info(entry, plan, run))
                     continue
-                job, start = _continue_job(entry, plan, run)
+                job, start = continue_job(entry, plan, run, history)
                 continued.append(job)
                 starts.append(start)
 

@@ -85,6 +85,29 @@ def ray_options(fn):
     )(fn)
 
 
+# Frames of each image's optimisation history (renderer.history.DEFAULT_FRAMES).
+HISTORY_FRAMES = 24
+
+
+def history_options(fn):
+    fn = click.option("--history-only", is_flag=True,
+                      help="Only add histories to complete images that lack one (each is "
+                           "rendered again; its PNG and record stay).")(fn)
+    fn = click.option("--no-history", is_flag=True,
+                      help="Keep no optimisation history (an image without one is complete).")(fn)
+    return click.option("--history-frames", type=click.IntRange(min=2), default=HISTORY_FRAMES,
+                        show_default=True,
+                        help="Frames of each image's optimisation history, saved as an "
+                             "animated WebP beside its PNG.")(fn)
+
+
+def frames_to_keep(frames: int, no_history: bool, history_only: bool) -> int:
+    """Frames to keep per image (0: none); --no-history with --history-only is a mistake."""
+    if no_history and history_only:
+        raise click.UsageError("--no-history and --history-only contradict each other")
+    return 0 if no_history else frames
+
+
 @contextmanager
 def cluster(ray_address, model, device, workers, cpus_per_worker):
     """A RayExecutor for the command's batches (None without --ray); disconnects after."""
@@ -215,10 +238,12 @@ def cache_option(fn):
                    "second model's (--judge-model) rating of each short run.")
 @click.option("--judge-model", default=None, metavar="NAME|PATH",
               help="With --select-by judge: the judge (default ViT-B/16).")
+@history_options
 @ray_options
 def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batch, device,
            precision, dry_run, best_of, keep, epochs_short, epochs_detail, select_by,
-           judge_model, ray_address, ray_workers, ray_cpus_per_worker):
+           judge_model, history_frames, no_history, history_only, ray_address, ray_workers,
+           ray_cpus_per_worker):
     """Render every prompt x method into the cache, skipping complete images."""
     from gallery.prompts import load_prompts
     from gallery.settings import default_cache_dir
@@ -226,10 +251,17 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
     from .gallery import plan_gallery, render_gallery, select
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    frames = frames_to_keep(history_frames, no_history, history_only)
     try:
         select(load_prompts(), animals, things)  # names an unknown one before any loading
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if history_only:
+        _history_only(cache, best_of, [int(m) for m in methods] or METHODS, animals, things,
+                      limit, model, epochs, epochs_short, epochs_detail, seed, batch, device,
+                      precision, dry_run, frames, (ray_address, ray_workers,
+                                                   ray_cpus_per_worker))
+        return
     if best_of is not None:
         if epochs is not None:
             raise click.UsageError("--epochs sets the first attempts' epochs; with --best-of "
@@ -239,7 +271,7 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
         _render_best_of(cache, best_of, keep, [int(m) for m in methods] or METHODS, animals,
                         things, limit, model, epochs_short, epochs_detail, seed, batch, device,
                         precision, dry_run, (ray_address, ray_workers, ray_cpus_per_worker),
-                        (select_by, judge_model))
+                        (select_by, judge_model), frames)
         return
     for name, value in (("--keep", keep != 1), ("--epochs-short", epochs_short),
                         ("--epochs-detail", epochs_detail), ("--select-by", select_by != "sim"),
@@ -266,7 +298,7 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
         with _bar(len(pending), "render", unit="image") as bar, _keeping("images", cache):
             report = render_gallery(cache, pending, planned.configs, clip_model,
                                     planned.stems, batch, precision, on_batch=bar.update,
-                                    echo=_echo_above(bar), executor=ray)
+                                    echo=_echo_above(bar), executor=ray, history=frames)
         if ray is not None:
             report.device = ray.device_label
     click.echo(
@@ -274,11 +306,12 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
         f"({report.images_per_hour:.0f} images/hour) on {report.device}; "
         f"batches {sorted(set(report.batches))}; cache {cache}/"
     )
+    _history_sizes([i.png for i in items], frames)
 
 
 def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, epochs_short,
                     epochs_detail, seed, batch, device, precision, dry_run, ray_args,
-                    selection):
+                    selection, frames):
     """`render --best-of N`: plan, say the work and its estimated time, render."""
     # The estimate comes from this device's speed, so even a dry run measures
     # there (a dry run falls back to the CPU instead of stopping); with --ray
@@ -296,11 +329,12 @@ def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, e
     with cluster(ray_args[0], clip_model, device, *ray_args[1:]) as ray:
         _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model,
                       epochs_short, epochs_detail, seed, batch, target, precision, dry_run, ray,
-                      judge)
+                      judge, frames)
 
 
 def _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model, epochs_short,
-                  epochs_detail, seed, batch, target, precision, dry_run, executor, judge):
+                  epochs_detail, seed, batch, target, precision, dry_run, executor, judge,
+                  frames):
     from .bestof import batch_sizes, describe_sizes, measure_speed, plan_best_of, render_best_of
 
     try:
@@ -333,10 +367,107 @@ def _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model
     with _bar(work.images, f"best of {runs}", unit="image") as bar, _keeping("runs", cache):
         report = render_best_of(cache, plan, clip_model, sizes, precision,
                                 on_batch=bar.update, echo=_echo_above(bar), executor=executor,
-                                judge=judge)
+                                judge=judge, history=frames)
     click.echo(f"{report.short_rendered} short runs and {report.continued} continued in "
                f"{report.seconds:.1f} s; {report.kept_winners} earlier winners kept; "
                f"cache {cache}/best-of/")
+    _history_sizes([e.png for e in plan.entries], frames)
+
+
+def _history_sizes(pngs, frames: int) -> None:
+    """The histories' sizes over the selection, against the budget."""
+    from gallery.layout import history_path
+
+    from .history import BUDGET_BYTES
+
+    sizes = [p.stat().st_size for p in map(history_path, pngs) if p.exists()]
+    if not sizes:
+        if frames:
+            click.echo("no histories in the selection")
+        return
+    average = sum(sizes) / len(sizes)
+    click.echo(f"histories: {len(sizes)} of {len(pngs)} images, average "
+               f"{average / 1000:.1f} KB, largest {max(sizes) / 1000:.1f} KB "
+               f"(budget {BUDGET_BYTES // 1000} KB on average)")
+
+
+def _history_only(cache, best_of, methods, animals, things, limit, model, epochs, epochs_short,
+                  epochs_detail, seed, batch, device, precision, dry_run, frames, ray_args):
+    """`render --history-only`: the complete images that lack a history, rendered again."""
+    from .addhistory import best_of_missing, gallery_missing
+
+    if best_of is None and (epochs_short or epochs_detail):
+        raise click.UsageError("--epochs-short and --epochs-detail apply to --best-of only")
+    on_ray = ray_args[0] is not None
+    # The estimate comes from this device's speed (a dry run falls back to the CPU).
+    target = resolve_device("cpu" if on_ray else device, need_gpu=not (dry_run or on_ray))
+    clip_model = load_model(model, target)
+    try:
+        if best_of is None:
+            from .gallery import plan_gallery
+
+            planned = plan_gallery(cache, clip_model.identity, methods=methods,
+                                   animals=animals, things=things, epochs=epochs, seed=seed)
+            groups, pngs = gallery_missing(planned, frames), [i.png for i in planned.items]
+        else:
+            from .bestof import plan_best_of
+
+            if epochs is not None:
+                raise click.UsageError("with --best-of use --epochs-short and --epochs-detail")
+            planned = plan_best_of(cache, clip_model.identity, best_of, methods=methods,
+                                   animals=animals, things=things, epochs_short=epochs_short,
+                                   epochs_detail=epochs_detail, seed=seed)
+            groups = best_of_missing(planned, clip_model.identity, frames)
+            pngs = [e.png for e in planned.entries]
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    with cluster(ray_args[0], clip_model, device, *ray_args[1:]) as ray:
+        _add_histories(cache, groups, pngs, limit, clip_model, target, batch, precision,
+                       dry_run, ray, frames)
+
+
+def _add_histories(cache, groups, pngs, limit, clip_model, target, batch, precision, dry_run,
+                   executor, frames) -> None:
+    """Say how many histories are missing and how long they take; then render them."""
+    from dataclasses import replace
+
+    from .addhistory import add_histories, estimate_seconds
+    from .device import default_precision
+    from .jobs import LocalExecutor
+
+    if limit is not None:
+        kept, left = [], limit
+        for group in groups:
+            if left > 0:
+                kept.append(replace(group, jobs=group.jobs[:left], starts=group.starts[:left]))
+                left -= len(kept[-1].jobs)
+        groups = kept
+    count = sum(len(g.jobs) for g in groups)
+    if not count:
+        click.echo(f"no history to add: every complete image of the {len(pngs)} selected has "
+                   f"one, or none is complete")
+        return
+    executor = executor or LocalExecutor(clip_model)
+    precision = precision or default_precision(target)
+    sizes = {g.label: min(len(g.jobs), batch or executor.batch_size(g.config, precision))
+             for g in groups}
+    seconds = estimate_seconds(groups, executor, sizes, precision)
+    click.echo(f"{count} images lack a history of {frames} frames; rendering them again takes "
+               f"about {_duration(seconds)} on {executor.device_label} (one measured step "
+               f"per config at its batch)")
+    if dry_run:
+        for group in groups:
+            for job in group.jobs:
+                click.echo(f"history  {job.png}")
+        return
+    with _bar(count, "history", unit="image") as bar, _keeping("histories", cache):
+        report = add_histories(groups, executor, sizes, precision, on_batch=bar.update,
+                               echo=_echo_above(bar))
+    differed = (f"; {report.differed} re-renders differed from the saved image (by up to "
+                f"{report.largest_difference}/255), their histories end on the saved image"
+                if report.differed else "; every re-render matched its saved image")
+    click.echo(f"{report.added} histories added in {report.seconds:.1f} s{differed}")
+    _history_sizes(pngs, frames)
 
 
 def _best_of_dry_run(plan, cache: Path) -> None:
@@ -382,19 +513,30 @@ def _duration(seconds: float) -> str:
               help="Images per batch (default: from free device memory).")
 @device_option
 @precision_option
+@history_options
 @ray_options
 def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epochs_short,
-         epochs_detail, seed, batch, device, precision, ray_address, ray_workers,
-         ray_cpus_per_worker):
+         epochs_detail, seed, batch, device, precision, history_frames, no_history,
+         history_only, ray_address, ray_workers, ray_cpus_per_worker):
     """Ranking experiment: many short runs, rate them, continue the best and worst."""
     from gallery.settings import default_cache_dir
 
     from .ranking import run_experiment
 
+    frames = frames_to_keep(history_frames, no_history, history_only)
     experiment = _experiment(animal, thing, text, int(method), seed)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     target = resolve_device("cpu" if ray_address is not None else device, need_gpu=True)
     clip_model = load_model(model, target)
+    if history_only:
+        from .addhistory import ranking_missing
+
+        groups = ranking_missing(cache, experiment, clip_model.identity, frames, epochs_detail)
+        pngs = [job.png for group in groups for job in group.jobs]
+        with cluster(ray_address, clip_model, device, ray_workers, ray_cpus_per_worker) as ray:
+            _add_histories(cache, groups, pngs, None, clip_model, target, batch, precision,
+                           False, ray, frames)
+        return
     total = runs + best + worst
     with cluster(ray_address, clip_model, device, ray_workers, ray_cpus_per_worker) as ray:
         if ray is None:
@@ -403,13 +545,14 @@ def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epoch
                 _keeping("runs", cache):
             report = run_experiment(cache, experiment, clip_model, runs, best, worst, batch,
                                     precision, epochs_short, epochs_detail, bar.update,
-                                    echo=_echo_above(bar), executor=ray)
+                                    echo=_echo_above(bar), executor=ray, history=frames)
     folder = experiment.folder(cache)
     click.echo(f"{experiment.stem} method {method}: {report.short_rendered} short and "
                f"{report.detail_rendered} continued runs rendered in {report.seconds:.1f} s; "
                f"{folder}/summary.json")
     for kept in report.kept or []:
         click.echo(f"  #{kept.run:<4} {kept.group:5} sim {kept.initial_sim:6.2f}")
+    _history_sizes([experiment.continued_png(cache, k.run) for k in report.kept or []], frames)
 
 
 def _dry_run_report(items, pending, cache: Path) -> None:

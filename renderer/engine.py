@@ -24,6 +24,7 @@ from .clipmodel import ClipModel
 from .config import Config, is_active
 from .device import default_precision
 from .expr import time_variables
+from .history import HistoryBuffer, display_size
 from .imageio import load_rgb
 from .ops.constraints import CONSTRAINTS
 from .ops.optimizers import OPTIMIZERS, learning_rate
@@ -110,6 +111,7 @@ class RenderResult:
     losses: dict[str, torch.Tensor] = field(default_factory=dict)  # named parts, (N,), last step
     device: str = "cpu"
     precision: str = "fp32"
+    history: torch.Tensor | None = None  # (N, frames, 3, h, w) uint8 on the CPU, if asked for
 
 
 class BatchRender:
@@ -205,19 +207,31 @@ class BatchRender:
         state.optimizer.step()
         return loss.detach(), sims.detach(), parts
 
+    def history_buffer(self, frames: int) -> HistoryBuffer:
+        """The preallocated frame stack for a history of ``frames`` frames."""
+        return HistoryBuffer(self.count, self.config.epochs,
+                             display_size(*final_size(self.config)), self.device, frames)
+
     def run(
         self,
         progress: Callable[[Progress], None] | None = None,
         report_every: int = DEFAULT_REPORT_EVERY,
+        history: int = 0,
     ) -> RenderResult:
+        """Every epoch of the config; ``history`` > 0 also keeps that many frames."""
         started = time.perf_counter()
         config = self.config
         state = self.start()
+        frames = self.history_buffer(history) if history else None
+        if frames is not None:
+            frames.capture(0, state.pixels)
         sim_sum = torch.zeros(self.count, device=self.device)
         parts: dict[str, torch.Tensor] = {}
         sims = sim_sum
         for epoch in range(config.epochs):
             loss, sims, parts = self.step(state, plan_epoch(config, epoch))
+            if frames is not None:
+                frames.capture(epoch + 1, state.pixels)
             sim_sum = sim_sum + sims
             if progress is not None and (
                 (epoch + 1) % report_every == 0 or epoch + 1 == config.epochs
@@ -235,6 +249,7 @@ class BatchRender:
             losses={k: v.detach().float().cpu() for k, v in parts.items()},
             device=str(self.device),
             precision=self.precision,
+            history=frames.read() if frames is not None else None,
         )
 
     @torch.no_grad()
@@ -311,7 +326,8 @@ def render(
     precision: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     report_every: int = DEFAULT_REPORT_EVERY,
+    history: int = 0,
 ) -> RenderResult:
     """Render one image per seed (and text) with ``config``; see BatchRender."""
     job = BatchRender(config, model, seeds, texts, init_images=init_images, precision=precision)
-    return job.run(progress=progress, report_every=report_every)
+    return job.run(progress=progress, report_every=report_every, history=history)

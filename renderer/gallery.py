@@ -49,10 +49,11 @@ class Item:
     def pending(self) -> bool:
         return self.status != "complete"
 
-    def job(self) -> ImageJob:
+    def job(self, history: int = 0) -> ImageJob:
+        """Its render job, keeping ``history`` frames of the optimisation (0: none)."""
         meta = {"animal": self.prompt.animal, "thing": self.prompt.thing,
                 "stem": self.prompt.stem, "method": self.method}
-        return ImageJob(self.prompt.for_method(self.method), self.seed, self.png, meta)
+        return ImageJob(self.prompt.for_method(self.method), self.seed, self.png, meta, history)
 
 
 def select(prompts: Sequence[Prompt], animals: Sequence[str] = (),
@@ -134,11 +135,13 @@ def render_gallery(
     on_batch: Callable[[int], None] | None = None,
     echo: Callable[[str], None] = print,
     executor=None,
+    history: int = 0,
 ) -> GalleryReport:
     """Render the pending items, ``batch`` (or an automatic number) at a time.
 
     ``executor`` renders the batches (default: this process, on ``model``; a
     ``renderer.cluster.RayExecutor`` for a cluster); this process writes them.
+    Each image keeps ``history`` frames of its optimisation (0: none).
     """
     cache = Path(cache)
     remove_stale_temp_files(cache)
@@ -157,7 +160,7 @@ def render_gallery(
                 on_batch(count)
 
         report.batches += render_in_batches(
-            configs[method], model, [i.job() for i in pending], batch, precision,
+            configs[method], model, [i.job(history) for i in pending], batch, precision,
             on_batch=written, echo=echo, label=f"method {method}", executor=executor,
         )
     report.seconds = time.perf_counter() - started

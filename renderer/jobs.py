@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from gallery.atomic import atomic_path
-from gallery.layout import record_path
+from gallery.layout import history_path, record_path
 from gallery.schema import RenderRecord
 
 from .batching import auto_batch, run_batches
@@ -25,6 +25,7 @@ from .clipmodel import ClipModel
 from .config import Config
 from .device import device_name
 from .engine import Progress, render
+from .history import encode_histories
 from .imageio import encode_png
 from .rate import rate_images
 
@@ -44,6 +45,7 @@ class ImageJob:
     seed: int
     png: Path  # where the image belongs; its record goes beside it
     meta: Mapping[str, object] = field(default_factory=dict)  # extra record fields
+    history: int = 0  # frames of its optimisation history to keep (0: none)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ImageResult:
 
     png: bytes
     record: RenderRecord
+    history: bytes | None = None  # the animated WebP, if the job asked for one
 
 
 def job_hash(config: Config, init_image: Path | None = None) -> str:
@@ -69,13 +72,18 @@ def render_results(
 ) -> list[ImageResult]:
     """Render ``jobs`` in one batch: each image's PNG bytes, rated, and its record.
 
-    The sim is the rating of the encoded PNG, as if read back from disk.
+    The sim is the rating of the encoded PNG, as if read back from disk. A
+    batch keeps a history if any of its jobs asks for one, and gives it to
+    those that asked.
     """
+    frames = max((j.history for j in jobs), default=0)
     result = render(
         config, model, [j.seed for j in jobs], [j.text for j in jobs],
-        precision=precision, progress=progress, init_images=init_images,
+        precision=precision, progress=progress, init_images=init_images, history=frames,
     )
     pngs = [encode_png(image) for image in result.images]
+    histories = (encode_histories(result.history, [bool(j.history) for j in jobs])
+                 if result.history is not None else [None] * len(jobs))
     sims = rate_images(model, pngs, [j.text for j in jobs]).diagonal()
     starts = init_images or [None] * len(jobs)
     return [
@@ -95,21 +103,35 @@ def render_results(
             device_name=device_name(result.device),
             torch=torch.__version__,
             **job.meta,
-        ))
-        for job, png, sim, start in zip(jobs, pngs, sims.tolist(), starts, strict=True)
+        ), history)
+        for job, png, sim, start, history
+        in zip(jobs, pngs, sims.tolist(), starts, histories, strict=True)
     ]
 
 
 def write_results(jobs: Sequence[ImageJob], results: Sequence[ImageResult]) -> None:
-    """Put rendered images into the cache: the PNG first, then its record.
+    """Put rendered images into the cache: the PNG, its history, then its record.
 
     Each file is written atomically, so a record always describes a complete
-    image and a killed run leaves no half-written file under a real name.
+    image and a killed run leaves no half-written file under a real name. A
+    history left from an earlier render of the image is removed when this one
+    has none: it would show another image emerging.
     """
     for job, result in zip(jobs, results, strict=True):
         with atomic_path(job.png) as tmp:
             tmp.write_bytes(result.png)
+        write_history(job.png, result.history)
         result.record.write(record_path(job.png))
+
+
+def write_history(png: Path, data: bytes | None) -> None:
+    """Write (or, for None, remove) the history beside ``png``."""
+    path = history_path(png)
+    if data is None:
+        path.unlink(missing_ok=True)
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def render_files(

@@ -70,7 +70,8 @@ class Experiment:
     def seed(self, kind: str, run: int) -> int:
         return derive_seed(self.stem, self.method, kind, run, self.base_seed)
 
-    def job(self, png: Path, kind: str, run: int, start: Path | None = None) -> ImageJob:
+    def job(self, png: Path, kind: str, run: int, start: Path | None = None,
+            history: int = 0) -> ImageJob:
         meta = {
             "animal": self.animal,
             "thing": self.thing,
@@ -79,7 +80,7 @@ class Experiment:
             "run": run,
             "init_image": str(start.name) if start else None,
         }
-        return ImageJob(self.text, self.seed(kind, run), png, meta)
+        return ImageJob(self.text, self.seed(kind, run), png, meta, history)
 
 
 @dataclass
@@ -121,10 +122,12 @@ def run_experiment(
     on_batch: Callable[[int], None] | None = None,
     echo: Callable[[str], None] = print,
     executor=None,
+    history: int = 0,
 ) -> RankingReport:
     """Render what is missing of the experiment and write its CSVs and summary.
 
     ``executor`` renders the batches (default: this process, on ``model``).
+    The continued runs keep ``history`` frames of their optimisation (0: none).
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
@@ -157,6 +160,7 @@ def run_experiment(
                 "detail",
                 k.run,
                 experiment.run_png(cache, k.run),
+                history,
             ),
             experiment.run_png(cache, k.run),
         )

@@ -13,6 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from gallery.layout import HISTORY_SUFFIX
 from gallery.prompts import load_prompts
 from renderer.gallery import method_config, plan, render_gallery, select
 from renderer.ranking import Experiment, run_experiment
@@ -65,24 +66,38 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def render_sample(cache: Path, model) -> dict[str, str]:
-    """Two prompts x two methods and a small ranking column, with their digests."""
+def render_sample(cache: Path, model, history: int = 0) -> dict[str, str]:
+    """Two prompts x two methods and a small ranking column, with their digests.
+
+    With ``history`` frames the images also get their histories (issue 14),
+    which are left out of the digests: keeping them changes no other byte.
+    """
     prompts = load_prompts()
     chosen = select(prompts, things=["harp"])[:2]
     configs = {m: method_config(m, 3) for m in (1, 2)}
     items = plan(cache, chosen, (1, 2), configs, model.identity)
     render_gallery(cache, items, configs, model, [p.stem for p in prompts], batch=2,
-                   echo=lambda _: None)
+                   echo=lambda _: None, history=history)
     snail = next(p for p in prompts if p.stem == "snail-of-harp")
     run_experiment(cache, Experiment(snail.text, snail.stem, 2, "snail", "harp"), model,
                    runs=3, best=1, worst=1, batch=3, epochs_short=2, epochs_detail=2,
-                   echo=lambda _: None)
+                   echo=lambda _: None, history=history)
     return {str(p.relative_to(cache)): digest(p)
-            for p in sorted(cache.rglob("*")) if p.is_file()}
+            for p in sorted(cache.rglob("*")) if p.is_file() and not p.name.endswith(HISTORY_SUFFIX)}
 
 
 def test_same_seeds_give_the_same_bytes(tmp_path, tiny_clip):
     assert render_sample(tmp_path, tiny_clip) == GOLDEN
+    assert not list(tmp_path.rglob("*" + HISTORY_SUFFIX))
+
+
+def test_keeping_histories_changes_no_other_byte(tmp_path, tiny_clip):
+    assert render_sample(tmp_path, tiny_clip, history=24) == GOLDEN
+    histories = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*" + HISTORY_SUFFIX))
+    # Every gallery image and every continued run has one; short runs none.
+    assert histories == sorted(str(Path(name).with_suffix("")) + HISTORY_SUFFIX
+                               for name in GOLDEN
+                               if name.endswith(".png") and "/runs/" not in name)
 
 
 if __name__ == "__main__":
