@@ -17,7 +17,8 @@ import torch
 from .clipmodel import ClipModel
 from .config import Config, is_active
 from .device import default_precision
-from .engine import BatchRender, EpochPlan, plan_epoch
+from .engine import BatchRender, EpochPlan, final_size, plan_epoch
+from .history import buffer_bytes
 
 # On 2 CPU cores (see `clipig-gallery bench`), fp32 runs fastest one image
 # at a time; with bf16 autocast, four images per batch gain 3-10%. fp16 has
@@ -91,8 +92,10 @@ def auto_batch(config: Config, model: ClipModel, precision: str | None = None) -
     # Blocks the probe left in torch's cache are free for the real batch.
     torch.cuda.empty_cache()
     free, _total = torch.cuda.mem_get_info(model.device)
+    # Each image may also keep the frames of its history on the device.
+    history = buffer_bytes(*final_size(config), config.epochs)
     per_image = max(1, two - one)
-    return batch_from_memory(free, per_image, fixed_bytes=max(0, one - per_image))
+    return batch_from_memory(free, per_image + history, fixed_bytes=max(0, one - per_image))
 
 
 def run_batches(

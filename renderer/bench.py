@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from .engine import (
     plan_epoch,
 )
 from .gallery import method_config
+from .history import DEFAULT_FRAMES, encode_histories
 from .ops.constraints import CONSTRAINTS
 from .ops.transforms import TRANSFORMS, resize_views
 from .ranking import ranking_config
@@ -89,6 +91,59 @@ def batched_step_seconds(config: Config, model: ClipModel, n: int, precision: st
     state = job.start()
     plan = measure_plan(config)
     return _timed(lambda: job.step(state, plan), steps, model.device)
+
+
+def history_bench(config: Config, model: ClipModel, n: int, precision: str, steps: int,
+                  frames: int = DEFAULT_FRAMES) -> dict:
+    """What a history costs at a batch of ``n``: taking a frame, against a step; the
+    one read-back; encoding the WebPs (on every core), against an image's render.
+
+    The frames encoded are those of a short real run (the bench's model from
+    noise), so their size is indicative only: real renders differ.
+    """
+    job = BatchRender(config, model, list(range(n)), [f"prompt {i}" for i in range(n)],
+                      precision=precision)
+    state = job.start()
+    plan = measure_plan(config)
+    step = _timed(lambda: job.step(state, plan), steps, model.device)
+    buffer = job.history_buffer(frames)
+    due = buffer.steps[-1]
+    capture = _timed(lambda: buffer.capture(due, state.pixels), steps, model.device)
+    started = time.perf_counter()
+    buffer.read()
+    read = time.perf_counter() - started
+    short = config.with_epochs(frames - 1)  # a frame after every step
+    kept = BatchRender(short, model, list(range(n)), [f"prompt {i}" for i in range(n)],
+                       precision=precision).run(history=frames).history
+    started = time.perf_counter()
+    encoded = encode_histories(kept, [True] * n)
+    encode = (time.perf_counter() - started) / n
+    image = config.epochs * step / n  # one image's share of its batch's render
+    taken = len(buffer.steps)
+    return {
+        "batch": n,
+        "precision": precision,
+        "frames": taken,
+        "capture_seconds": capture,
+        "step_seconds": step,
+        "capture_share_of_step": capture / step,
+        "share_of_render": taken * capture / (config.epochs * step),
+        "read_back_seconds": read,
+        "encode_seconds_per_image": encode,
+        "encode_share_of_render": encode / image,
+        "webp_kb_average": sum(len(d) for d in encoded) / n / 1000,
+        "encode_threads": min(n, os.cpu_count() or 1),
+    }
+
+
+def _echo_history(h: dict, echo) -> None:
+    echo(f"  history ({h['precision']} N={h['batch']}, {h['frames']} frames): one frame "
+         f"{1000 * h['capture_seconds']:.2f} ms = {100 * h['capture_share_of_step']:.2f}% "
+         f"of a {h['step_seconds']:.3f} s step, {100 * h['share_of_render']:.3f}% of the "
+         f"render; read back {1000 * h['read_back_seconds']:.0f} ms per batch")
+    echo(f"  history WebP: {h['encode_seconds_per_image']:.3f} s per image on "
+         f"{h['encode_threads']} threads = {100 * h['encode_share_of_render']:.1f}% of an "
+         f"image's render; {h['webp_kb_average']:.1f} KB each (the bench's random model)")
 
 
 def clip_floor_seconds(model: ClipModel, views: int, precision: str, steps: int) -> float:
@@ -229,6 +284,8 @@ class MethodBench:
     clip_floor: dict[str, float] = field(default_factory=dict)
     # Peak allocated CUDA memory of each timed setting, MiB; empty on the CPU.
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
+    # What keeping a history costs (history_bench).
+    history: dict[str, float | int | str] = field(default_factory=dict)
 
 
 class MemoryPeaks:
@@ -336,6 +393,10 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
                 with peaks.setting(memory, key):
                     bench.seconds_per_step[key] = batched_step_seconds(
                         config, model, n, precision, steps)
+        default = default_precision(device) if default_precision(device) in precisions \
+            else precisions[0]
+        with peaks.setting():
+            bench.history = history_bench(config, model, autos[default], default, steps)
         for key, seconds in bench.seconds_per_step.items():
             n = 1 if key == "reference" else int(key.split("N=")[1])
             bench.images_per_hour[key] = 3600.0 * n / (config.epochs * seconds)
@@ -348,6 +409,7 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
                                       for n in (1, 2, 32)}
         result["methods"].append(asdict(bench))
         _echo_method(bench, result["device"], echo)
+        _echo_history(bench.history, echo)
     with peaks.setting():
         result["ranking"] = [
             ranking_bench(method, model, steps, batch, echo) for method in methods

@@ -56,6 +56,12 @@ def display_size(width: int, height: int, display: int = DISPLAY_SIZE) -> tuple[
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def buffer_bytes(width: int, height: int, epochs: int, frames: int = DEFAULT_FRAMES) -> int:
+    """Device memory one image's frames take (for the batch size)."""
+    w, h = display_size(width, height)
+    return len(capture_steps(epochs, frames)) * 3 * w * h
+
+
 def frame_durations(count: int) -> list[int]:
     """Milliseconds per frame: the first and last held longer than the rest."""
     if count == 1:
@@ -88,7 +94,7 @@ class HistoryBuffer:
 
     def read(self) -> torch.Tensor:
         """Every frame, (N, frames, 3, H, W) on the CPU: the one read-back."""
-        return self.frames.transpose(0, 1).cpu()
+        return self.frames.cpu().transpose(0, 1)
 
 
 def scaled_frame(pixels: torch.Tensor, width: int, height: int) -> torch.Tensor:

@@ -89,9 +89,17 @@ def test_run_bench_reports_every_number(tiny_clip_path):
     assert ranking["best_of_512_gallery_hours"] == pytest.approx(
         810 * ranking["best_of_512_hours_per_prompt"])
     assert "best_of" not in result  # one method: no projection for the whole gallery
+    history = method["history"]
+    assert history["frames"] == 24 and history["batch"] == 1 and history["precision"] == "fp32"
+    for key in ("capture_seconds", "step_seconds", "read_back_seconds",
+                "encode_seconds_per_image", "webp_kb_average"):
+        assert history[key] > 0, key
+    assert history["capture_share_of_step"] == pytest.approx(
+        history["capture_seconds"] / history["step_seconds"])
     text = "\n".join(lines)
     assert "vs ref" in text and result["device"] in text and "fp16 N=4" in text
     assert "peak memory: not measured on cpu" in text
+    assert "history (fp32 N=1, 24 frames): one frame" in text and "history WebP:" in text
 
 
 def test_best_of_projection_adds_the_methods_and_divides_by_eight():

@@ -118,7 +118,7 @@ def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, tiny_clip)
         torch.set_num_threads(threads)
 
 
-def test_a_continued_image_gets_its_start_image_through_ray(executor, tiny_clip, tmp_path):
+def test_a_continued_image_gets_its_start_image_and_history_through_ray(executor, tiny_clip, tmp_path):
     from renderer.ranking import ranking_config
 
     start = tmp_path / "runs" / "cat-of-harp-0.png"
@@ -127,7 +127,7 @@ def test_a_continued_image_gets_its_start_image_through_ray(executor, tiny_clip,
     (first,) = render_results(short, tiny_clip, [ImageJob("a cat made of harp.", 7, start)])
     start.write_bytes(first.png)
     detail = ranking_config(1, "detail", "x", EPOCHS)
-    job = ImageJob("a cat made of harp.", 8, tmp_path / "continued.png")
+    job = ImageJob("a cat made of harp.", 8, tmp_path / "continued.png", history=4)
     got = []
     executor.run(detail, [job], 1, init_images=[start], write=lambda js, rs: got.extend(rs))
     threads = torch.get_num_threads()
@@ -138,6 +138,8 @@ def test_a_continued_image_gets_its_start_image_through_ray(executor, tiny_clip,
         torch.set_num_threads(threads)
     assert got[0].png == local.png
     assert got[0].record.config_hash == local.record.config_hash  # counts the start's bytes
+    # Its history comes back from the worker with it, the same bytes.
+    assert got[0].history is not None and got[0].history == local.history
 
 
 def test_a_killed_worker_costs_its_batch_and_the_run_completes(executor, tiny_clip, tmp_path):
