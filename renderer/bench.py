@@ -138,11 +138,11 @@ def history_bench(config: Config, model: ClipModel, n: int, precision: str, step
 
 def _echo_history(h: dict, echo) -> None:
     echo(f"  history ({h['precision']} N={h['batch']}, {h['frames']} frames): one frame "
-         f"{1000 * h['capture_seconds']:.2f} ms = {100 * h['capture_share_of_step']:.2f}% "
-         f"of a {h['step_seconds']:.3f} s step, {100 * h['share_of_render']:.3f}% of the "
+         f"{1000 * h['capture_seconds']:.2f} ms = {100 * h['capture_share_of_step']:.2g}% "
+         f"of a {h['step_seconds']:.3f} s step, {100 * h['share_of_render']:.2g}% of the "
          f"render; read back {1000 * h['read_back_seconds']:.0f} ms per batch")
     echo(f"  history WebP: {h['encode_seconds_per_image']:.3f} s per image on "
-         f"{h['encode_threads']} threads = {100 * h['encode_share_of_render']:.1f}% of an "
+         f"{h['encode_threads']} threads = {100 * h['encode_share_of_render']:.2g}% of an "
          f"image's render; {h['webp_kb_average']:.1f} KB each (the bench's random model)")
 
 

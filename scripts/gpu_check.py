@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO_ROOT))  # usable from a checkout without installing
 
 import torch  # noqa: E402
 
+from gallery.layout import history_path  # noqa: E402
 from gallery.paths import METHODS  # noqa: E402
 from gallery.prompts import load_prompts  # noqa: E402
 from renderer.batching import auto_batch, probe_epoch  # noqa: E402
@@ -42,6 +43,7 @@ from renderer.bench import run_bench  # noqa: E402
 from renderer.clipmodel import load_clip  # noqa: E402
 from renderer.engine import BatchRender, plan_epoch  # noqa: E402
 from renderer.gallery import method_config  # noqa: E402
+from renderer.history import DEFAULT_FRAMES  # noqa: E402
 from renderer.jobs import ImageJob, render_in_batches  # noqa: E402
 from renderer.ranking import ranking_config  # noqa: E402
 from renderer.standin import SMALL, VIT_B_32, standin_checkpoint  # noqa: E402
@@ -110,11 +112,12 @@ def check_batch(name, config, model, precision: str) -> dict:
 
 
 def timed_render(method: int, model, images: int, epochs: int | None, out: Path) -> dict:
-    """Render ``images`` prompts of one method at the config's epochs, as `render` does."""
+    """Render ``images`` prompts of one method at the config's epochs, as `render` does
+    (histories included)."""
     config = method_config(method, epochs)
     prompts = load_prompts()[:images]
-    jobs = [ImageJob(p.for_method(method), i, out / f"m{method}-{p.stem}.png")
-            for i, p in enumerate(prompts)]
+    jobs = [ImageJob(p.for_method(method), i, out / f"m{method}-{p.stem}.png",
+                     history=DEFAULT_FRAMES) for i, p in enumerate(prompts)]
     batch = min(images, auto_batch(config, model))
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
@@ -123,9 +126,11 @@ def timed_render(method: int, model, images: int, epochs: int | None, out: Path)
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
     seconds = time.perf_counter() - started
+    histories = [history_path(j.png).stat().st_size for j in jobs]
     return {"method": method, "images": images, "epochs": config.epochs, "batches": sizes,
             "seconds": round(seconds, 1), "images_per_hour": round(3600 * images / seconds, 1),
-            "gallery_seconds": round(GALLERY * seconds / images, 1)}
+            "gallery_seconds": round(GALLERY * seconds / images, 1),
+            "history_bytes_average": round(sum(histories) / len(histories))}
 
 
 def table(result: dict) -> str:
@@ -143,11 +148,21 @@ def table(result: dict) -> str:
         lines.append(f"| {row['config']} | {row['precision']} | {row['batch']} | "
                      f"{'yes' if row['fits'] else 'NO: out of memory'} | "
                      f"{row.get('peak_gib', '-')} | {row.get('share_of_card', '-')} |")
-    lines += ["", "| timed render | images | epochs | batches | seconds | images/hour |",
-              "|---|---:|---:|---|---:|---:|"]
+    lines += ["", "| timed render (with histories) | images | epochs | batches | seconds | "
+                  "images/hour | history KB |", "|---|---:|---:|---|---:|---:|---:|"]
     for r in result["renders"]:
         lines.append(f"| method {r['method']} | {r['images']} | {r['epochs']} | "
-                     f"{sorted(set(r['batches']))} | {r['seconds']} | {r['images_per_hour']} |")
+                     f"{sorted(set(r['batches']))} | {r['seconds']} | {r['images_per_hour']} | "
+                     f"{r['history_bytes_average'] / 1000:.1f} |")
+    lines += ["", "| history | batch | one frame | of a step | of the render | WebP s/image "
+                  "| of an image's render |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for m in result["bench"]["methods"]:
+        h = m["history"]
+        lines.append(f"| method {m['method']} ({h['precision']}) | {h['batch']} | "
+                     f"{1000 * h['capture_seconds']:.2f} ms | "
+                     f"{100 * h['capture_share_of_step']:.2g}% | "
+                     f"{100 * h['share_of_render']:.2g}% | {h['encode_seconds_per_image']:.3f} | "
+                     f"{100 * h['encode_share_of_render']:.2g}% |")
     lines += ["", "| best of N | short runs/hour | continued/hour | best of 512, per prompt |",
               "|---|---:|---:|---:|"]
     for r in result["bench"]["ranking"]:

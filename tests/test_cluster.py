@@ -118,7 +118,8 @@ def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, tiny_clip)
         torch.set_num_threads(threads)
 
 
-def test_a_continued_image_gets_its_start_image_and_history_through_ray(executor, tiny_clip, tmp_path):
+def test_a_continued_image_gets_its_start_image_and_history_through_ray(executor, tiny_clip,
+                                                                       tmp_path):
     from renderer.ranking import ranking_config
 
     start = tmp_path / "runs" / "cat-of-harp-0.png"

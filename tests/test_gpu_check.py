@@ -42,4 +42,7 @@ def test_batch_check_and_timed_render_on_the_cpu(tiny_clip, tmp_path):
     assert render["images"] == 2 and render["batches"] == [1, 1]
     expected = sorted(f"m2-{p.stem}.png" for p in load_prompts()[:2])
     assert sorted(p.name for p in tmp_path.glob("*.png")) == expected
+    # Timed as `render` renders: with histories.
+    assert len(list(tmp_path.glob("*.history.webp"))) == 2
+    assert render["history_bytes_average"] > 0
     assert json.loads(json.dumps(render)) == render  # JSON-ready, as the script writes it

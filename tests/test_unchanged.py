@@ -83,7 +83,8 @@ def render_sample(cache: Path, model, history: int = 0) -> dict[str, str]:
                    runs=3, best=1, worst=1, batch=3, epochs_short=2, epochs_detail=2,
                    echo=lambda _: None, history=history)
     return {str(p.relative_to(cache)): digest(p)
-            for p in sorted(cache.rglob("*")) if p.is_file() and not p.name.endswith(HISTORY_SUFFIX)}
+            for p in sorted(cache.rglob("*"))
+            if p.is_file() and not p.name.endswith(HISTORY_SUFFIX)}
 
 
 def test_same_seeds_give_the_same_bytes(tmp_path, tiny_clip):
