@@ -452,9 +452,10 @@ def _add_histories(cache, groups, pngs, limit, clip_model, target, batch, precis
     sizes = {g.label: min(len(g.jobs), batch or executor.batch_size(g.config, precision))
              for g in groups}
     seconds = estimate_seconds(groups, executor, sizes, precision)
-    click.echo(f"{count} images lack a history of {frames} frames; rendering them again takes "
-               f"about {_duration(seconds)} on {executor.device_label} (one measured step "
-               f"per config at its batch)")
+    lack = "1 image lacks" if count == 1 else f"{count} images lack"
+    click.echo(f"{lack} a history of {frames} frames; rendering again takes about "
+               f"{_duration(seconds)} on {executor.device_label} (one measured step per "
+               f"config at its batch)")
     if dry_run:
         for group in groups:
             for job in group.jobs:
@@ -466,7 +467,8 @@ def _add_histories(cache, groups, pngs, limit, clip_model, target, batch, precis
     differed = (f"; {report.differed} re-renders differed from the saved image (by up to "
                 f"{report.largest_difference}/255), their histories end on the saved image"
                 if report.differed else "; every re-render matched its saved image")
-    click.echo(f"{report.added} histories added in {report.seconds:.1f} s{differed}")
+    added = "1 history" if report.added == 1 else f"{report.added} histories"
+    click.echo(f"{added} added in {report.seconds:.1f} s{differed}")
     _history_sizes(pngs, frames)
 
 

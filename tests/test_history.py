@@ -197,7 +197,7 @@ def test_no_history_then_history_only_adds_them_and_keeps_the_renders(tmp_path, 
 
     dry = _render(tmp_path, tiny_clip_path, "--history-only", "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "4 images lack a history of 24 frames; rendering them again takes about" in dry.output
+    assert "4 images lack a history of 24 frames; rendering again takes about" in dry.output
     assert not list(tmp_path.rglob("*.history.webp"))
 
     added = _render(tmp_path, tiny_clip_path, "--history-only", "--limit", "3")
@@ -206,7 +206,7 @@ def test_no_history_then_history_only_adds_them_and_keeps_the_renders(tmp_path, 
     assert "every re-render matched its saved image" in added.output
     assert len(list(tmp_path.rglob("*.history.webp"))) == 3
     rest = _render(tmp_path, tiny_clip_path, "--history-only")
-    assert "1 images lack a history" in rest.output and "1 histories added" in rest.output
+    assert "1 image lacks a history" in rest.output and "1 history added" in rest.output
     assert "no history to add" in _render(tmp_path, tiny_clip_path, "--history-only").output
     assert {p: (p.read_bytes(), record_path(p).read_bytes()) for p in pngs} == before
     for png in pngs:
@@ -227,6 +227,16 @@ def test_best_of_winners_and_continued_runs_keep_histories(tmp_path, tiny_clip_p
     assert best.exit_code == 0, best.output
     assert history_path(tmp_path / "best-of/method-1/cat-of-harp.png").exists()
     assert not list((tmp_path / "best-of/method-1/runs").glob("*.history.webp"))
+    winner = tmp_path / "best-of/method-1/cat-of-harp.png"
+    history_path(winner).unlink()
+    before = winner.read_bytes(), record_path(winner).read_bytes()
+    added = CliRunner().invoke(main, ["render", *common, "--best-of", "2", "--thing", "harp",
+                                      "--animal", "cat", "--method", "1", "--epochs-short", "2",
+                                      "--epochs-detail", "3", "--history-only"])
+    assert added.exit_code == 0, added.output
+    assert "1 image lacks a history" in added.output and "1 history added" in added.output
+    assert history_path(winner).exists()
+    assert (winner.read_bytes(), record_path(winner).read_bytes()) == before
     ranked = CliRunner().invoke(main, ["rank", *common, "--animal", "cat", "--thing", "harp",
                                        "--runs", "3", "--best", "1", "--worst", "1",
                                        "--epochs-short", "2", "--epochs-detail", "3",
