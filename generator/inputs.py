@@ -21,6 +21,7 @@ from .cachedata import (
     load_renders,
     load_summary,
 )
+from .histories import History, find_histories
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Inputs:
     # A second model's ratings (CACHE/judge.json), also in each render's ``judge``;
     # None where no judge has run.
     judge: Judge | None = None
+    # The optimisation history of each gallery and best-of image that has a
+    # readable one, by the image's path in the cache (see histories.py).
+    histories: dict[Path, History] = field(default_factory=dict)
+    # What the build should tell its user but need not stop for.
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_inputs(cache: Path, article: Path | None = None, prompts: Path | None = None,
@@ -47,16 +53,28 @@ def load_inputs(cache: Path, article: Path | None = None, prompts: Path | None =
     prompt_list = load_prompts(prompts)
     stems = {p.stem for p in prompt_list}
     judge = load_judge(cache)
+    # Read in the order the fields are listed, so the first broken file reported stays the same.
+    article_path = Path(article) if article is not None else data_dir / "article.md"
+    parsed, summary = read_article(article_path), load_summary(cache)
+    renders = {m: load_renders(cache, m, stems, judge) for m in METHODS}
+    rankings = load_rankings(cache)
+    best_of = {m: load_best_of(cache, m, stems, judge) for m in METHODS}
+    warnings: list[str] = []
+    histories = find_histories([r.png for by_method in (renders, best_of)
+                                for by_stem in by_method.values() for r in by_stem.values()],
+                               warnings)
     return Inputs(
         cache=Path(cache),
         data_dir=data_dir,
         prompts=prompt_list,
-        article=read_article(Path(article) if article is not None else data_dir / "article.md"),
-        summary=load_summary(cache),
-        renders={m: load_renders(cache, m, stems, judge) for m in METHODS},
-        rankings=load_rankings(cache),
+        article=parsed,
+        summary=summary,
+        renders=renders,
+        rankings=rankings,
         methods=tuple(METHODS),
-        best_of={m: load_best_of(cache, m, stems, judge) for m in METHODS},
+        best_of=best_of,
         best_of_summary=load_best_of_summary(cache),
         judge=judge,
+        histories=histories,
+        warnings=warnings,
     )

@@ -13,6 +13,8 @@ import re
 from pathlib import PurePosixPath
 from urllib.parse import quote, urlencode
 
+from gallery.layout import HISTORY_SUFFIX
+
 STATIC_DIR = "assets"
 MANIFEST = ".clipig-build.json"
 
@@ -62,6 +64,28 @@ def best_of_sims_csv(method: int) -> str:
 
 def best_of_judge_csv(method: int) -> str:
     return f"img/best-of/method-{method}/judge.csv"
+
+
+# Optimisation histories, in a folder of their own beside the images they show
+# (so nothing that lists a method's images counts them), each with the
+# four-frame strip shown instead where a reader asked for reduced motion.
+STRIP_SUFFIX = ".strip.webp"
+
+
+def history_webp(method: int | str, stem: str) -> str:
+    return f"img/method-{method}/history/{stem}{HISTORY_SUFFIX}"
+
+
+def history_strip(method: int | str, stem: str) -> str:
+    return f"img/method-{method}/history/{stem}{STRIP_SUFFIX}"
+
+
+def best_of_history_webp(method: int | str, stem: str) -> str:
+    return f"img/best-of/method-{method}/history/{stem}{HISTORY_SUFFIX}"
+
+
+def best_of_history_strip(method: int | str, stem: str) -> str:
+    return f"img/best-of/method-{method}/history/{stem}{STRIP_SUFFIX}"
 
 
 def config_file(name: str) -> str:

@@ -15,9 +15,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-# (tag, attribute) pairs whose value is a URL to check
+# (tag, attribute) pairs whose value is a URL to check; a history control's data
+# attributes name the files the script shows only when asked (the strip, the
+# image a history ends in), so a typo in them would otherwise go unnoticed.
 LINK_ATTRS = {("a", "href"), ("link", "href"), ("script", "src"), ("img", "src"),
-              ("source", "src"), ("iframe", "src")}
+              ("source", "src"), ("iframe", "src"), ("a", "data-history-strip"),
+              ("a", "data-history-final")}
 
 
 @dataclass
@@ -42,9 +45,9 @@ class _Parser(HTMLParser):
             if ident in self.page.ids:
                 self.page.duplicate_ids.add(ident)
             self.page.ids.add(ident)
-        for name in ("href", "src"):
-            if (tag, name) in LINK_ATTRS and attrs.get(name) is not None:
-                self.page.links.append((tag, name, attrs[name]))
+        for name, value in attrs.items():
+            if (tag, name) in LINK_ATTRS and value is not None:
+                self.page.links.append((tag, name, value))
         kind = {"img": "image", "script": "js"}.get(tag)
         if tag == "link" and "stylesheet" in (attrs.get("rel") or "").split():
             kind = "css"

@@ -19,7 +19,8 @@ from gallery.prompts import animals, things
 
 from .article import ArticleError, Slots
 from .bestof import BestOfFacts, most_and_least, signed
-from .figures import DALLE_SAMPLES, NOT_MEASURED, cost_figures
+from .cachedata import Render
+from .figures import DALLE_SAMPLES, NOT_MEASURED, cost_figures, format_duration
 from .heatmap import build_best_of_heatmap, build_heatmap
 from .inputs import Inputs
 from .judge import JudgeFacts, build_scatter, judged_pairs
@@ -29,22 +30,27 @@ from .layout import (
     best_of_judge_csv,
     best_of_sims_csv,
     config_file,
+    history_strip,
+    history_webp,
     judge_csv,
+    render_webp,
     selection_fragment,
     sims_csv,
 )
 from .ranking import build_table, lowest_final
-from .selector import best_of_label, choose_default, selector_context, thing_order
+from .selector import best_of_label, choose_default, selector_context, sim_text, thing_order
 
 NOT_RUN = "(not run yet)"
 
 
 class SiteFiles:
-    """Files the build puts into the site, by site path: copies and WebP copies."""
+    """Files the build puts into the site, by site path: copies, WebP copies, and the
+    strips of optimisation histories (each made from the history it names)."""
 
     def __init__(self):
         self.copies: dict[str, Path] = {}
         self.webp: dict[str, Path] = {}
+        self.strips: dict[str, Path] = {}
 
     def copy(self, site_path: str, source: Path) -> str:
         self.copies[site_path] = source
@@ -52,6 +58,10 @@ class SiteFiles:
 
     def web(self, site_path: str, source: Path) -> str:
         self.webp[site_path] = source
+        return site_path
+
+    def strip(self, site_path: str, history: Path) -> str:
+        self.strips[site_path] = history
         return site_path
 
 
@@ -129,7 +139,7 @@ class PostParts:
                                          self.urls, self._csvs(sims_csv_path, sims_csv),
                                          self.inputs.best_of,
                                          self._csvs(sims_csv_path, best_of_sims_csv, best=True),
-                                         **judge_csvs)
+                                         histories=self.inputs.histories, **judge_csvs)
 
     def _judge(self, best_label: str | None) -> None:
         """The judge's figures and its scatter plot; neither without judge.json."""
@@ -248,6 +258,37 @@ class PostParts:
             return Markup('<p class="note">The judge has not rated these images yet.</p>')
         return self._render("parts/scatter.html", plot=self.scatter)
 
+    def history_pick(self, method: int) -> Render | None:
+        """The image of ``method`` whose history the article shows; None without any.
+
+        Of the method's first attempts that have a history, the one with the
+        highest sim (one without a sim comes last; the first stem of equals).
+        A first attempt rather than a best-of winner: its history starts where
+        the method starts, from noise, not from a short run's image.
+        """
+        if method not in self.inputs.methods:
+            raise ArticleError(f"method_history(): unknown method {method!r}")
+        kept = [r for r in self.inputs.renders.get(method, {}).values()
+                if r.png in self.inputs.histories]
+        return min(kept, key=lambda r: (r.sim is None, -(r.sim or 0.0), r.stem), default=None)
+
+    def method_history(self, method: int) -> Markup:
+        """One image of ``method`` taking shape (see :meth:`history_pick`); nothing where
+        none of the method's images has a history."""
+        render = self.history_pick(method)
+        if render is None:
+            return Markup("")
+        history = self.inputs.histories[render.png]
+        prompt = next(p for p in self.inputs.prompts if p.stem == render.stem)
+        return self._render(
+            "parts/history.html", method=method, prompt=render.prompt, sim=sim_text(render.sim),
+            frames=history.frames, ms=history.ms, duration=format_duration(history.seconds),
+            href=self.urls(history_webp(method, render.stem)),
+            strip=self.urls(history_strip(method, render.stem)),
+            final=self.urls(render_webp(method, render.stem)),
+            alt=f"method {method}: {render.prompt}",
+            selection="#" + selection_fragment(prompt.thing, method))
+
     def _lookup(self, table: dict, key, what: str):
         if key not in table:
             raise ArticleError(f"{what}: unknown {key!r}; use one of {sorted(table)}")
@@ -265,6 +306,8 @@ class PostParts:
             "ranking_table": lambda: slots.block(self._render(
                 "parts/ranking.html", table=self.table, missing=self.ranking_missing)),
             "method_config": lambda m: slots.block(self.method_config(m)),
+            # one image of the method taking shape, where the cache kept histories
+            "method_history": lambda m: slots.block(self.method_history(m)),
             "cost": lambda m, key: slots.inline(
                 self._lookup(self._lookup(self.costs, m, "cost()"), key, "cost()")),
             "count": lambda what: slots.inline(self._lookup(self.counts, what, "count()")),

@@ -15,6 +15,11 @@ and also cells without it (``--no-best-of`` leaves it out).
 A judge (``CACHE/judge.json`` and a ``judge.csv`` per method) rates every
 gallery and best-of image: made up as the sim less a method's drop, plus
 noise (``--no-judge`` leaves it out).
+
+Gallery and best-of images have an optimisation history beside them, a short
+animated WebP from coarse noise to the image (``--no-history`` leaves them
+out). One animal per method has none (:data:`NO_HISTORY`), as a cache of
+older renders would, so every selection shows cells with and without one.
 """
 
 from __future__ import annotations
@@ -24,20 +29,23 @@ import csv
 import hashlib
 import io
 import json
+import os
 import random
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw
 
-from gallery.atomic import write_text
+from gallery.atomic import atomic_path, write_text
 from gallery.layout import (
     FINAL_CSV,
     INITIAL_CSV,
     SUMMARY,
     best_of_root,
     continued_name,
+    history_path,
     judge_csv_path,
     judge_path,
     method_dir,
@@ -82,6 +90,12 @@ JUDGE_MODEL = "ViT-B/16"
 # How much lower the sample's judge rates a method's images than their sim, before
 # noise: method 1's adversarial detail fools the judge less than it fooled the sim.
 JUDGE_DROP = {1: 9.0, 2: 4.0}
+# The sample's histories: few frames (cheap to write for 1620 images) and a short
+# play (the browser tests wait for it to end): the first and last held longer.
+HISTORY_FRAMES = 5
+HISTORY_MS = (200, 60, 300)  # first frame, each middle one, last frame
+# The animal whose images have no history, per method.
+NO_HISTORY = {1: "cat", 2: "snail"}
 
 
 def flat_image(seed: int) -> Image.Image:
@@ -111,6 +125,65 @@ def noisy_image(seed: int) -> Image.Image:
 def _png(path: Path, seed: int, noisy: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     (noisy_image if noisy else flat_image)(seed).save(path, "PNG")
+
+
+def history_frames(final: Image.Image, seed: int,
+                   frames: int = HISTORY_FRAMES) -> list[Image.Image]:
+    """From 8x8 random colours to ``final``, through ever finer versions of it.
+
+    Like a method 2 render's history: the start is noise, detail arrives at
+    growing resolutions (enlarged with its pixels showing), the last frame is
+    the image. Flat blocks keep a history cheap to encode.
+    """
+    noise = Image.frombytes("RGB", (8, 8), random.Random(seed).randbytes(8 * 8 * 3))
+    out = [noise.resize(final.size, Image.Resampling.NEAREST)]
+    for k in range(1, frames - 1):
+        side = round(8 * (SIZE / 8) ** (k / (frames - 1)))
+        out.append(final.resize((side, side), Image.Resampling.BOX).resize(
+            final.size, Image.Resampling.NEAREST))
+    return [*out, final]
+
+
+def write_history(png: Path, seed: int, noisy: bool = False) -> Path:
+    """The history beside ``png``, as the renderer leaves one: plays once, ends on the image.
+
+    Lossy for noise images, whose size is the point of them; lossless for the
+    flat ones, which it encodes in half the time (the full sample has 1476).
+    """
+    first, middle, last = HISTORY_MS
+    with Image.open(png) as image:
+        frames = history_frames(image.convert("RGB"), seed)
+    path = history_path(png)
+    encoding = {"quality": 60, "method": 0} if noisy else {"lossless": True, "quality": 0,
+                                                           "method": 0}
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, "WEBP", save_all=True, append_images=frames[1:], loop=1,
+                       duration=[first, *[middle] * (len(frames) - 2), last],
+                       allow_mixed=False, **encoding)
+    return path
+
+
+def keeps_history(method: int, animal: str) -> bool:
+    """Whether the sample gives this image a history (see :data:`NO_HISTORY`)."""
+    return NO_HISTORY.get(method) != animal
+
+
+HistoryJob = tuple[Path, int, bool]  # (PNG, seed, wanted)
+
+
+def _write_histories(jobs: Sequence[HistoryJob], noisy: bool) -> None:
+    """Write each wanted history; remove, as the renderer does, an older unwanted one.
+
+    In threads: Pillow encodes without the GIL, and histories are most of the
+    sample's time.
+    """
+    for png, _, wanted in jobs:
+        if not wanted:
+            history_path(png).unlink(missing_ok=True)
+    wanted = [(png, seed) for png, seed, keep in jobs if keep]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for _ in pool.map(lambda job: write_history(*job, noisy=noisy), wanted):
+            pass
 
 
 def _csv(rows: Sequence[Sequence[object]]) -> str:
@@ -166,12 +239,14 @@ def write_judge(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int] =
 
 
 def write_renders(cache: Path, prompts: Sequence[Prompt], method: int, noisy: bool = False,
-                  seconds: float = 0.41) -> None:
-    rows = []
+                  seconds: float = 0.41, history: bool = True) -> None:
+    """The first attempts; with ``history``, each (but :data:`NO_HISTORY`'s) with its history."""
+    rows, histories = [], []
     for index, prompt in enumerate(prompts):
         sim = sample_sim(prompt.stem, method)
         png = png_path(cache, method, prompt.stem)
         _png(png, index * 7 + method, noisy)
+        histories.append((png, index, history and keeps_history(method, prompt.animal)))
         record = RenderRecord(
             prompt=method_prompt(prompt, method), animal=prompt.animal, thing=prompt.thing,
             stem=prompt.stem, method=method, config=f"method-{method}.yaml",
@@ -181,6 +256,7 @@ def write_renders(cache: Path, prompts: Sequence[Prompt], method: int, noisy: bo
         )
         record.write(record_path(png))
         rows.append((prompt.stem, (sims_csv_image(method, prompt.stem), record.prompt, sim)))
+    _write_histories(histories, noisy)
     write_text(format_sims_csv([row for _, row in sorted(rows)]), sims_csv_path(cache, method))
 
 
@@ -239,7 +315,7 @@ def write_ranking(cache: Path, stem: str, animal: str, thing: str, method: int, 
 
 
 def write_best_of(cache: Path, prompts: Sequence[Prompt], method: int, runs: int = BEST_OF_RUNS,
-                  noisy: bool = False) -> None:
+                  noisy: bool = False, history: bool = True) -> None:
     """The best of ``runs`` short runs of each prompt, continued, as the renderer leaves them.
 
     Per prompt: the winner's image and record (with its ``best_of``), the
@@ -248,11 +324,12 @@ def write_best_of(cache: Path, prompts: Sequence[Prompt], method: int, runs: int
     runs (``short-sims/{stem}.json``) is left out: the site does not read it,
     and 64 runs of it per prompt would double the time a test cache takes.
     The best-of sim is the first attempt's plus :func:`sample_gain`, so every
-    gain is known in advance.
+    gain is known in advance. With ``history``, winners have a history as the
+    first attempts do.
     """
     root = best_of_root(cache)
     folder = method_dir(root, method)
-    rows = []
+    rows, histories = [], []
     for index, prompt in enumerate(prompts):
         text = method_prompt(prompt, method)
         rng = random.Random(f"best-of/{prompt.stem}/{method}")
@@ -260,6 +337,7 @@ def write_best_of(cache: Path, prompts: Sequence[Prompt], method: int, runs: int
         winner = sorted_runs(sims)[0][0]
         png = png_path(root, method, prompt.stem)
         _png(png, 5000 + index * 7 + method, noisy)
+        histories.append((png, 5000 + index, history and keeps_history(method, prompt.animal)))
         _png(folder / short_run_name(prompt.stem, winner), 9000 + index * 7 + method, False)
         csv_path = short_sims_csv_path(root, method, prompt.stem)
         rated = [(short_run_name(prompt.stem, r), s) for r, s in sims.items()]
@@ -282,6 +360,7 @@ def write_best_of(cache: Path, prompts: Sequence[Prompt], method: int, runs: int
             ),
         ).write(record_path(png))
         rows.append((prompt.stem, (sims_csv_image(method, prompt.stem), text, sim)))
+    _write_histories(histories, noisy)
     write_text(format_sims_csv([row for _, row in sorted(rows)]), sims_csv_path(root, method))
 
 
@@ -298,19 +377,21 @@ def best_of_prompts(prompts: Sequence[Prompt],
 def write_sample_cache(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int] = METHODS,
                        noisy: bool = False, rankings: bool = True, best_of: bool = True,
                        best_of_things: Sequence[str] | None = None,
-                       best_of_runs: int = BEST_OF_RUNS, judge: bool = True) -> Path:
+                       best_of_runs: int = BEST_OF_RUNS, judge: bool = True,
+                       history: bool = True) -> Path:
     """``prompts`` rendered with each of ``methods``, plus the article's ranking columns,
-    unless ``best_of`` is False a best-of gallery of part of the prompts, and unless
-    ``judge`` is False a judge's ratings of the gallery's and best-of images."""
+    unless ``best_of`` is False a best-of gallery of part of the prompts, unless
+    ``judge`` is False a judge's ratings of the gallery's and best-of images, and
+    unless ``history`` is False their optimisation histories."""
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
     for method in methods:
-        write_renders(cache, prompts, method, noisy)
+        write_renders(cache, prompts, method, noisy, history=history)
     write_summary(cache, {m: len(prompts) for m in methods})
     best = best_of_prompts(prompts, best_of_things) if best_of else []
     if best:
         for method in methods:
-            write_best_of(cache, best, method, best_of_runs, noisy)
+            write_best_of(cache, best, method, best_of_runs, noisy, history=history)
         write_best_of_summary(cache, {m: len(best) for m in methods})
     if judge:
         write_judge(cache, prompts, methods, best)
@@ -335,17 +416,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                              f"{' and '.join(BEST_OF_THINGS)}, best of {BEST_OF_RUNS})")
     parser.add_argument("--no-judge", dest="judge", action="store_false",
                         help=f"no judge's ratings (default: {JUDGE_MODEL} rates every image)")
+    parser.add_argument("--no-history", dest="history", action="store_false",
+                        help="no optimisation histories (default: every image but those "
+                             "of one animal per method has one)")
     args = parser.parse_args(argv)
     prompts = load_prompts()
     if args.things is not None:
         keep = list(dict.fromkeys(p.thing for p in prompts))[: args.things]
         prompts = [p for p in prompts if p.thing in keep]
     write_sample_cache(args.cache, prompts, noisy=args.noisy, best_of=args.best_of,
-                       judge=args.judge)
+                       judge=args.judge, history=args.history)
     best = len(best_of_prompts(prompts)) if args.best_of else 0
     print(f"wrote {len(prompts)} prompts x 2 methods to {args.cache}"
           + (f", the best of {BEST_OF_RUNS} for {best} of them" if best else "")
-          + (f", rated by a {JUDGE_MODEL} judge" if args.judge else ""))
+          + (f", rated by a {JUDGE_MODEL} judge" if args.judge else "")
+          + (", with their histories" if args.history else ""))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ The best-of view (where the cache has a best-of gallery) works the same way:
 its numbers come as finished strings, its words (the caption around them,
 "no best-of run yet") are in the <template>, and its image URLs exist only
 in the JSON, so no best-of image is fetched before a reader asks for that view.
+
+Optimisation histories (where the cache has them) are the same again: the
+page names a history only in its data (a play time per cell, URL patterns)
+and in links, never as an image source, so none is fetched before a reader
+hovers, focuses or taps; a page built from a cache without any history has
+no trace of them.
 """
 
 from __future__ import annotations
@@ -18,20 +24,26 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from markupsafe import Markup
 
 from gallery.prompts import Prompt, animals, things
 
 from .cachedata import BestOfRender, Render
+from .histories import History
 from .layout import (
     Urls,
+    best_of_history_strip,
+    best_of_history_webp,
     best_of_judge_csv,
     best_of_png,
     best_of_short_sims,
     best_of_short_webp,
     best_of_sims_csv,
     best_of_webp,
+    history_strip,
+    history_webp,
     judge_csv,
     render_png,
     render_webp,
@@ -40,6 +52,7 @@ from .layout import (
 )
 
 BestOfs = Mapping[int, Mapping[str, BestOfRender]]
+Histories = Mapping[Path, History]  # by the image's path in the cache
 
 
 def thing_order(prompts: Sequence[Prompt]) -> list[str]:
@@ -134,11 +147,44 @@ def _best_row(prompts: Sequence[Prompt | None], best_of: BestOfs, methods) -> li
     return row if any(e is not None for cell in row if cell for e in cell) else None
 
 
+def history_ms(render: Render | None, histories: Histories) -> int:
+    """How long the render's history plays; 0 where it has none."""
+    if render is None or not histories:
+        return 0
+    history = histories.get(render.png)
+    return 0 if history is None else history.ms
+
+
+def _history_data(grid: Mapping[tuple[str, str], Prompt], thing_names, animal_names,
+                  renders: Mapping[int, Mapping[str, Render]], methods, histories: Histories,
+                  webp: str, strip: str) -> dict | None:
+    """Each cell's history play time in ms (0: none) and the URL patterns; None without any.
+
+    Per thing: None (no history in that row) or per animal: None or per method,
+    so a gallery whose histories cover part of it pays little for the rest.
+    """
+    rows = []
+    for thing in thing_names:
+        row = []
+        for animal in animal_names:
+            prompt = grid.get((thing, animal))
+            cell = [history_ms(renders.get(m, {}).get(prompt.stem), histories)
+                    for m in methods] if prompt else []
+            row.append(cell if any(cell) else None)
+        rows.append(row if any(row) else None)
+    if not any(rows):
+        return None
+    return {"webp": webp, "strip": strip, "ms": rows}
+
+
 def _best_data(grid: Mapping[tuple[str, str], Prompt], thing_names, animal_names,
-               best_of: BestOfs, methods, urls: Urls) -> dict | None:
+               best_of: BestOfs, methods, urls: Urls, histories: Histories) -> dict | None:
     label = best_of_label(best_of)
     if label is None:
         return None
+    history = _history_data(grid, thing_names, animal_names, best_of, methods, histories,
+                            urls.root + best_of_history_webp("{method}", "{stem}"),
+                            urls.root + best_of_history_strip("{method}", "{stem}"))
     return {
         "label": label,
         "missing": [best_of_missing_label(a) for a in animal_names],
@@ -149,6 +195,7 @@ def _best_data(grid: Mapping[tuple[str, str], Prompt], thing_names, animal_names
         # per thing: None (no best-of image at all) or per animal: per method
         "cells": [_best_row([grid.get((t, a)) for a in animal_names], best_of, methods)
                   for t in thing_names],
+        **({"history": history} if history else {}),
     }
 
 
@@ -161,10 +208,11 @@ def _entry(prompt: Prompt, renders: Mapping[int, Mapping[str, Render]], methods)
 
 def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Render]],
                 methods: Sequence[int], default: Default, urls: Urls,
-                best_of: BestOfs | None = None) -> dict:
+                best_of: BestOfs | None = None, histories: Histories | None = None) -> dict:
     """Everything the script needs; image URLs are patterns over method and stem.
 
-    ``best`` is there only when the cache has best-of images.
+    ``best`` is there only when the cache has best-of images, ``history`` (and
+    ``best.history``) only when some of those images have a history.
     """
     grid = {(p.thing, p.animal): p for p in prompts}
     thing_names, animal_names = thing_order(prompts), animals(prompts)
@@ -184,7 +232,13 @@ def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Re
         "png": urls.root + render_png("{method}", "{stem}"),
         "cells": cells,
     }
-    best = _best_data(grid, thing_names, animal_names, best_of or {}, methods, urls)
+    history = _history_data(grid, thing_names, animal_names, renders, methods, histories or {},
+                            urls.root + history_webp("{method}", "{stem}"),
+                            urls.root + history_strip("{method}", "{stem}"))
+    if history is not None:
+        data["history"] = history
+    best = _best_data(grid, thing_names, animal_names, best_of or {}, methods, urls,
+                      histories or {})
     if best is not None:
         data["best"] = best
     return data
@@ -197,11 +251,23 @@ BLANK_CELLS = {
 }
 
 
+def _cell_history(render: Render, urls: Urls, histories: Histories) -> dict | None:
+    """What the cell's history control links to (a first attempt's); None without one."""
+    ms = history_ms(render, histories)
+    return {
+        "href": urls(history_webp(render.method, render.stem)),
+        "strip": urls(history_strip(render.method, render.stem)),
+        "ms": ms,
+    } if ms else None
+
+
 def _cell(prompt: Prompt | None, animal: str, method: int,
-          renders: Mapping[int, Mapping[str, Render]], urls: Urls) -> dict:
+          renders: Mapping[int, Mapping[str, Render]], urls: Urls,
+          histories: Histories) -> dict:
     render = renders.get(method, {}).get(prompt.stem) if prompt else None
     if render is None:
-        return {"animal": animal, "missing": True, "label": missing_label(animal), "sim": ""}
+        return {"animal": animal, "missing": True, "label": missing_label(animal), "sim": "",
+                "history": None}
     return {
         "animal": animal,
         "missing": False,
@@ -209,6 +275,7 @@ def _cell(prompt: Prompt | None, animal: str, method: int,
         "webp": urls(render_webp(method, prompt.stem)),
         "png": urls(render_png(method, prompt.stem)),
         "sim": sim_label(render),
+        "history": _cell_history(render, urls, histories),
     }
 
 
@@ -217,13 +284,18 @@ def selector_context(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[st
                      csv_methods: Sequence[int], best_of: BestOfs | None = None,
                      best_csv_methods: Sequence[int] = (), judge_model: str | None = None,
                      judge_csv_methods: Sequence[int] = (),
-                     best_judge_csv_methods: Sequence[int] = ()) -> dict:
+                     best_judge_csv_methods: Sequence[int] = (),
+                     histories: Histories | None = None) -> dict:
     """What the selector template shows, the default selection filled in.
 
     The page opens with the first attempts, script or not; ``best`` (None
     without best-of images) names the toggle and the best-of CSVs; ``judge``
-    (None where no judge has run) names the judge model and its CSVs.
+    (None where no judge has run) names the judge model and its CSVs;
+    ``history`` says whether cells get a history control (only where some
+    image shown in either view has a history).
     """
+    histories = histories or {}
+    data = script_data(prompts, renders, methods, default, urls, best_of, histories)
     by_animal = {p.animal: p for p in prompts if p.thing == default.thing}
     label = best_of_label(best_of or {})
     best = None if label is None else {
@@ -239,12 +311,13 @@ def selector_context(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[st
     return {
         "things": [{"name": t, "selected": t == default.thing} for t in thing_order(prompts)],
         "methods": [{"value": m, "selected": m == default.method} for m in methods],
-        "cells": [_cell(by_animal.get(a), a, default.method, renders, urls)
+        "cells": [_cell(by_animal.get(a), a, default.method, renders, urls, histories)
                   for a in animals(prompts)],
         "state": selection_fragment(default.thing, default.method),
         "csv": [{"method": m, "href": urls(sims_csv(m))} for m in csv_methods],
         "blank": BLANK_CELLS,
         "best": best,
         "judge": judge,
-        "data": script_json(script_data(prompts, renders, methods, default, urls, best_of)),
+        "history": "history" in data or "history" in data.get("best", {}),
+        "data": script_json(data),
     }

@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -19,15 +19,20 @@ from markupsafe import Markup
 
 from .article import display_date, render_article
 from .files import publish_copy, write_if_changed
+from .histories import make_strips
 from .images import make_web_copies
 from .inputs import Inputs, load_inputs
 from .layout import (
     MANIFEST,
     Urls,
+    best_of_history_strip,
+    best_of_history_webp,
     best_of_png,
     best_of_short_sims,
     best_of_short_webp,
     best_of_webp,
+    history_strip,
+    history_webp,
     link_to_page,
     normalise_base_url,
     page_for_permalink,
@@ -81,7 +86,17 @@ class BuildReport:
     weight: PageWeight = field(default_factory=PageWeight)
     png_bytes: int = 0  # every render's PNG in the site
     webp_bytes: int = 0  # and its WebP copy
+    histories: int = 0  # optimisation histories in the site (gallery and best-of)
+    history_bytes: int = 0
+    strips_made: int = 0
+    warnings: list[str] = field(default_factory=list)  # what was left out, and why
     seconds: float = 0.0
+
+    def history_line(self) -> str:
+        if not self.histories:
+            return "histories: none"
+        return (f"histories: {self.histories}, average {kb(self.history_bytes // self.histories)}"
+                f" (played on request, not in the page weight); strips made: {self.strips_made}")
 
     def lines(self) -> list[str]:
         ratio = f" ({self.png_bytes / self.webp_bytes:.1f}x smaller)" if self.webp_bytes else ""
@@ -93,7 +108,9 @@ class BuildReport:
             f"stale files removed: {self.removed}",
             f"page weight: {self.weight.text()}",
             f"render images: WebP {kb(self.webp_bytes)} vs PNG {kb(self.png_bytes)}{ratio}",
+            self.history_line(),
             f"built in {self.seconds:.1f} s",
+            *(f"warning: {w}" for w in self.warnings),
         ]
 
 
@@ -143,6 +160,7 @@ def _pages(inputs: Inputs, env: Environment, templates: Path, base_url: str,
         **_page_context(post_urls, templates, article.title, base_url + link_to_page(post),
                         description),
         title=article.title, date_iso=date_iso, date_text=date_text, body=body,
+        history_parts=bool(inputs.histories),
     )}
 
     def listing(urls: Urls) -> list[dict]:
@@ -197,6 +215,39 @@ def page_weight(out: Path, page: str) -> PageWeight:
     return weight
 
 
+def _history_files(inputs: Inputs) -> dict[Path, tuple[str, str]]:
+    """(copy, strip) site paths of each image's history, by the image's path in the cache."""
+    paths = {}
+    for renders, copy, strip in ((inputs.renders, history_webp, history_strip),
+                                 (inputs.best_of, best_of_history_webp, best_of_history_strip)):
+        for method, by_stem in renders.items():
+            for stem, render in by_stem.items():
+                if render.png in inputs.histories:
+                    paths[render.png] = (copy(method, stem), strip(method, stem))
+    return paths
+
+
+def _publish_histories(inputs: Inputs, out: Path, files: SiteFiles,
+                       workers: int | None) -> tuple[Inputs, int]:
+    """Make the strips of the histories, register them and the copies; drop broken ones.
+
+    Runs before any page is rendered: a history whose frames turn out not to
+    decode is left out of the inputs, so no page names it.
+    """
+    paths = _history_files(inputs)
+    made, failed = make_strips([(inputs.histories[png].source, out / strip)
+                                for png, (_, strip) in paths.items()], workers)
+    if failed:
+        inputs = replace(inputs, histories={png: h for png, h in inputs.histories.items()
+                                            if h.source not in failed},
+                         warnings=[*inputs.warnings, *failed.values()])
+    for png, (copy, strip) in paths.items():
+        if png in inputs.histories:
+            files.copy(copy, inputs.histories[png].source)
+            files.strip(strip, inputs.histories[png].source)
+    return inputs, made
+
+
 def build_site(cache: Path, out: Path, base_url: str = "/", *, article: Path | None = None,
                prompts: Path | None = None, data_dir: Path | None = None,
                templates: Path | None = None, workers: int | None = None) -> BuildReport:
@@ -207,7 +258,9 @@ def build_site(cache: Path, out: Path, base_url: str = "/", *, article: Path | N
     inputs = load_inputs(Path(cache), article, prompts, data_dir)
     env = make_env(templates)
 
+    out.mkdir(parents=True, exist_ok=True)
     files = SiteFiles()
+    inputs, strips_made = _publish_histories(inputs, out, files, workers)
     for method, renders in inputs.renders.items():
         for stem, render in renders.items():
             files.copy(render_png(method, stem), render.png)
@@ -227,7 +280,9 @@ def build_site(cache: Path, out: Path, base_url: str = "/", *, article: Path | N
     report = BuildReport(out=out, post=page_for_permalink(inputs.article.permalink))
     report.renders = sum(len(r) for r in inputs.renders.values())
     report.best_of = sum(len(r) for r in inputs.best_of.values())
-    out.mkdir(parents=True, exist_ok=True)
+    report.histories = len(inputs.histories)
+    report.history_bytes = sum(h.size for h in inputs.histories.values())
+    report.strips_made, report.warnings = strips_made, list(inputs.warnings)
     report.copied = sum(publish_copy(src, out / dst) for dst, src in files.copies.items())
     report.webp_made = make_web_copies(
         [(src, out / dst) for dst, src in files.webp.items()], workers)
@@ -238,7 +293,8 @@ def build_site(cache: Path, out: Path, base_url: str = "/", *, article: Path | N
             report.pages_written.append(page)
         else:
             report.pages_unchanged += 1
-    report.removed = _prune(out, {*files.copies, *files.webp, *pages, ".nojekyll"})
+    report.removed = _prune(out, {*files.copies, *files.webp, *files.strips, *pages,
+                                  ".nojekyll"})
 
     problems = check_site(out, base_url)
     if problems:

@@ -326,7 +326,7 @@ def test_every_image_on_the_page_loads(browser, site_url):
         page.wait_for_timeout(30)
     page.wait_for_function("""() => Array.from(document.images)
         .every(img => img.complete && img.naturalWidth > 0)""")
-    assert page.evaluate("() => document.images.length") == 8 + 24
+    assert page.evaluate("() => document.images.length") == 8 + 24 + 2  # + history posters
     failed = [t for kind, t in reader.console if kind == "error"]
     assert failed == [] and reader.errors == []
     reader.close()

@@ -300,7 +300,8 @@ def test_page_weight_is_measured_and_reported(built):
     assert weight.html == (built.out / POST).stat().st_size
     assert 0 < weight.html_gzip < weight.html
     assert weight.css and weight.js
-    assert weight.image_count == 8 + 24  # default selection (one missing) + ranking table
+    # default selection (one missing) + ranking table + one history poster per method
+    assert weight.image_count == 8 + 24 + 2
     assert any(line.startswith("page weight:") for line in built.report.lines())
 
 

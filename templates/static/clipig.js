@@ -1,3 +1,173 @@
+// Optimisation histories: an animated WebP per image that plays once and stops on
+// the image. A control (a.history-control, a link to the file, so it works without
+// this script too) carries the file's URL, its play time in ms and the URL of its
+// four-frame strip; the stage ([data-history-stage], in the same figure) is what
+// the animation plays over. Nothing is fetched until a reader asks: hovering the
+// stage with a mouse, reaching it with the keyboard or tapping it plays the history,
+// and so does activating the control. Where the reader asked
+// for reduced motion, nothing moves by itself and the control shows the strip.
+//
+// A play-once image does not restart when its src is set again, and browsers
+// differ in whether a cached one replays at all. So each file is fetched once
+// (a Blob, kept per URL) and every play gets a fresh object URL in a new <img>
+// over the image, which is taken away (and its URL revoked) when the play time
+// is up.
+(function () {
+  "use strict";
+
+  var template = document.getElementById("clipig-history-parts");
+  if (!template || !window.fetch || !window.URL || !URL.createObjectURL) return;
+  var parts = template.content;
+  var files = {};  // URL -> promise of its Blob
+  var plays = new Map();  // stage -> the play on it: {overlay, src, timer}
+
+  function reducedMotion() {
+    return !!window.matchMedia && matchMedia("(prefers-reduced-motion: reduce)").matches;
+  }
+
+  // The control of the figure around an element; null where it has none on show.
+  function controlOf(element) {
+    var figure = element.closest("figure");
+    var control = figure ? figure.querySelector("a.history-control") : null;
+    return control && !control.hidden && control.hasAttribute("href") ? control : null;
+  }
+
+  function stageOf(control) {
+    return control.closest("figure").querySelector("[data-history-stage]");
+  }
+
+  function part(name) {
+    return parts.querySelector("." + name).cloneNode(true);
+  }
+
+  function fetchOnce(url) {
+    if (!files[url]) {
+      files[url] = fetch(url).then(function (response) {
+        if (!response.ok) throw new Error(url + ": HTTP " + response.status);
+        return response.blob();
+      });
+      files[url].catch(function () { delete files[url]; });  // asked again, tried again
+    }
+    return files[url];
+  }
+
+  function stop(stage) {
+    var play = plays.get(stage);
+    if (!play) return;
+    plays.delete(stage);
+    clearTimeout(play.timer);
+    if (play.overlay) play.overlay.remove();
+    if (play.src) URL.revokeObjectURL(play.src);
+  }
+
+  // The image the history ends in, under the animation (the article's box has it
+  // from the start; this puts it back if it is missing).
+  function showFinal(control, stage) {
+    var final = control.getAttribute("data-history-final");
+    if (!final || stage.querySelector("img.history-final")) return;
+    var img = part("history-final");
+    img.src = final;
+    stage.appendChild(img);
+  }
+
+  function removeStrip(stage) {
+    var strip = stage.querySelector("img.history-strip");
+    if (strip) strip.remove();
+    return !!strip;
+  }
+
+  // restart: false for hover and focus, so moving about over a playing image
+  // does not start it over; true for the control, which always plays from the start.
+  function play(control, restart) {
+    var stage = stageOf(control);
+    if (!stage || (!restart && plays.has(stage))) return;
+    stop(stage);
+    removeStrip(stage);
+    showFinal(control, stage);
+    var current = {};
+    plays.set(stage, current);
+    var ms = Number(control.getAttribute("data-history-ms")) || 0;
+    fetchOnce(control.href).then(function (blob) {
+      if (plays.get(stage) !== current) return;  // stopped or started over meanwhile
+      current.src = URL.createObjectURL(blob);
+      current.overlay = part("history-frame");
+      current.overlay.addEventListener("load", function () {
+        current.timer = setTimeout(function () {
+          if (plays.get(stage) === current) stop(stage);
+        }, ms);
+      });
+      current.overlay.addEventListener("error", function () {
+        if (plays.get(stage) === current) stop(stage);
+      });
+      current.overlay.src = current.src;
+      stage.appendChild(current.overlay);
+    }, function (error) {
+      if (plays.get(stage) === current) stop(stage);
+      console.warn("CLIPig: history not played: " + error.message);
+    });
+  }
+
+  // Reduced motion: the control shows the strip, and hides it again.
+  function toggleStrip(control) {
+    var stage = stageOf(control);
+    if (!stage) return;
+    stop(stage);
+    if (removeStrip(stage)) return;
+    showFinal(control, stage);
+    var strip = part("history-strip");
+    strip.src = control.getAttribute("data-history-strip");
+    stage.appendChild(strip);
+  }
+
+  function focusVisible(element) {
+    try {
+      return element.matches(":focus-visible");
+    } catch (e) {
+      return true;  // a browser without :focus-visible: every focus counts
+    }
+  }
+
+  // pointerenter does not bubble; listening while it goes down to the target does.
+  document.addEventListener("pointerenter", function (ev) {
+    var stage = ev.target;
+    if (ev.pointerType !== "mouse" || !stage.matches || !stage.matches("[data-history-stage]") ||
+        reducedMotion()) return;
+    var control = controlOf(stage);
+    if (control) play(control, false);
+  }, true);
+
+  document.addEventListener("focusin", function (ev) {
+    var stage = ev.target;
+    if (!stage.matches || !stage.matches("[data-history-stage]") || !focusVisible(stage) ||
+        reducedMotion()) return;
+    var control = controlOf(stage);
+    if (control) play(control, false);
+  });
+
+  // A tap on an image plays its history; a tap while it plays opens the image as
+  // before. A mouse click always opens it (hovering has played it already).
+  var lastPointer = "";
+  document.addEventListener("pointerdown", function (ev) { lastPointer = ev.pointerType; }, true);
+  document.addEventListener("click", function (ev) {
+    var stage = ev.target.closest ? ev.target.closest("[data-history-stage]") : null;
+    if (!stage || lastPointer !== "touch" || stage.classList.contains("history-control") ||
+        reducedMotion() || plays.has(stage)) return;
+    var control = controlOf(stage);
+    if (!control) return;
+    ev.preventDefault();
+    play(control, false);
+  });
+
+  document.addEventListener("click", function (ev) {
+    var control = ev.target.closest ? ev.target.closest("a.history-control") : null;
+    if (!control || !control.hasAttribute("href") || ev.button !== 0 || ev.ctrlKey ||
+        ev.metaKey || ev.shiftKey || ev.altKey) return;
+    ev.preventDefault();
+    if (reducedMotion()) toggleStrip(control);
+    else play(control, true);
+  });
+})();
+
 // The article's selector: thing x method (x view) -> the nine animals' images.
 // Data comes from the JSON the page embeds; this file holds behaviour only.
 // The view is the first attempt, or the best of N where the page has best-of
@@ -18,6 +188,7 @@
   var thingIndex = {};
   data.things.forEach(function (t, i) { thingIndex[t] = i; });
   var best = data.best || null;
+  var histories = data.history || null;  // the first attempts'; the best of N's in best
   var state = null;
   var preloaded = {};
 
@@ -121,6 +292,33 @@
     figure.replaceChild(picture, figure.firstElementChild);
   }
 
+  // The play time (ms) of one cell's history in a view's data; 0 where it has none.
+  function historyMs(h, thing, i, method) {
+    var row = h ? h.ms[thingIndex[thing]] : null;
+    var cell = row ? row[i] : null;
+    return cell ? cell[data.methods.indexOf(method)] : 0;
+  }
+
+  // The cell's history control (where the page has them) follows the image on show;
+  // the history itself is fetched only when a reader asks (see above).
+  function fillHistory(figure, i, entry, s) {
+    var control = figure.querySelector("a.history-control");
+    if (!control) return;
+    var h = s.view === "best" ? (best && best.history) || null : histories;
+    var ms = entry ? historyMs(h, s.thing, i, s.method) : 0;
+    if (ms) {
+      control.setAttribute("href", url(h.webp, s.method, entry[0]));
+      control.setAttribute("data-history-ms", String(ms));
+      control.setAttribute("data-history-strip", url(h.strip, s.method, entry[0]));
+      control.hidden = false;
+    } else {
+      ["href", "data-history-ms", "data-history-strip"].forEach(function (name) {
+        control.removeAttribute(name);
+      });
+      control.hidden = true;
+    }
+  }
+
   function preloadOne(src) {
     if (preloaded[src]) return;
     preloaded[src] = new Image();
@@ -162,6 +360,7 @@
     figures.forEach(function (figure, i) {
       if (s.view === "best") fillBest(figure, i, row[i], s);
       else fillFirst(figure, i, row[i], s.method);
+      fillHistory(figure, i, row[i], s);
     });
     thingSelect.value = s.thing;
     methodSelect.value = String(s.method);
