@@ -386,9 +386,11 @@ def _history_sizes(pngs, frames: int) -> None:
             click.echo("no histories in the selection")
         return
     average = sum(sizes) / len(sizes)
+    hint = (" (--history-only adds them to complete images without one)"
+            if frames and len(sizes) < len(pngs) else "")
     click.echo(f"histories: {len(sizes)} of {len(pngs)} images, average "
                f"{average / 1000:.1f} KB, largest {max(sizes) / 1000:.1f} KB "
-               f"(budget {BUDGET_BYTES // 1000} KB on average)")
+               f"(budget {BUDGET_BYTES // 1000} KB on average){hint}")
 
 
 def _history_only(cache, best_of, methods, animals, things, limit, model, epochs, epochs_short,
@@ -461,6 +463,8 @@ def _add_histories(cache, groups, pngs, limit, clip_model, target, batch, precis
             for job in group.jobs:
                 click.echo(f"history  {job.png}")
         return
+    if isinstance(executor, LocalExecutor):
+        announce(target, precision, clip_model)
     with _bar(count, "history", unit="image") as bar, _keeping("histories", cache):
         report = add_histories(groups, executor, sizes, precision, on_batch=bar.update,
                                echo=_echo_above(bar))
