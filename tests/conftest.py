@@ -99,3 +99,20 @@ def kill_when(args: list, ready: Callable[[], bool], timeout: float, env=None) -
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def built_site(cache: Path, out: Path, post: str = "2021/clipig-animal-transfer/index.html"):
+    """Build the site of ``cache`` into ``out`` and read its post: the report, the
+    HTML, the parsed page and the selector's embedded data (for the site tests)."""
+    import json
+    from types import SimpleNamespace
+
+    from bs4 import BeautifulSoup
+
+    from generator.site import build_site
+
+    report = build_site(cache, out)
+    html = (out / post).read_text(encoding="utf-8")
+    soup = BeautifulSoup(html, "html.parser")
+    data = json.loads(soup.find("script", id="clipig-selector-data").string)
+    return SimpleNamespace(cache=cache, out=out, report=report, html=html, soup=soup, data=data)

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from bs4 import BeautifulSoup
+from conftest import built_site
 
 from gallery.layout import best_of_root, png_path, record_path
 from gallery.prompts import Prompt, load_prompts
@@ -52,10 +53,7 @@ def _text(soup: BeautifulSoup) -> str:
 
 def _build(root: Path, best_of: bool = True, things=THINGS) -> SimpleNamespace:
     cache = write_sample_cache(root / "cache", _prompts(things), best_of=best_of)
-    report = build_site(cache, root / "site")
-    soup = BeautifulSoup((root / "site" / POST).read_text(encoding="utf-8"), "html.parser")
-    data = json.loads(soup.find("script", id="clipig-selector-data").string)
-    return SimpleNamespace(cache=cache, out=root / "site", report=report, soup=soup, data=data)
+    return built_site(cache, root / "site", POST)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from bs4 import BeautifulSoup
+from conftest import built_site
 from PIL import Image
 
 from gallery.layout import HISTORY_SUFFIX, best_of_root, history_path, png_path, record_path
@@ -51,10 +52,7 @@ def _build(root: Path, change=None, **sample) -> SimpleNamespace:
     cache = write_sample_cache(root / "cache", PROMPTS, rankings=False, **sample)
     if change is not None:
         change(cache)
-    report = build_site(cache, root / "site")
-    soup = BeautifulSoup((root / "site" / POST).read_text(encoding="utf-8"), "html.parser")
-    data = json.loads(soup.find("script", id="clipig-selector-data").string)
-    return SimpleNamespace(cache=cache, out=root / "site", report=report, soup=soup, data=data)
+    return built_site(cache, root / "site", POST)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from bs4 import BeautifulSoup
+from conftest import built_site
 
 from gallery.layout import judge_path
 from gallery.prompts import Prompt, load_prompts
@@ -56,11 +57,7 @@ def _build(root: Path, things=THINGS, change=None, **sample) -> SimpleNamespace:
     cache = write_sample_cache(root / "cache", _prompts(things), rankings=False, **sample)
     if change is not None:
         change(cache)
-    build_site(cache, root / "site")
-    html = (root / "site" / POST).read_text(encoding="utf-8")
-    soup = BeautifulSoup(html, "html.parser")
-    data = json.loads(soup.find("script", id="clipig-selector-data").string)
-    return SimpleNamespace(cache=cache, out=root / "site", html=html, soup=soup, data=data)
+    return built_site(cache, root / "site", POST)
 
 
 @pytest.fixture(scope="module")
