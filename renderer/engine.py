@@ -25,7 +25,7 @@ from .config import Config, is_active
 from .device import default_precision
 from .expr import time_variables
 from .history import HistoryBuffer, display_size
-from .imageio import load_rgb
+from .imageio import load_rgb, to_uint8
 from .ops.constraints import CONSTRAINTS
 from .ops.optimizers import OPTIMIZERS, learning_rate
 from .ops.transforms import TRANSFORMS, resize_views
@@ -309,11 +309,6 @@ class BatchRender:
         for step in target.transforms:
             x = TRANSFORMS[step.name].fn(x, step(plan.env), streams)
         return resize_views(x, res, res).clamp(0, 1)
-
-
-def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
-    """The saved form: clamp to [0, 1], scale to 255, round half up, as 8-bit."""
-    return (pixels.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
 
 
 def render(

@@ -1,7 +1,7 @@
 """The optimisation history of a render: K frames of the image as it emerged.
 
 Frames are taken in the step loop without waiting for the device: each one is
-the saved form of the pixels at that moment (``engine.to_uint8``), scaled to
+the saved form of the pixels at that moment (``imageio.to_uint8``), scaled to
 the display size and copied into a buffer allocated before the first step.
 The buffer is read back once, after the last step, and each image's frames
 are encoded as one small animated WebP that plays once
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from .imageio import to_uint8
 
 # Frames per image, and the size they are shown at: the selector's 224 pixels.
 DEFAULT_FRAMES = 24
@@ -103,8 +105,6 @@ def scaled_frame(pixels: torch.Tensor, width: int, height: int) -> torch.Tensor:
     Enlarged by pixel repetition (nearest-neighbour), reduced by averaging;
     at the same size it is exactly the saved image.
     """
-    from .engine import to_uint8
-
     h, w = pixels.shape[-2:]
     if (h, w) == (height, width):
         return to_uint8(pixels)

@@ -10,6 +10,11 @@ import torch
 from PIL import Image
 
 
+def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """The saved form: clamp to [0, 1], scale to 255, round half up, as 8-bit."""
+    return (pixels.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+
+
 def encode_png(image: torch.Tensor) -> bytes:
     """A (3, H, W) uint8 tensor as the bytes of an RGB PNG."""
     if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
