@@ -115,11 +115,14 @@ def _has_history(cache: Path, method: int, stem: str, best: bool = False) -> boo
     return history_path(png_path(best_of_root(cache) if best else cache, method, stem)).is_file()
 
 
-# Each figure's control: None where hidden, else its href, play time and whether it is drawn.
+# Each figure's control: None where hidden (and not drawn: a style that showed a
+# hidden control would come back as "drawn though hidden"), else its href, play
+# time and whether it is drawn.
 CONTROLS = """() => Array.from(document.querySelectorAll('#selector figure'), f => {
     const c = f.querySelector('a.history-control');
-    return c.hidden ? null : [c.getAttribute('href'), c.getAttribute('data-history-ms'),
-                              c.getClientRects().length > 0];
+    const drawn = c.getClientRects().length > 0;
+    if (c.hidden) return drawn ? 'drawn though hidden' : null;
+    return [c.getAttribute('href'), c.getAttribute('data-history-ms'), drawn];
 })"""
 
 
