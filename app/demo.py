@@ -25,6 +25,7 @@ from renderer.gallery import plan_gallery, render_gallery
 from renderer.history import DEFAULT_FRAMES
 from renderer.jobs import LocalExecutor
 from renderer.judge import DEFAULT_JUDGE, SameModel, judge_cache
+from renderer.precision import Choice
 from renderer.ranking import Experiment, run_experiment
 from renderer.standin import standin_checkpoint
 
@@ -82,13 +83,14 @@ def run_demo(
     model: str | None,
     epochs: int | None,
     device: torch.device,
-    precision: str | None,
+    choice: Choice | None,
     echo: Callable[[str], None] = print,
 ):
     """Render DEMO_THINGS x all animals x both methods into ``out``/cache, a few
     ranking columns and best of 3 for one thing; judge them; build the site."""
     clip_model, standin = model_or_standin(model, device, out / ".standin", echo)
-    echo(describe(device, precision, clip_model.name, clip_model.identity))
+    echo(describe(device, choice, clip_model.name, clip_model.identity))
+    precision = choice.precision if choice is not None else None
     cache = out / "cache"
     planned = plan_gallery(cache, clip_model.identity, things=DEMO_THINGS,
                            epochs=epochs or DEMO_EPOCHS)
@@ -103,7 +105,8 @@ def run_demo(
                                            epochs=epochs or DEMO_EPOCHS), DEFAULT_FRAMES)
     if missing:
         executor = LocalExecutor(clip_model)
-        sizes = {g.label: executor.batch_size(g.config, precision) for g in missing}
+        sizes = {g.label: executor.batch_size(g.config, precision, DEFAULT_FRAMES)
+                 for g in missing}
         added = add_histories(missing, executor, sizes, precision, echo=echo)
         echo(f"{added.added} histories added to images rendered without one")
     all_prompts = load_prompts()
@@ -125,7 +128,7 @@ def run_demo(
                         things=[DEMO_BEST_OF_THING],
                         epochs_short=epochs or DEMO_BEST_OF_EPOCHS[0],
                         epochs_detail=epochs or DEMO_BEST_OF_EPOCHS[1])
-    sizes = batch_sizes(best, clip_model, None, precision)
+    sizes = batch_sizes(best, clip_model, None, precision, history=DEFAULT_FRAMES)
     echo(f"best of {DEMO_BEST_OF} for {DEMO_BEST_OF_THING}: {best.work().text()}")
     chosen = render_best_of(cache, best, clip_model, sizes, precision, echo=echo,
                             history=DEFAULT_FRAMES)

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .batching import OutOfMemory
+from .batching import OutOfMemory, is_out_of_memory
 from .clipmodel import ClipModel
 from .config import Config
 from .jobs import ImageJob, Writer, write_results
+from .precision import Choice, PrecisionError
 
 CONNECT_TIMEOUT_S = 5.0
 MAX_FAILURES = 3  # a worker that dies this often is given up
@@ -134,15 +135,18 @@ class Worker:
 
     def info(self) -> dict:
         from .device import device_name
+        from .precision import support
 
+        native = support(self.model.device)
         return {"pid": os.getpid(), "host": socket.gethostname(),
                 "device": str(self.model.device), "device_name": device_name(self.model.device),
-                "identity": self.model.identity, **versions()}
+                "identity": self.model.identity, "native": list(native.native),
+                "emulated": dict(native.emulated), **versions()}
 
-    def batch_size(self, config: Config, precision: str | None) -> int:
+    def batch_size(self, config: Config, precision: str | None, history: int = 0) -> int:
         from .batching import auto_batch
 
-        return auto_batch(config, self.model, precision)
+        return auto_batch(config, self.model, precision, history)
 
     def step_seconds(self, config: Config, n: int, precision: str) -> float:
         from .bench import batched_step_seconds
@@ -278,15 +282,34 @@ class RayExecutor:
         """The workers (by index, as in ``pids``) with a batch in flight now."""
         return sorted(slot.index for slot, *_ in self._running.values())
 
-    def batch_size(self, config: Config, precision: str | None) -> int:
+    def batch_size(self, config: Config, precision: str | None, history: int = 0) -> int:
         ray = _ray()
-        return min(ray.get([s.actor.batch_size.remote(config, precision) for s in self.slots]))
+        return min(ray.get([s.actor.batch_size.remote(config, precision, history)
+                            for s in self.slots]))
 
     def batch_source(self, batch: int | None) -> str:
         if batch:
             return "--batch"
         return ("measured free memory on each worker" if self.kind == "cuda"
                 else "fixed for the CPU")
+
+    def precision(self, requested: str | None) -> Choice:
+        """The precision every worker renders in: ``requested`` if all of them compute
+        it natively (else PrecisionError naming one that does not), or the fastest
+        that all compute natively."""
+        native = [p for p in self.infos[0]["native"]
+                  if all(p in info["native"] for info in self.infos)]
+        if requested is None:
+            return Choice(native[0], "default: the fastest every worker computes natively")
+        for info in self.infos:
+            if requested not in info["native"]:
+                why = info["emulated"].get(requested, "not native there")
+                raise PrecisionError(
+                    f"--precision {requested}: worker {info['pid']} on {info['host']} "
+                    f"({info['device_name']}) does not compute it natively: {why}. Use "
+                    f"--precision {' or '.join(dict.fromkeys((native[0], 'fp32')))}, or leave "
+                    f"--precision out for the fastest every worker has ({native[0]}).")
+        return Choice(requested, "as asked; native on every worker")
 
     def step_seconds(self, config: Config, n: int, precision: str) -> float:
         """One worker's step; the workers run in parallel, so divide by their number."""
@@ -301,8 +324,6 @@ class RayExecutor:
         """Hand out ``jobs`` in batches of ``size``, one batch per idle worker; write
         each batch as it comes back. Returns the sizes of the batches written."""
         ray = _ray()
-        import torch
-
         queue = deque((start, min(start + size, len(jobs)))
                       for start in range(0, len(jobs), size))
         idle = deque(self.slots)
@@ -332,12 +353,13 @@ class RayExecutor:
                     idle.append(slot)  # Ray restarts it
                 continue
             except ray.exceptions.RayTaskError as exc:
-                if not isinstance(exc.cause, torch.OutOfMemoryError):
+                if not is_out_of_memory(exc.cause):
                     raise
                 idle.append(slot)
                 if stop - start == 1:
                     raise OutOfMemory(f"out of memory on worker {slot.index} with one image "
-                                      "per batch; try --precision bf16 or fp16") from None
+                                      "per batch; try a half --precision the workers have "
+                                      "natively") from None
                 half = start + (stop - start) // 2
                 queue.extendleft([(half, stop), (start, half)])
                 echo(f"ray: out of memory with {stop - start} images per batch on worker "

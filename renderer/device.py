@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from .precision import Choice, choose, cpu_name
+
 # The wheel index of the oldest CUDA build the README recommends for older drivers.
 OLDER_CUDA_INDEX = "https://download.pytorch.org/whl/cu126"
 
@@ -55,17 +57,42 @@ def no_gpu_message(why: str) -> str:
     )
 
 
+def mps_status() -> tuple[bool, str]:
+    """(usable, why not): whether torch can use an Apple GPU (MPS) here."""
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_built():
+        return False, f"this torch ({torch.__version__}) is built without MPS (Apple GPU) support"
+    if not mps.is_available():
+        return False, ("torch has MPS support but finds no Apple GPU (it needs macOS 12.3 or "
+                       "newer on Apple silicon)")
+    return True, ""
+
+
+def no_mps_message(why: str) -> str:
+    return (f"MPS is not available: {why}.\n"
+            f"On a Mac with Apple silicon, install the macOS build of torch "
+            f"(`pip install torch torchvision`). To render on the CPU anyway, pass --device cpu.")
+
+
+# Device types a render can use; others torch names (xpu, meta, ...) are refused.
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def resolve_device(name: str, need_gpu: bool = True,
                    echo: Callable[[str], None] = print) -> torch.device:
     """The torch device for ``--device NAME``.
 
-    ``auto`` means CUDA. Without a usable GPU it raises DeviceError when
-    ``need_gpu``, otherwise falls back to the CPU and says so through ``echo``.
+    ``auto`` means CUDA, else MPS (an Apple GPU). Without either it raises
+    DeviceError when ``need_gpu``, otherwise falls back to the CPU and says so
+    through ``echo``. A named device that cannot be used raises DeviceError.
     """
     if name == "auto":
         usable, why = cuda_status()
         if usable:
             return torch.device("cuda")
+        mps, _why_not_mps = mps_status()
+        if mps:
+            return torch.device("mps")
         if need_gpu:
             raise DeviceError(no_gpu_message(why))
         echo(f"no usable GPU ({why}): running on the CPU")
@@ -74,6 +101,9 @@ def resolve_device(name: str, need_gpu: bool = True,
         device = torch.device(name)
     except RuntimeError as exc:
         raise DeviceError(f"--device {name!r}: {exc}") from None
+    if device.type not in DEVICE_TYPES:
+        raise DeviceError(f"--device {name}: renders run on {', '.join(DEVICE_TYPES)} "
+                          f"(or auto), not {device.type}")
     if device.type == "cuda":
         usable, why = cuda_status()
         if not usable:
@@ -81,6 +111,12 @@ def resolve_device(name: str, need_gpu: bool = True,
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(f"--device {name}: this machine has "
                               f"{torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps":
+        usable, why = mps_status()
+        if not usable:
+            raise DeviceError(no_mps_message(why))
+        if device.index not in (None, 0):
+            raise DeviceError(f"--device {name}: MPS has one device, mps (or mps:0)")
     return device
 
 
@@ -89,16 +125,17 @@ def device_name(device: str | torch.device) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads)"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
-def default_precision(device: torch.device) -> str:
-    return "bf16" if device.type == "cuda" else "fp32"
-
-
-def describe(device: torch.device, precision: str | None, model_name: str,
+def describe(device: torch.device, precision: Choice | str | None, model_name: str,
              model_id: str) -> str:
-    """The line printed before the first image of a run."""
-    precision = precision or default_precision(device)
-    return (f"device {device} ({device_name(device)}), precision {precision}, "
+    """The line printed before the first image of a run: where, in which precision
+    and why, with which model. ``precision`` is a Choice already made, or what was
+    asked for (None: the device's default)."""
+    choice = precision if isinstance(precision, Choice) else choose(device, precision,
+                                                                    measure=False)
+    return (f"device {device} ({device_name(device)}), {choice.text()}, "
             f"model {model_name} ({model_id})")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,40 +21,18 @@ import torch
 
 from .clipmodel import ClipModel
 from .config import Config, is_active
-from .device import default_precision
 from .expr import time_variables
 from .history import HistoryBuffer, display_size
 from .imageio import load_rgb, to_uint8
 from .ops.constraints import CONSTRAINTS
 from .ops.optimizers import OPTIMIZERS, learning_rate
 from .ops.transforms import TRANSFORMS, resize_views
+from .precision import autocast_for, check_precision, default_precision, exact_fp32
 from .rng import ImageStreams
 
 # How often (in epochs) the losses are read back for progress reports: reading
 # a device tensor waits for the device, so it is never done every step.
 DEFAULT_REPORT_EVERY = 10
-
-# Compute precisions of CLIP's image encoder. fp32 runs in full precision;
-# bf16 and fp16 run it under torch.autocast with that dtype. The weights stay
-# fp32, and features, losses and the optimiser stay fp32 whichever is chosen.
-PRECISIONS = ("fp32", "bf16", "fp16")
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of PRECISIONS, else a ValueError naming them."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return precision
-
-
-def autocast_for(device: torch.device, precision: str):
-    """The context CLIP's image encoder runs in for ``precision``."""
-    dtype = AUTOCAST_DTYPES.get(check_precision(precision))
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
-
 
 @dataclass(frozen=True)
 class EpochPlan:
@@ -200,10 +177,11 @@ class BatchRender:
             state.optimizer = self._optimizer(state.pixels, plan.lr)
         for group in state.optimizer.param_groups:
             group["lr"] = plan.lr
-        self._postprocess(state.pixels, plan)
-        loss, sims, parts = self._loss(state.pixels, plan)
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.sum().backward()
+        with exact_fp32(self.device, self.precision):
+            self._postprocess(state.pixels, plan)
+            loss, sims, parts = self._loss(state.pixels, plan)
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
         state.optimizer.step()
         return loss.detach(), sims.detach(), parts
 

@@ -27,6 +27,7 @@ from .device import device_name
 from .engine import Progress, render
 from .history import encode_histories
 from .imageio import encode_png
+from .precision import Choice, choose
 from .rate import rate_images
 
 
@@ -156,7 +157,8 @@ def batch_source(model: ClipModel, batch: int | None) -> str:
     """Where a batch size comes from, for the line printed before rendering."""
     if batch:
         return "--batch"
-    return "measured free memory" if model.device.type == "cuda" else "fixed for the CPU"
+    return {"cuda": "measured free memory", "mps": "fixed for Apple GPUs"}.get(
+        model.device.type, "fixed for the CPU")
 
 
 def run_jobs(
@@ -203,11 +205,17 @@ class LocalExecutor:
         """Where the batches render, in words."""
         return device_name(self.model.device)
 
-    def batch_size(self, config: Config, precision: str | None) -> int:
-        return auto_batch(config, self.model, precision)
+    def batch_size(self, config: Config, precision: str | None, history: int = 0) -> int:
+        """Images per batch of ``config`` here, each keeping ``history`` frames."""
+        return auto_batch(config, self.model, precision, history)
 
     def batch_source(self, batch: int | None) -> str:
         return batch_source(self.model, batch)
+
+    def precision(self, requested: str | None) -> Choice:
+        """The precision batches render in here: ``requested`` if this device computes
+        it natively (else PrecisionError), or its fastest native one."""
+        return choose(self.model.device, requested)
 
     def step_seconds(self, config: Config, n: int, precision: str) -> float:
         """Seconds of one step of ``n`` images at the last epoch, after a warm-up step."""
@@ -242,7 +250,8 @@ def render_in_batches(
     if not jobs:
         return []
     executor = executor or LocalExecutor(model)
-    size = min(len(jobs), batch or executor.batch_size(config, precision))
+    frames = max(job.history for job in jobs)
+    size = min(len(jobs), batch or executor.batch_size(config, precision, frames))
     echo(f"{label + ': ' if label else ''}{len(jobs)} images, batch {size} "
          f"({executor.batch_source(batch)})")
     return executor.run(config, jobs, size, precision, on_batch, init_images, echo)

@@ -8,17 +8,31 @@ a user's local checkpoint goes through.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
-import warnings
-from collections.abc import Callable
-from pathlib import Path
+import os
 
-import pytest
-import torch
+# Set before torch (and its OpenMP) start, and inherited by every child
+# process a test starts: the thread count of the suite ($CLIPIG_TEST_THREADS,
+# default 1; `make test THREADS=2`), and fp32 as the precision a render takes
+# when none is asked for. Results then compare across machines within the
+# tests' tolerances: a CPU with native bf16 would otherwise default to it.
+THREADS = int(os.environ.get("CLIPIG_TEST_THREADS") or 1)
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = str(THREADS)
+os.environ["CLIPIG_PRECISION"] = "fp32"
 
-from gallery.paths import METHODS_DIR
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(THREADS)
+
+from gallery.paths import METHODS_DIR  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -116,3 +130,74 @@ def built_site(cache: Path, out: Path, post: str = "2021/clipig-animal-transfer/
     soup = BeautifulSoup(html, "html.parser")
     data = json.loads(soup.find("script", id="clipig-selector-data").string)
     return SimpleNamespace(cache=cache, out=out, report=report, html=html, soup=soup, data=data)
+
+
+def pytest_report_header(config):
+    from renderer.precision import cpu_name
+
+    return (f"clipig-gallery: torch {torch.__version__} on {cpu_name()}, {THREADS} thread(s) "
+            f"($CLIPIG_TEST_THREADS), default precision fp32 ($CLIPIG_PRECISION)")
+
+
+@pytest.fixture
+def fake_device(monkeypatch):
+    """Fake what a device reports: ``fake(cpu=flags)`` for the CPU's feature flags,
+    ``fake(cuda=(major, minor))`` for a CUDA GPU's compute capability; with no
+    $CLIPIG_PRECISION, so the device's own default shows."""
+    from renderer import precision
+
+    monkeypatch.delenv("CLIPIG_PRECISION", raising=False)
+
+    def fake(cpu=(), cuda=None, name="Test CPU"):
+        monkeypatch.setattr(precision, "cpu_features", lambda: frozenset(cpu))
+        monkeypatch.setattr(precision, "cpu_name", lambda: name)
+        if cuda is not None:
+            monkeypatch.setattr(precision, "cuda_capability", lambda device: tuple(cuda))
+            monkeypatch.setattr(precision, "cuda_name", lambda device: "Test GPU")
+        precision._support.cache_clear()
+
+    yield fake
+    precision._support.cache_clear()
+
+
+class FakeCuda:
+    """torch.cuda's memory counters for tests without a GPU: a device of ``total``
+    bytes whose allocations the test makes through ``alloc``/``free`` (and
+    ``transient``, a peak that is given back at once)."""
+
+    def __init__(self, total: int):
+        self.total, self.allocated, self.peak = total, 0, 0
+        self.emptied = 0
+
+    def alloc(self, size: int) -> None:
+        self.allocated += size
+        self.peak = max(self.peak, self.allocated)
+
+    def free(self, size: int) -> None:
+        self.allocated -= size
+
+    def transient(self, size: int) -> None:
+        self.peak = max(self.peak, self.allocated + size)
+
+    def install(self, monkeypatch) -> FakeCuda:
+        cuda = torch.cuda
+        monkeypatch.setattr(cuda, "synchronize", lambda device=None: None)
+        monkeypatch.setattr(cuda, "current_device", lambda: 0)
+        monkeypatch.setattr(cuda, "memory_allocated", lambda device=None: self.allocated)
+        monkeypatch.setattr(cuda, "max_memory_allocated", lambda device=None: self.peak)
+        monkeypatch.setattr(cuda, "reset_peak_memory_stats",
+                            lambda device=None: setattr(self, "peak", self.allocated))
+        monkeypatch.setattr(cuda, "mem_get_info",
+                            lambda device=None: (self.total - self.allocated, self.total))
+        monkeypatch.setattr(cuda, "empty_cache", lambda: setattr(self, "emptied",
+                                                                 self.emptied + 1))
+        from renderer import batching
+
+        monkeypatch.setattr(batching, "_MEMORY", {})
+        return self
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """A FakeCuda of 80 GiB installed in place of torch.cuda's memory functions."""
+    return FakeCuda(80 * 2**30).install(monkeypatch)

@@ -79,7 +79,9 @@ def test_bench_ray_times_this_process_and_one_and_two_workers(tmp_path, tiny_cli
     for entry in data["workers"]:
         assert entry["batches"] == 4  # the timed run's, not the warm-up's
         assert entry["images_per_hour"] > 0 and entry["overhead_per_batch_s"] >= 0
-    assert "2 worker(s) (2 x CPU (1 threads) (Ray))" in result.output
+    from renderer.precision import cpu_name
+
+    assert f"2 worker(s) (2 x {cpu_name()}, 1 threads (Ray))" in result.output
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import renderer.ops.constraints as C
-from renderer.engine import PRECISIONS, BatchRender, autocast_for, plan_epoch, render
+from renderer.engine import BatchRender, plan_epoch, render
 from renderer.gallery import method_config
+from renderer.precision import PRECISIONS, autocast_for
 
 
 def test_precisions_are_listed_for_the_cli():
