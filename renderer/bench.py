@@ -11,9 +11,12 @@ CLIP not frozen (so every backward pass also runs through the text encoder
 and fills weight gradients), anomaly detection on, and CLIP's weights as
 ``clip.load`` gave them: fp16 on CUDA (no autocast), fp32 on the CPU.
 
-The batched renderer is timed in every precision of ``PRECISIONS``. Peak
-memory is measured on CUDA only: per setting, and as the maximum over the
-whole bench.
+The batched renderer is timed in every precision the device computes
+natively (``renderer.precision``); the others are skipped, saying why, with
+one matrix product per precision timed to show what emulation costs there.
+Peak memory is measured on CUDA only: per setting, and as the maximum over
+the whole bench. A setting that runs out of device memory is reported as
+such and the bench goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,22 +33,15 @@ import torch
 from gallery.paths import METHODS
 from gallery.prompts import load_prompts
 
-from .batching import auto_batch
+from .batching import CudaMemory, auto_batch, cuda_memory, is_out_of_memory, release
 from .clipmodel import CLIP_MEAN, CLIP_STD, ClipModel, import_clip, load_clip
 from .config import Config, is_active
-from .engine import (
-    PRECISIONS,
-    BatchRender,
-    EpochPlan,
-    autocast_for,
-    default_precision,
-    final_size,
-    plan_epoch,
-)
+from .engine import BatchRender, EpochPlan, final_size, plan_epoch
 from .gallery import method_config
 from .history import DEFAULT_FRAMES, encode_histories
 from .ops.constraints import CONSTRAINTS
 from .ops.transforms import TRANSFORMS, resize_views
+from .precision import PRECISIONS, autocast_for, matmul_ms, support, synchronize
 from .ranking import ranking_config
 from .rng import ImageStreams
 from .standin import VIT_B_32, Dims, build_clip
@@ -63,20 +58,27 @@ def random_clip(dims: Dims, device: torch.device, name: str) -> ClipModel:
     return ClipModel(model=model, preprocess=None, name=name, device=device)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn: Callable[[], None], steps: int, device: torch.device) -> float:
     """Seconds per call after one warm-up call."""
     fn()
-    _sync(device)
+    synchronize(device)
     started = time.perf_counter()
     for _ in range(steps):
         fn()
-    _sync(device)
+    synchronize(device)
     return (time.perf_counter() - started) / steps
+
+
+def unless_out_of_memory(device: torch.device, fn: Callable, *args):
+    """``fn(*args)``, or None if the device ran out of memory (the memory is given
+    back after the ``except`` block, whose traceback still held the failed work)."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 -- only running out of memory is handled
+        if not is_out_of_memory(exc):
+            raise
+    release(device)
+    return None
 
 
 def measure_plan(config: Config) -> EpochPlan:
@@ -282,6 +284,8 @@ class MethodBench:
     ops_per_step: dict[str, dict[str, int]] = field(default_factory=dict)
     # CLIP forward + backward alone for one image's views, per precision.
     clip_floor: dict[str, float] = field(default_factory=dict)
+    # A step of one image over that floor, per precision: what the rest of the step adds.
+    floor_ratio: dict[str, float] = field(default_factory=dict)
     # Peak allocated CUDA memory of each timed setting, MiB; empty on the CPU.
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
     # What keeping a history costs (history_bench).
@@ -291,58 +295,74 @@ class MethodBench:
 class MemoryPeaks:
     """Peak allocated CUDA memory, per setting and over the whole bench.
 
-    Each setting runs between a reset of torch's peak counter and a read of
-    it, and the counter is read before every reset (and at the end), so
-    ``overall`` is the running maximum over everything the bench ran, the
-    batch-size probes included. On other devices nothing is measured.
+    Each setting is a window of the device's ``CudaMemory``, whose peaks
+    survive the resets that the batch-size probe makes inside a setting, so
+    neither a setting's peak nor the maximum over the bench can come out too
+    low. On other devices nothing is measured.
     """
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self, device: torch.device, memory: CudaMemory | None = None):
         self.cuda = device.type == "cuda"
-        self.overall_mb = 0.0
-        if self.cuda:
-            torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-
-    def read(self) -> float | None:
-        """The peak since the last reset, in MiB, folded into the overall maximum."""
-        if not self.cuda:
-            return None
-        torch.cuda.synchronize(self.device)
-        mb = torch.cuda.max_memory_allocated(self.device) / 2**20
-        self.overall_mb = max(self.overall_mb, mb)
-        return mb
+        self.memory = memory or (cuda_memory(device) if self.cuda else None)
+        if self.memory is not None:
+            self.memory.restart()
 
     @contextlib.contextmanager
     def setting(self, into: dict[str, float] | None = None, key: str = ""):
         """Measure the block on its own; its peak goes to ``into[key]`` if given."""
-        self.read()
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats(self.device)
+        if self.memory is None:
+            yield
+            return
+        self.memory.mark()
         yield
-        mb = self.read()
-        if mb is not None and into is not None:
-            into[key] = round(mb, 1)
+        if into is not None:
+            into[key] = round(self.memory.window_peak() / 2**20, 1)
 
     def overall(self) -> float | None:
-        self.read()
-        return round(self.overall_mb, 1) if self.cuda else None
+        if self.memory is None:
+            return None
+        return round(self.memory.overall_peak() / 2**20, 1)
+
+
+def precision_check(device: torch.device, precisions: tuple[str, ...] | None) -> dict:
+    """Which precisions the bench times: ``precisions`` as given, or (None) those
+    the device computes natively; with the others' reasons and a matrix product
+    timed in each precision (what emulation costs here)."""
+    found = support(device)
+    timed = tuple(p for p in PRECISIONS if p in found.native) if precisions is None \
+        else tuple(precisions)
+    return {"native": list(found.native), "timed": list(timed),
+            "skipped": {p: found.emulated.get(p, "not asked for")
+                        for p in PRECISIONS if p not in timed},
+            "matmul_ms": {p: round(ms, 2) for p, ms in matmul_ms(device).items()}}
+
+
+def _echo_precisions(check: dict, echo) -> None:
+    times = check["matmul_ms"]
+    fp32 = times.get("fp32")
+    echo("one matrix product (512x768 by 768x768): " + ", ".join(
+        f"{p} {ms:.1f} ms" + (f" ({ms / fp32:.1f}x fp32)" if fp32 and p != "fp32" else "")
+        for p, ms in times.items()))
+    for precision, why in check["skipped"].items():
+        echo(f"skipped {precision}: {why}")
 
 
 def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: int = 3,
               batch: int | None = None, methods=METHODS, ops: bool = True,
               echo: Callable[[str], None] = print,
-              precisions: tuple[str, ...] = PRECISIONS) -> dict:
+              precisions: tuple[str, ...] | None = None) -> dict:
     """Time the methods' steps on ``device``; print a table per method, return the numbers.
 
-    ``precisions`` are the batched renderer's settings; each is timed for one
-    image and for its automatic batch (``batch`` overrides that). Returns
-    JSON-ready data: device, torch, threads, model, steps, precisions,
-    reference (what the reference loop does), measured_at; methods (one
-    MethodBench as a dict per method: seconds_per_step, images_per_hour and
-    speedup keyed "reference" and "<precision> N=<n>", auto_batch and
-    clip_floor per precision, peak_memory_mb per setting on CUDA,
+    ``precisions`` are the batched renderer's settings (default: those the
+    device computes natively); each is timed for one image and for its
+    automatic batch (``batch`` overrides that). Returns JSON-ready data:
+    device, torch, threads, model, steps, precisions, precision_check (native,
+    timed, skipped with reasons, matmul_ms per precision), reference (what the
+    reference loop does), measured_at; methods (one MethodBench as a dict per
+    method: seconds_per_step, images_per_hour and speedup keyed "reference"
+    and "<precision> N=<n>" (None where it ran out of memory), auto_batch and
+    clip_floor per precision, floor_ratio (a step of one image over CLIP's
+    forward and backward alone), peak_memory_mb per setting on CUDA,
     ops_per_step); ranking (per method: short runs per hour, continued images
     per hour, best of 512 per prompt and per method in hours); best_of (the
     projection of best of 512 for the whole gallery on 1 and 8 devices);
@@ -355,6 +375,10 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
         model = random_clip(VIT_B_32, device, RANDOM_VIT_B_32)
     else:
         model = load_clip(model_name, device)
+    check = precision_check(device, precisions)
+    precisions = tuple(check["timed"])
+    default = support(device).default
+    default = default if default in precisions else precisions[0]
     reference_half = device.type == "cuda"
     result = {
         "device": _device_label(device),
@@ -363,6 +387,8 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
         "model": model.name,
         "steps": steps,
         "precisions": list(precisions),
+        "default_precision": default,
+        "precision_check": check,
         "reference": ("one image, Python loops over views and constraints, CLIP trainable, "
                       "anomaly detection, CLIP weights "
                       + ("fp16 (clip.load on CUDA)" if reference_half else "fp32")),
@@ -371,13 +397,16 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
     }
     echo(f"bench on {result['device']}, torch {result['torch']}, model {model.name}, "
          f"{steps} steps after warm-up")
+    _echo_precisions(check, echo)
+    echo(f"timed: {', '.join(precisions)} (default here: {default})")
     echo(f"reference: {result['reference']}")
     for method in methods:
         config = method_config(method)
         autos = {}
         for p in precisions:
             with peaks.setting():
-                autos[p] = batch or auto_batch(config, model, p)
+                autos[p] = batch or unless_out_of_memory(device, auto_batch, config, model,
+                                                         p) or 0
         bench = MethodBench(method, config.epochs, config.targets[0].views, autos)
         memory = bench.peak_memory_mb
         with peaks.setting(memory, "reference"):
@@ -388,20 +417,24 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
                 bench.clip_floor[precision] = clip_floor_seconds(
                     model, config.targets[0].views, precision, steps
                 )
-            for n in sorted({1, autos[precision]}):
+            for n in sorted({1, autos[precision]} - {0}):
                 key = f"{precision} N={n}"
                 with peaks.setting(memory, key):
-                    bench.seconds_per_step[key] = batched_step_seconds(
-                        config, model, n, precision, steps)
-        default = default_precision(device) if default_precision(device) in precisions \
-            else precisions[0]
-        with peaks.setting():
-            bench.history = history_bench(config, model, autos[default], default, steps)
+                    bench.seconds_per_step[key] = unless_out_of_memory(
+                        device, batched_step_seconds, config, model, n, precision, steps)
+            one = bench.seconds_per_step.get(f"{precision} N=1")
+            if one and bench.clip_floor[precision]:
+                bench.floor_ratio[precision] = one / bench.clip_floor[precision]
+        if autos[default]:
+            with peaks.setting():
+                bench.history = unless_out_of_memory(
+                    device, history_bench, config, model, autos[default], default, steps) or {}
         for key, seconds in bench.seconds_per_step.items():
             n = 1 if key == "reference" else int(key.split("N=")[1])
-            bench.images_per_hour[key] = 3600.0 * n / (config.epochs * seconds)
+            bench.images_per_hour[key] = 3600.0 * n / (config.epochs * seconds) \
+                if seconds else None
         for key, rate in bench.images_per_hour.items():
-            bench.speedup[key] = rate / bench.images_per_hour["reference"]
+            bench.speedup[key] = rate / bench.images_per_hour["reference"] if rate else None
         if ops:
             with peaks.setting():
                 small = random_clip(OPS_DIMS, device, "small")
@@ -409,10 +442,11 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
                                       for n in (1, 2, 32)}
         result["methods"].append(asdict(bench))
         _echo_method(bench, result["device"], echo)
-        _echo_history(bench.history, echo)
+        if bench.history:
+            _echo_history(bench.history, echo)
     with peaks.setting():
         result["ranking"] = [
-            ranking_bench(method, model, steps, batch, echo) for method in methods
+            ranking_bench(method, model, steps, batch, echo, default) for method in methods
         ]
     if set(methods) == set(METHODS):
         result["best_of"] = best_of_projection(result["ranking"])
@@ -425,7 +459,8 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
         if peaks.cuda else f"not measured on {device.type}"
     )
     gallery = sum(
-        PROMPTS / max(m["images_per_hour"].values()) * 3600 for m in result["methods"]
+        PROMPTS / max(r for r in m["images_per_hour"].values() if r) * 3600
+        for m in result["methods"]
     ) if set(methods) == {1, 2} else None
     result["projected_gallery_seconds"] = gallery
     if gallery:
@@ -439,24 +474,31 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
 
 
 def ranking_bench(method: int, model: ClipModel, steps: int, batch: int | None,
-                  echo: Callable[[str], None]) -> dict:
+                  echo: Callable[[str], None], precision: str | None = None) -> dict:
     """Throughput of the short and the continued runs, as `rank` and `render --best-of` run them.
 
     Short runs per hour one at a time and batched; continued images per hour
     batched; from these, the hours of best of 512 for one prompt and for all
     810 prompts of the method on one device.
     """
-    precision = default_precision(model.device)
+    device = model.device
+    precision = precision or support(device).default
     entry = {"method": method, "precision": precision, "runs_per_hour": {}}
     short = ranking_config(method, "short", "prompt")
-    n_batch = batch or max(4, auto_batch(short, model, precision))
+    n_batch = batch or max(4, unless_out_of_memory(device, auto_batch, short, model,
+                                                   precision) or 1)
     entry["epochs"] = short.epochs
-    for n in (1, n_batch):
-        seconds = batched_step_seconds(short, model, n, precision, steps)
-        entry["runs_per_hour"][f"N={n}"] = 3600.0 * n / (short.epochs * seconds)
+    for n in sorted({1, n_batch}):
+        seconds = unless_out_of_memory(device, batched_step_seconds, short, model, n,
+                                       precision, steps)
+        if seconds:
+            entry["runs_per_hour"][f"N={n}"] = 3600.0 * n / (short.epochs * seconds)
     detail = ranking_config(method, "detail", "prompt")
-    n_detail = batch or max(1, auto_batch(detail, model, precision))
-    seconds = batched_step_seconds(detail, model, n_detail, precision, steps)
+    n_detail = batch or unless_out_of_memory(device, auto_batch, detail, model, precision) or 1
+    seconds = unless_out_of_memory(device, batched_step_seconds, detail, model, n_detail,
+                                   precision, steps)
+    if seconds is None:  # the batch did not fit after all: one at a time
+        n_detail, seconds = 1, batched_step_seconds(detail, model, 1, precision, steps)
     entry["epochs_detail"] = detail.epochs
     entry["continued_per_hour"] = {f"N={n_detail}": 3600.0 * n_detail / (detail.epochs * seconds)}
     rates = entry["runs_per_hour"]
@@ -486,9 +528,9 @@ def best_of_projection(ranking: list[dict]) -> dict:
 
 
 def _device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    from .device import device_name
+
+    return device_name(device)
 
 
 def _echo_method(bench: MethodBench, device: str, echo) -> None:
@@ -499,12 +541,16 @@ def _echo_method(bench: MethodBench, device: str, echo) -> None:
     echo(f"  {'setting':14} {'s/step':>8} {'images/h':>10} {'vs ref':>7}{extra}")
     for key, seconds in bench.seconds_per_step.items():
         extra = f" {memory[key]:9.0f}" if key in memory else ""
+        if seconds is None:
+            echo(f"  {key:14} {'out of memory':>28}{extra}")
+            continue
         echo(f"  {key:14} {seconds:8.3f} {bench.images_per_hour[key]:10.1f} "
              f"{bench.speedup[key]:6.2f}x{extra}")
     for precision, floor in bench.clip_floor.items():
-        step = bench.seconds_per_step[f"{precision} N=1"]
-        echo(f"  {precision}: CLIP forward+backward alone {floor:.3f} s of the "
-             f"{step:.3f} s step ({100 * floor / step:.0f}%)")
+        ratio = bench.floor_ratio.get(precision)
+        if ratio:
+            echo(f"  {precision}: CLIP forward+backward alone {floor:.3f} s; a step of one "
+                 f"image is {ratio:.3f}x that ({100 / ratio:.0f}% CLIP)")
     for key, counts in bench.ops_per_step.items():
         echo(f"  ops per step ({key}, small model): {counts['ops']} torch ops = "
              f"{counts['other_ops']} + {counts['draw_calls']} random draws; "

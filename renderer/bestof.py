@@ -311,14 +311,16 @@ def measure_speed(plan: BestOfPlan, model: ClipModel, sizes: dict[tuple[int, str
 
 
 def _default_precision(model: ClipModel) -> str:
-    from .device import default_precision
+    from .precision import default_precision
 
     return default_precision(model.device)
 
 
 def batch_sizes(plan: BestOfPlan, model: ClipModel, batch: int | None,
-                precision: str | None, executor=None) -> dict[tuple[int, str], int]:
-    """The batch of each config that has work: ``batch``, or measured once per config."""
+                precision: str | None, executor=None,
+                history: int = 0) -> dict[tuple[int, str], int]:
+    """The batch of each config that has work: ``batch``, or measured once per config
+    (the continued winners keeping ``history`` frames each, the short runs none)."""
     executor = executor or LocalExecutor(model)
     work = plan.work()
     sizes = {}
@@ -326,7 +328,8 @@ def batch_sizes(plan: BestOfPlan, model: ClipModel, batch: int | None,
         for kind, config, count in (("short", configs.short, work.short_runs[m]),
                                     ("detail", configs.detail, work.continued[m])):
             if count:
-                sizes[m, kind] = batch or executor.batch_size(config, precision)
+                frames = history if kind == "detail" else 0
+                sizes[m, kind] = batch or executor.batch_size(config, precision, frames)
     return sizes
 
 

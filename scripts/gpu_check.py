@@ -9,10 +9,12 @@ architecture with random weights (the same speed and memory as the real one,
 no meaning), saved and loaded through the project's own loader. In order:
 
 1. the device and the torch build;
-2. ``bench`` (both methods; fp32, bf16, fp16; the reference-style loop);
-3. the automatic batch of every method and ranking config, fp32 and bf16,
-   each then run at that batch for two steps at its heaviest epoch, with the
-   peak memory against the card's;
+2. ``bench`` (both methods; every precision the device computes natively,
+   the others skipped with the reason; the reference-style loop);
+3. the automatic batch of every method and ranking config in each of those
+   precisions, each then run at that batch for two steps at its heaviest
+   epoch, with the peak memory against the card's (a batch that does not fit
+   is a row saying so, not an error);
 4. a timed render of ``--images`` images per method at the full epochs;
 5. the projected time of the whole 1620-image gallery.
 
@@ -38,13 +40,21 @@ import torch  # noqa: E402
 from gallery.layout import history_path  # noqa: E402
 from gallery.paths import METHODS  # noqa: E402
 from gallery.prompts import load_prompts  # noqa: E402
-from renderer.batching import auto_batch, probe_epoch  # noqa: E402
+from renderer.batching import (  # noqa: E402
+    OutOfMemory,
+    auto_batch,
+    cuda_memory,
+    is_out_of_memory,
+    probe_epoch,
+    release,
+)
 from renderer.bench import run_bench  # noqa: E402
 from renderer.clipmodel import load_clip  # noqa: E402
 from renderer.engine import BatchRender, plan_epoch  # noqa: E402
 from renderer.gallery import method_config  # noqa: E402
 from renderer.history import DEFAULT_FRAMES  # noqa: E402
 from renderer.jobs import ImageJob, render_in_batches  # noqa: E402
+from renderer.precision import support  # noqa: E402
 from renderer.ranking import ranking_config  # noqa: E402
 from renderer.standin import SMALL, VIT_B_32, standin_checkpoint  # noqa: E402
 
@@ -81,32 +91,42 @@ def configs(epochs: int | None) -> dict:
     return found
 
 
-def check_batch(name, config, model, precision: str) -> dict:
-    """The automatic batch, then two steps at that batch at the heaviest epoch."""
+def _two_steps(config, model, n: int, precision: str, epoch: int) -> None:
+    job = BatchRender(config, model, list(range(n)), ["probe"] * n, precision=precision)
+    state = job.start()
+    plan = plan_epoch(config, epoch)
+    for _ in range(2):
+        job.step(state, plan)
+
+
+def check_batch(name, config, model, precision: str, history: int = DEFAULT_FRAMES) -> dict:
+    """The automatic batch (each image keeping ``history`` frames), then two steps at
+    that batch at the heaviest epoch; an out-of-memory anywhere is a row that says so."""
     started = time.perf_counter()
-    n = auto_batch(config, model, precision)
-    row = {"config": name, "precision": precision, "batch": n, "probe_epoch": probe_epoch(config)}
-    cuda = model.device.type == "cuda"
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(model.device)
+    row = {"config": name, "precision": precision, "probe_epoch": probe_epoch(config)}
     try:
-        job = BatchRender(config, model, list(range(n)), ["probe"] * n, precision=precision)
-        state = job.start()
-        plan = plan_epoch(config, row["probe_epoch"])
-        for _ in range(2):
-            job.step(state, plan)
-        if cuda:
-            torch.cuda.synchronize(model.device)
+        row["batch"] = auto_batch(config, model, precision, history)
+    except OutOfMemory:
+        row.update(batch=0, fits=False, seconds=round(time.perf_counter() - started, 1))
+        return row
+    cuda = model.device.type == "cuda"
+    memory = cuda_memory(model.device) if cuda else None
+    if memory is not None:
+        memory.empty_cache()
+        memory.mark()
+    try:
+        _two_steps(config, model, row["batch"], precision, row["probe_epoch"])
         row["fits"] = True
-    except torch.OutOfMemoryError:
+    except Exception as exc:  # noqa: BLE001 -- only running out of memory is a result
+        if not is_out_of_memory(exc):
+            raise
         row["fits"] = False
-    if cuda:
+    if memory is not None:
         total = torch.cuda.get_device_properties(model.device).total_memory
-        row["peak_gib"] = round(torch.cuda.max_memory_allocated(model.device) / GIB, 2)
-        row["share_of_card"] = round(torch.cuda.max_memory_allocated(model.device) / total, 3)
-        del job, state
-        torch.cuda.empty_cache()
+        peak = memory.window_peak()
+        row["peak_gib"] = round(peak / GIB, 2)
+        row["share_of_card"] = round(peak / total, 3)
+        release(model.device)
     row["seconds"] = round(time.perf_counter() - started, 1)
     return row
 
@@ -118,7 +138,7 @@ def timed_render(method: int, model, images: int, epochs: int | None, out: Path)
     prompts = load_prompts()[:images]
     jobs = [ImageJob(p.for_method(method), i, out / f"m{method}-{p.stem}.png",
                      history=DEFAULT_FRAMES) for i, p in enumerate(prompts)]
-    batch = min(images, auto_batch(config, model))
+    batch = min(images, auto_batch(config, model, None, DEFAULT_FRAMES))
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
     started = time.perf_counter()
@@ -137,11 +157,22 @@ def table(result: dict) -> str:
     env = result["environment"]
     lines = [f"== gpu-check on {env['name']} ({env['device']}), torch {env['torch']} "
              f"(CUDA build {env['cuda_build']}), driver {env.get('driver', '-')}",
-             "", "| setting | s/step | images/hour | vs reference |", "|---|---:|---:|---:|"]
+             ""]
+    check = result["bench"]["precision_check"]
+    lines.append(f"precisions timed: {', '.join(check['timed'])}; matrix product ms: "
+                 + ", ".join(f"{p} {ms}" for p, ms in check["matmul_ms"].items()))
+    lines += [f"skipped {p}: {why}" for p, why in check["skipped"].items()]
+    lines += ["", "| setting | s/step | images/hour | vs reference |", "|---|---:|---:|---:|"]
     for m in result["bench"]["methods"]:
         for key, seconds in m["seconds_per_step"].items():
+            if seconds is None:
+                lines.append(f"| method {m['method']}, {key} | out of memory | - | - |")
+                continue
             lines.append(f"| method {m['method']}, {key} | {seconds:.3f} | "
                          f"{m['images_per_hour'][key]:.1f} | {m['speedup'][key]:.2f}x |")
+        for precision, ratio in m.get("floor_ratio", {}).items():
+            lines.append(f"| method {m['method']}, {precision} step / CLIP alone | "
+                         f"{ratio:.3f}x | | |")
     lines += ["", "| config | precision | auto batch | fits | peak GiB | of card |",
               "|---|---|---:|---|---:|---:|"]
     for row in result["batches"]:
@@ -158,6 +189,9 @@ def table(result: dict) -> str:
                   "| of an image's render |", "|---|---:|---:|---:|---:|---:|---:|"]
     for m in result["bench"]["methods"]:
         h = m["history"]
+        if not h:
+            lines.append(f"| method {m['method']} | out of memory | | | | | |")
+            continue
         lines.append(f"| method {m['method']} ({h['precision']}) | {h['batch']} | "
                      f"{1000 * h['capture_seconds']:.2f} ms | "
                      f"{100 * h['capture_share_of_step']:.2g}% | "
@@ -195,7 +229,9 @@ def main(argv: list[str] | None = None) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("CUDA is not available here; --device cpu --quick runs a smoke check")
     epochs = 2 if args.quick else None
-    precisions = ("fp32",) if device.type == "cpu" else ("fp32", "bf16", "fp16")
+    # Only what the device computes natively: an emulated precision would take
+    # the check's whole time budget and measure nothing a run would use.
+    precisions = support(device).native
     result = {"environment": environment(device), "quick": args.quick}
     print(json.dumps(result["environment"]), flush=True)
     with tempfile.TemporaryDirectory() as scratch:
@@ -207,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("== automatic batches", flush=True)
         result["batches"] = []
         for name, config in configs(epochs).items():
-            for precision in [p for p in ("fp32", "bf16") if p in precisions]:
+            for precision in precisions:
                 result["batches"].append(check_batch(name, config, model, precision))
                 print(json.dumps(result["batches"][-1]), flush=True)
         print("== timed renders", flush=True)

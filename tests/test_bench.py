@@ -11,11 +11,11 @@ import contextlib
 import pytest
 import torch
 
-import renderer.bench as bench_module
 from renderer.bench import MemoryPeaks, ReferenceStyle, count_ops, measure_plan, run_bench
-from renderer.engine import PRECISIONS, BatchRender, plan_epoch
+from renderer.engine import BatchRender, plan_epoch
 from renderer.gallery import method_config
 from renderer.ops.constraints import CONSTRAINTS
+from renderer.precision import PRECISIONS
 
 
 @pytest.mark.parametrize("method", [1, 2])
@@ -63,20 +63,31 @@ def test_step_never_reads_values_back(method, tiny_clip):
             job.step(state, plan_epoch(config, epoch))
 
 
-def test_run_bench_reports_every_number(tiny_clip_path):
+def test_run_bench_reports_every_number(tiny_clip_path, fake_device):
+    # A CPU with native bf16 and without native fp16, whatever this one has.
+    fake_device(cpu={"avx512_bf16"})
     lines = []
     result = run_bench(torch.device("cpu"), str(tiny_clip_path), steps=1, methods=(1,),
                        ops=False, echo=lines.append)
-    assert result["device"].startswith("CPU") and result["torch"] == torch.__version__
-    assert result["precisions"] == list(PRECISIONS) == ["fp32", "bf16", "fp16"]
+    assert result["torch"] == torch.__version__ and "threads" in result["device"]
+    # Only the native precisions are timed; fp16 is skipped, saying why.
+    assert result["precisions"] == ["fp32", "bf16"] and result["default_precision"] == "bf16"
+    check = result["precision_check"]
+    assert check["timed"] == ["fp32", "bf16"] and list(check["skipped"]) == ["fp16"]
+    assert "AVX512-FP16" in check["skipped"]["fp16"]
+    assert set(check["matmul_ms"]) == set(PRECISIONS)  # what each costs here, measured
+    assert all(ms > 0 for ms in check["matmul_ms"].values())
     (method,) = result["methods"]
     keys = set(method["seconds_per_step"])
-    assert {"reference", "fp32 N=1", "bf16 N=1", "bf16 N=4", "fp16 N=1", "fp16 N=4"} <= keys
+    assert keys == {"reference", "fp32 N=1", "bf16 N=1", "bf16 N=4"}
     for key in keys:
         assert method["seconds_per_step"][key] > 0
         assert method["images_per_hour"][key] > 0
     assert method["speedup"]["reference"] == 1.0
-    assert set(method["clip_floor"]) == {"fp32", "bf16", "fp16"}
+    assert set(method["clip_floor"]) == {"fp32", "bf16"}
+    for precision, ratio in method["floor_ratio"].items():
+        assert ratio == pytest.approx(method["seconds_per_step"][f"{precision} N=1"]
+                                      / method["clip_floor"][precision])
     # Memory is measured on CUDA only; the CPU says so instead of a number.
     assert result["peak_memory_mb"] is None and method["peak_memory_mb"] == {}
     assert "not measured" in result["peak_memory"]
@@ -89,17 +100,19 @@ def test_run_bench_reports_every_number(tiny_clip_path):
     assert ranking["best_of_512_gallery_hours"] == pytest.approx(
         810 * ranking["best_of_512_hours_per_prompt"])
     assert "best_of" not in result  # one method: no projection for the whole gallery
-    history = method["history"]
-    assert history["frames"] == 24 and history["batch"] == 1 and history["precision"] == "fp32"
+    history = method["history"]  # in the default precision, at its batch
+    assert history["frames"] == 24 and history["batch"] == 4 and history["precision"] == "bf16"
     for key in ("capture_seconds", "step_seconds", "read_back_seconds",
                 "encode_seconds_per_image", "webp_kb_average"):
         assert history[key] > 0, key
     assert history["capture_share_of_step"] == pytest.approx(
         history["capture_seconds"] / history["step_seconds"])
     text = "\n".join(lines)
-    assert "vs ref" in text and result["device"] in text and "fp16 N=4" in text
+    assert "vs ref" in text and result["device"] in text and "bf16 N=4" in text
+    assert "skipped fp16: Test CPU has no fp16 arithmetic" in text
+    assert "timed: fp32, bf16 (default here: bf16)" in text
     assert "peak memory: not measured on cpu" in text
-    assert "history (fp32 N=1, 24 frames): one frame" in text and "history WebP:" in text
+    assert "history (bf16 N=4, 24 frames): one frame" in text and "history WebP:" in text
 
 
 def test_best_of_projection_adds_the_methods_and_divides_by_eight():
@@ -112,12 +125,46 @@ def test_best_of_projection_adds_the_methods_and_divides_by_eight():
     assert (projection["runs"], projection["prompts"], projection["methods"]) == (512, 810, 2)
 
 
-def test_run_bench_takes_a_subset_of_precisions(tiny_clip_path):
+def test_run_bench_takes_the_precisions_it_is_given(tiny_clip_path, fake_device):
+    fake_device(cpu={"avx512_bf16"})  # bf16 native, but only fp32 asked for
     result = run_bench("cpu", str(tiny_clip_path), steps=1, batch=2, methods=(2,),
-                       ops=False, echo=lambda _: None, precisions=("fp16",))
+                       ops=False, echo=lambda _: None, precisions=("fp32",))
     (method,) = result["methods"]
-    assert set(method["seconds_per_step"]) == {"reference", "fp16 N=1", "fp16 N=2"}
-    assert method["auto_batch"] == {"fp16": 2}
+    assert set(method["seconds_per_step"]) == {"reference", "fp32 N=1", "fp32 N=2"}
+    assert method["auto_batch"] == {"fp32": 2}
+    assert result["default_precision"] == "fp32"  # of those timed
+    assert method["history"]["precision"] == result["ranking"][0]["precision"] == "fp32"
+    assert result["precision_check"]["skipped"] == {"bf16": "not asked for",
+                                                    "fp16": result["precision_check"]
+                                                    ["skipped"]["fp16"]}
+
+
+def test_a_setting_that_runs_out_of_memory_is_reported_and_the_bench_goes_on(
+        tiny_clip_path, monkeypatch):
+    import renderer.bench as bench
+
+    real = bench.batched_step_seconds
+
+    def tight(config, model, n, precision, steps):
+        if n > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(config, model, n, precision, steps)
+
+    released = []
+    monkeypatch.setattr(bench, "batched_step_seconds", tight)
+    monkeypatch.setattr(bench, "release", released.append)
+    lines = []
+    result = run_bench("cpu", str(tiny_clip_path), steps=1, batch=2, methods=(1,),
+                       ops=False, echo=lines.append, precisions=("fp32",))
+    (method,) = result["methods"]
+    assert method["seconds_per_step"]["fp32 N=2"] is None
+    assert method["images_per_hour"]["fp32 N=2"] is None
+    assert method["seconds_per_step"]["fp32 N=1"] > 0
+    assert any("fp32 N=2" in line and "out of memory" in line for line in lines)
+    assert released  # the device's cache given back after each
+    # the ranking's batched settings fell back too, and it still has its numbers
+    (ranking,) = result["ranking"]
+    assert list(ranking["runs_per_hour"]) == ["N=1"] and ranking["hours_for_512"] > 0
 
 
 @pytest.mark.parametrize("half", [False, True])
@@ -169,20 +216,23 @@ def test_memory_peaks_are_not_measured_on_the_cpu():
     assert into == {} and peaks.overall() is None
 
 
-def test_memory_peaks_keep_the_maximum_across_settings(monkeypatch):
-    """The overall peak survives the per-setting resets (faked CUDA counters)."""
-    state = {"peak": 0.0}
-    monkeypatch.setattr(bench_module.torch.cuda, "synchronize", lambda device=None: None)
-    monkeypatch.setattr(bench_module.torch.cuda, "reset_peak_memory_stats",
-                        lambda device=None: state.update(peak=0.0))
-    monkeypatch.setattr(bench_module.torch.cuda, "max_memory_allocated",
-                        lambda device=None: state["peak"])
+def test_memory_peaks_keep_the_maximum_across_settings(fake_cuda):
+    """Neither a setting's peak nor the bench's maximum is lost to a reset of torch's
+    counter inside a setting, as the batch-size probe makes one (faked counters)."""
+    from renderer.batching import cuda_memory
+
     peaks = MemoryPeaks(torch.device("cuda"))
     into = {}
+    mib = 2**20
+    with peaks.setting(into, "probe inside"):
+        fake_cuda.transient(400 * mib)  # the probe's own steps...
+        cuda_memory(torch.device("cuda")).reset_peak()  # ...and its reset
+        fake_cuda.transient(100 * mib)
     with peaks.setting(into, "big"):
-        state["peak"] = 300 * 2**20
+        fake_cuda.transient(300 * mib)
     with peaks.setting(into, "small"):
-        state["peak"] = 100 * 2**20
-    state["peak"] = 50 * 2**20  # after the last setting, e.g. a probe that reset the counter
-    assert into == {"big": 300.0, "small": 100.0}
-    assert peaks.overall() == 300.0
+        fake_cuda.transient(50 * mib)
+    assert into == {"probe inside": 400.0, "big": 300.0, "small": 50.0}
+    assert peaks.overall() == 400.0
+
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -139,8 +140,11 @@ def test_render_says_where_it_renders(tmp_path, tiny_clip_path, tiny_clip):
                  "--epochs", 1, "--device", "cpu", "--cache", tmp_path,
                  "--model", tiny_clip_path)
     assert result.exit_code == 0, result.output
-    assert f"device cpu (CPU ({torch.get_num_threads()} threads)), precision fp32" \
-        in result.output
+    from renderer.device import device_name
+
+    assert (f"device cpu ({device_name('cpu')}), precision fp32 (from $CLIPIG_PRECISION; "
+            f"native here)") in result.output
+    assert f"{torch.get_num_threads()} threads" in device_name("cpu")
     assert tiny_clip.identity in result.output
     assert "method 2: 1 images, batch 1 (fixed for the CPU)" in result.output
 
@@ -189,8 +193,146 @@ def test_demo_may_fall_back_to_the_cpu_but_says_so(monkeypatch):
 
 
 def test_cli_offers_every_precision_the_engine_has():
-    from renderer import cli, engine
+    from gallery.settings import PRECISIONS
+    from renderer.precision import DTYPES, check_precision
 
-    assert cli.PRECISIONS == engine.PRECISIONS
-    option = next(p for p in main.commands["render"].params if p.name == "precision")
-    assert tuple(option.type.choices) == engine.PRECISIONS
+    for command in ("render", "rank", "render-config", "demo"):
+        option = next(p for p in main.commands[command].params if p.name == "precision")
+        assert tuple(option.type.choices) == PRECISIONS, command
+    assert set(DTYPES) == set(PRECISIONS) and all(map(check_precision, PRECISIONS))
+
+
+# --- the automatic batch on CUDA, against faked memory counters ------------------------
+
+STATE, PER_STEP, WORKSPACE = 300 * 2**20, 500 * 2**20, 700 * 2**20
+
+
+class FakeJob:
+    """A batch of ``n`` images as the probe sees it: its state (pixels, optimiser) held
+    while the job lives, a transient peak per step, and the first step in the
+    process allocating one-time workspaces that are never freed."""
+
+    def __init__(self, cuda, n, fail_from=None):
+        self.cuda, self.n, self.fail_from = cuda, n, fail_from
+        if fail_from is not None and n >= fail_from:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        cuda.alloc(n * STATE)
+
+    def step(self, state, plan):
+        if not getattr(self.cuda, "warm", False):
+            self.cuda.alloc(WORKSPACE)
+            self.cuda.warm = True
+        self.cuda.transient(self.n * PER_STEP)
+
+    def __del__(self):
+        if hasattr(self, "n"):
+            self.cuda.free(self.n * STATE)
+
+
+def fake_probe(monkeypatch, cuda, fail_from=None):
+    from renderer import batching
+
+    def probe(config, model, n, plan, precision):
+        job = FakeJob(cuda, n, fail_from)
+        job.step(None, plan)
+        return job, None
+
+    monkeypatch.setattr(batching, "_probe_render", probe)
+    return SimpleNamespace(device=torch.device("cuda"))
+
+
+def test_one_time_workspaces_do_not_make_an_image_look_cheaper(fake_cuda, monkeypatch):
+    from renderer.batching import auto_batch
+
+    model = fake_probe(monkeypatch, fake_cuda)
+    config = method_config(1)
+    n = auto_batch(config, model, "fp32")
+    # What one more image really costs is its state and its step's peak; the
+    # workspaces exist once, allocated by the warm-up before any baseline.
+    per_image = STATE + PER_STEP
+    free = fake_cuda.total - WORKSPACE
+    assert n == batch_from_memory(free, per_image)
+    assert fake_cuda.allocated == WORKSPACE  # the probes' jobs are gone
+    # Measured without the warm-up, the 1-image probe would hold the
+    # workspaces and one more image would look 700 MiB cheaper than it is.
+    assert n < batch_from_memory(free, per_image - WORKSPACE)
+
+
+def test_the_probe_budgets_the_history_frames_asked_for(fake_cuda, monkeypatch):
+    from renderer.batching import auto_batch
+    from renderer.history import buffer_bytes
+
+    model = fake_probe(monkeypatch, fake_cuda)
+    config = method_config(2)
+    sizes = {frames: auto_batch(config, model, "fp32", history=frames)
+             for frames in (0, 24, 300)}
+    free = fake_cuda.total - WORKSPACE
+    for frames, n in sizes.items():
+        kept = buffer_bytes(224, 224, 300, frames) if frames else 0
+        assert n == batch_from_memory(free, STATE + PER_STEP + kept), frames
+    assert sizes[0] > sizes[24] > sizes[300]
+
+
+def test_running_out_of_memory_in_the_probe(fake_cuda, monkeypatch):
+    from renderer import batching
+
+    released = []
+    monkeypatch.setattr(batching, "release", released.append)
+    model = fake_probe(monkeypatch, fake_cuda, fail_from=2)
+    assert batching.auto_batch(method_config(1), model, "fp32") == 1  # one fits, two do not
+    model = fake_probe(monkeypatch, fake_cuda, fail_from=1)
+    with pytest.raises(OutOfMemory, match="measuring one image of .*method-1.yaml in fp32"):
+        batching.auto_batch(method_config(1), model, "fp32")
+    assert released == [torch.device("cuda")] * 2
+
+
+def test_memory_is_given_back_once_the_failed_batch_is_let_go(monkeypatch):
+    import weakref
+
+    from renderer import batching
+
+    held, seen = [], []
+
+    class Batch:  # stands for the failed batch's tensors
+        pass
+
+    def render(start, stop):
+        batch = Batch()
+        held.append(weakref.ref(batch))
+        if stop - start > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+    # Inside the except block the traceback would still hold `batch`.
+    monkeypatch.setattr(batching, "release", lambda device: seen.append(held[-1]() is None))
+    assert run_batches(2, 2, render, torch.device("cuda"), lambda _: None) == [1, 1]
+    assert seen == [True]
+
+
+def test_running_out_of_memory_while_sizing_a_run_is_a_message(tmp_path, tiny_clip_path,
+                                                                monkeypatch):
+    from renderer.jobs import LocalExecutor
+
+    def no_room(self, config, precision, history=0):
+        raise OutOfMemory("out of memory on cuda:0 measuring one image of method-1.yaml")
+
+    monkeypatch.setattr(LocalExecutor, "batch_size", no_room)
+    base = ["--thing", "harp", "--animal", "cat", "--method", "1", "--device", "cpu",
+            "--cache", tmp_path, "--model", tiny_clip_path]
+    for args in (["render", "--epochs", 1], ["render", "--best-of", 2, "--epochs-short", 1,
+                                             "--epochs-detail", 1]):
+        result = CliRunner().invoke(main, [str(a) for a in args + base])
+        assert result.exit_code == 1, result.output
+        assert "out of memory on cuda:0 measuring one image" in result.output
+        assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+
+
+def test_the_torch_floor_has_what_the_renderer_catches():
+    """torch.OutOfMemoryError (caught in renderer.batching) and MPS autocast came with 2.5."""
+    import re
+
+    from gallery.paths import DATA_DIR
+
+    text = (DATA_DIR.parent / "pyproject.toml").read_text()
+    floor = re.search(r'"torch>=(\d+)\.(\d+)"', text)
+    assert floor and (int(floor[1]), int(floor[2])) >= (2, 5)
+    assert hasattr(torch, "OutOfMemoryError")

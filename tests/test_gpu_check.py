@@ -46,3 +46,36 @@ def test_batch_check_and_timed_render_on_the_cpu(tiny_clip, tmp_path):
     assert len(list(tmp_path.glob("*.history.webp"))) == 2
     assert render["history_bytes_average"] > 0
     assert json.loads(json.dumps(render)) == render  # JSON-ready, as the script writes it
+
+
+def test_batch_check_reports_running_out_of_memory_wherever_it_happens(tiny_clip, monkeypatch):
+    import torch
+
+    from renderer.batching import OutOfMemory
+
+    gpu_check = load_script()
+    config = gpu_check.configs(2)["method-1"]
+
+    class NoRoom:  # out of memory as the batch is set up, before any step
+        def __init__(self, *args, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(gpu_check, "BatchRender", NoRoom)
+    row = gpu_check.check_batch("method-1", config, tiny_clip, "fp32")
+    assert row["fits"] is False and row["batch"] == 1
+
+    def no_room_at_all(*args, **kwargs):
+        raise OutOfMemory("out of memory measuring one image (injected)")
+
+    monkeypatch.setattr(gpu_check, "auto_batch", no_room_at_all)
+    row = gpu_check.check_batch("method-1", config, tiny_clip, "fp32")
+    assert row["fits"] is False and row["batch"] == 0
+    text = gpu_check.table({"environment": {"name": "x", "device": "cpu", "torch": "t",
+                                            "cuda_build": None},
+                            "bench": {"methods": [], "ranking": [],
+                                      "precision_check": {"timed": ["fp32"], "matmul_ms": {},
+                                                          "skipped": {"bf16": "emulated"}}},
+                            "batches": [row], "renders": [], "projected_gallery_seconds": 60,
+                            "seconds": 1})
+    assert "| method-1 | fp32 | 0 | NO: out of memory |" in text
+    assert "skipped bf16: emulated" in text
