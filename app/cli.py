@@ -11,13 +11,36 @@ from pathlib import Path
 
 import click
 
+from gallery.atomic import disk_full_message, is_disk_full
 from gallery.settings import ModelUnavailable
 from generator.cli import COMMANDS as GENERATOR_COMMANDS
 from renderer.cli import COMMANDS as RENDERER_COMMANDS
-from renderer.cli import device_option, model_option, precision_option, resolve_device
+from renderer.cli import (
+    choose_precision,
+    device_option,
+    model_option,
+    precision_option,
+    resolve_device,
+)
 
 
-@click.group()
+class Commands(click.Group):
+    """The group: a full disk ends any command with one message, not a traceback.
+
+    (`render` and `rank` say more: how many images they finished and kept.)
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise click.ClickException(disk_full_message(
+                exc, Path.cwd(), "what the command finished before is kept")) from None
+
+
+@click.group(cls=Commands)
 @click.version_option(package_name="clipig-gallery")
 def main():
     """Render CLIP-guided images and build the gallery around them."""
@@ -39,9 +62,10 @@ def demo(out, model, epochs, device, precision):
     """Render a few prompts with both of the article's methods."""
     from .demo import run_demo
 
+    target = resolve_device(device, need_gpu=False)
+    choice = choose_precision(precision, target)
     try:
-        run_demo(Path(out), model, epochs, resolve_device(device, need_gpu=False), precision,
-                 echo=click.echo)
+        run_demo(Path(out), model, epochs, target, choice, echo=click.echo)
     except ModelUnavailable as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -9,6 +9,7 @@ commit.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import tempfile
@@ -48,7 +49,11 @@ def _git(args: list[str], cwd: Path, env: dict | None = None, data: str | None =
         capture_output=True, text=True,
     )
     if proc.returncode != 0:
-        raise PublishError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout}")
+        said = proc.stderr.strip() or proc.stdout
+        if "No space left on device" in said:
+            # The repository's disk is full: the same message as any full disk.
+            raise OSError(errno.ENOSPC, f"git {args[0]}: {said}", str(cwd))
+        raise PublishError(f"git {' '.join(args)} failed: {said}")
     return proc.stdout.strip()
 
 

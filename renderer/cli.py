@@ -15,12 +15,22 @@ from pathlib import Path
 import click
 
 from gallery.paths import METHODS
-from gallery.settings import DEFAULT_MODEL, MODEL_ENV, ModelUnavailable, default_model_name
+from gallery.settings import (
+    DEFAULT_MODEL,
+    MODEL_ENV,
+    PRECISIONS,
+    ModelUnavailable,
+    default_model_name,
+)
 
-# The compute precisions of CLIP (renderer.engine.PRECISIONS; a test keeps
-# the two equal without importing torch here).
-PRECISIONS = ("fp32", "bf16", "fp16")
 METHOD_CHOICES = [str(m) for m in METHODS]
+
+
+def check_device(name: str, precision: str | None) -> None:
+    """For a dry run, which renders nothing: a named device (and a precision asked for
+    on it) must still be usable, with the message a real run would give."""
+    if name != "auto":
+        choose_precision(precision, resolve_device(name))  # raises what a run would
 
 
 def resolve_device(name: str, need_gpu: bool = False):
@@ -35,11 +45,29 @@ def resolve_device(name: str, need_gpu: bool = False):
         raise click.UsageError(str(exc)) from None
 
 
-def announce(device, precision, model) -> None:
-    """Say where and how the run renders, before its first image."""
+def choose_precision(requested: str | None, device, executor=None):
+    """The run's precision (a ``renderer.precision.Choice``, with the reason):
+    ``requested`` if the device (or every Ray worker) computes it natively, else a
+    usage error saying what it costs; without one, the fastest native one. On a
+    cluster the choice is said here; locally ``announce`` says it."""
+    from .precision import PrecisionError, choose
+
+    try:
+        if executor is None:
+            return choose(device, requested)
+        choice = executor.precision(requested)
+    except PrecisionError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"ray: {choice.text()}")
+    return choice
+
+
+def announce(device, choice, model) -> None:
+    """Say where and how the run renders, and why in this precision, before its first
+    image. ``choice`` is what ``choose_precision`` took."""
     from .device import describe
 
-    click.echo(describe(device, precision, model.name, model.identity))
+    click.echo(describe(device, choice, model.name, model.identity))
 
 
 def model_option(fn):
@@ -62,8 +90,10 @@ def precision_option(fn):
         "--precision",
         type=click.Choice(PRECISIONS),
         default=None,
-        help="Compute precision of CLIP (default: bf16 on CUDA, fp32 elsewhere; fp16 is "
-             "what the 2021 renderer used).",
+        help="Compute precision of CLIP (default: the fastest the device computes natively: "
+             "bf16 on Ampere and newer GPUs and on CPUs with AVX512-BF16 or AMX, fp16 on "
+             "older GPUs and Apple GPUs, else fp32). One the device only emulates is "
+             "refused. fp16 is what the 2021 renderer used.",
     )(fn)
 
 
@@ -181,11 +211,12 @@ def render_config(config_path, text, output, model, seed, epochs, device, precis
         raise click.BadParameter("the output must be a .png file", param_hint="--output")
     # The config may name a model and device; the command line wins.
     device = resolve_device(config.device if device == "auto" and config.device else device)
+    choice = choose_precision(precision, device)
     clip_model = load_model(model or config.model, device)
-    announce(device, precision, clip_model)
+    announce(device, choice, clip_model)
     with _bar(config.epochs, "render") as bar:
         (record,) = render_files(
-            config, clip_model, [ImageJob(prompt, seed, output)], precision,
+            config, clip_model, [ImageJob(prompt, seed, output)], choice.precision,
             progress=lambda p: bar.update(p.epoch - bar.n),
         )
     click.echo(
@@ -281,7 +312,10 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
     # The model is identified by its weights, so it is loaded even for a dry
     # run (on the CPU then: nothing renders); with --ray, here only for that.
     local = dry_run or ray_address is not None
+    if dry_run:
+        check_device(device, precision)
     target = resolve_device("cpu" if local else device, need_gpu=True)
+    choice = None if local else choose_precision(precision, target)
     clip_model = load_model(model, target)
     planned = plan_gallery(cache, clip_model.identity, methods=[int(m) for m in methods] or METHODS,
                            animals=animals, things=things, epochs=epochs, seed=seed, limit=limit)
@@ -294,10 +328,12 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
         return
     with cluster(ray_address, clip_model, device, ray_workers, ray_cpus_per_worker) as ray:
         if ray is None:
-            announce(target, precision, clip_model)
+            announce(target, choice, clip_model)
+        else:
+            choice = choose_precision(precision, None, ray)
         with _bar(len(pending), "render", unit="image") as bar, _keeping("images", cache):
             report = render_gallery(cache, pending, planned.configs, clip_model,
-                                    planned.stems, batch, precision, on_batch=bar.update,
+                                    planned.stems, batch, choice.precision, on_batch=bar.update,
                                     echo=_echo_above(bar), executor=ray, history=frames)
         if ray is not None:
             report.device = ray.device_label
@@ -317,25 +353,32 @@ def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, e
     # there (a dry run falls back to the CPU instead of stopping); with --ray
     # the workers measure it.
     on_ray = ray_args[0] is not None
+    if dry_run:
+        check_device(device, precision)
     target = resolve_device("cpu" if on_ray else device, need_gpu=not (dry_run or on_ray))
+    choice = None if on_ray else choose_precision(precision, target)
     clip_model = load_model(model, target)
     judge = None
     if selection[0] == "judge":
         from .judge import DEFAULT_JUDGE
 
-        # The judge rates each short run's PNG in this process.
-        judge = load_model(selection[1] or DEFAULT_JUDGE, target)
+        judge = load_model(selection[1] or DEFAULT_JUDGE,
+                           judge_device(target, on_ray and not dry_run))
         click.echo(f"the winner is chosen by the judge {judge.name} ({judge.identity})")
     with cluster(ray_args[0], clip_model, device, *ray_args[1:]) as ray:
+        if ray is not None:
+            choice = choose_precision(precision, None, ray)
         _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model,
-                      epochs_short, epochs_detail, seed, batch, target, precision, dry_run, ray,
+                      epochs_short, epochs_detail, seed, batch, target, choice, dry_run, ray,
                       judge, frames)
 
 
 def _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model, epochs_short,
-                  epochs_detail, seed, batch, target, precision, dry_run, executor, judge,
+                  epochs_detail, seed, batch, target, choice, dry_run, executor, judge,
                   frames):
     from .bestof import batch_sizes, describe_sizes, measure_speed, plan_best_of, render_best_of
+
+    precision = choice.precision
 
     try:
         plan = plan_best_of(cache, clip_model.identity, runs, methods=methods,
@@ -352,26 +395,55 @@ def _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model
                    f"prompt x method in {cache}/best-of/")
         return
     if executor is None:
-        announce(target, precision, clip_model)
-    sizes = batch_sizes(plan, clip_model, batch, precision, executor)
-    for line in describe_sizes(plan, clip_model, sizes, batch, executor):
-        click.echo(line)
-    work = plan.work()
-    speed = measure_speed(plan, clip_model, sizes, precision, executor)
-    click.echo(f"best of {runs}, {len(plan.pending)} prompt x method to do: {work.text()}")
-    click.echo(f"estimated {_duration(speed.estimate(work))} on {speed.device} "
-               f"(one measured step per config at its batch; continuations counted for "
-               f"every prompt not complete)")
-    if dry_run:
-        return
-    with _bar(work.images, f"best of {runs}", unit="image") as bar, _keeping("runs", cache):
-        report = render_best_of(cache, plan, clip_model, sizes, precision,
-                                on_batch=bar.update, echo=_echo_above(bar), executor=executor,
-                                judge=judge, history=frames)
+        announce(target, choice, clip_model)
+    # Sizing and timing render too, so they may run out of memory (or disk) alike.
+    with _keeping("runs", cache):
+        sizes = batch_sizes(plan, clip_model, batch, precision, executor, frames)
+        for line in describe_sizes(plan, clip_model, sizes, batch, executor):
+            click.echo(line)
+        work = plan.work()
+        speed = measure_speed(plan, clip_model, sizes, precision, executor)
+        click.echo(f"best of {runs}, {len(plan.pending)} prompt x method to do: {work.text()}")
+        if judge is not None:
+            _judge_cost(judge, sum(work.short_runs.values()), executor is not None)
+        click.echo(f"estimated {_duration(speed.estimate(work))} on {speed.device} "
+                   f"(one measured step per config at its batch; continuations counted for "
+                   f"every prompt not complete)")
+        if dry_run:
+            return
+        with _bar(work.images, f"best of {runs}", unit="image") as bar:
+            report = render_best_of(cache, plan, clip_model, sizes, precision,
+                                    on_batch=bar.update, echo=_echo_above(bar), executor=executor,
+                                    judge=judge, history=frames)
     click.echo(f"{report.short_rendered} short runs and {report.continued} continued in "
                f"{report.seconds:.1f} s; {report.kept_winners} earlier winners kept; "
                f"cache {cache}/best-of/")
     _history_sizes([e.png for e in plan.entries], frames)
+
+
+def judge_device(target, on_ray: bool):
+    """Where the judge rates each short run's PNG (always in this process): on the
+    render device; with --ray, on this machine's own GPU where it has one, else its
+    CPU (`_judge_cost` then says so, with what it costs)."""
+    from .device import resolve_device as resolve
+
+    if not on_ray:
+        return target
+    return resolve("auto", need_gpu=False, echo=lambda _: None)
+
+
+def _judge_cost(judge, runs: int, on_ray: bool) -> None:
+    """Where the judge rates the short runs and what that costs, measured here."""
+    from .device import device_name
+    from .judge import seconds_per_image
+
+    per_run = seconds_per_image(judge)
+    where = f"{judge.device} ({device_name(judge.device)})"
+    note = (" -- this machine has no GPU, so its CPU rates every run the workers render"
+            if on_ray and judge.device.type == "cpu" else "")
+    click.echo(f"the judge rates the {runs} short runs in this process on {where}: "
+               f"{1000 * per_run:.0f} ms each (measured), about {_duration(runs * per_run)} "
+               f"in all{note}")
 
 
 def _history_sizes(pngs, frames: int) -> None:
@@ -401,8 +473,11 @@ def _history_only(cache, best_of, methods, animals, things, limit, model, epochs
     if best_of is None and (epochs_short or epochs_detail):
         raise click.UsageError("--epochs-short and --epochs-detail apply to --best-of only")
     on_ray = ray_args[0] is not None
+    if dry_run:
+        check_device(device, precision)
     # The estimate comes from this device's speed (a dry run falls back to the CPU).
     target = resolve_device("cpu" if on_ray else device, need_gpu=not (dry_run or on_ray))
+    choice = None if on_ray else choose_precision(precision, target)
     clip_model = load_model(model, target)
     try:
         if best_of is None:
@@ -424,18 +499,21 @@ def _history_only(cache, best_of, methods, animals, things, limit, model, epochs
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     with cluster(ray_args[0], clip_model, device, *ray_args[1:]) as ray:
-        _add_histories(cache, groups, pngs, limit, clip_model, target, batch, precision,
+        if ray is not None:
+            choice = choose_precision(precision, None, ray)
+        _add_histories(cache, groups, pngs, limit, clip_model, target, batch, choice,
                        dry_run, ray, frames)
 
 
-def _add_histories(cache, groups, pngs, limit, clip_model, target, batch, precision, dry_run,
+def _add_histories(cache, groups, pngs, limit, clip_model, target, batch, choice, dry_run,
                    executor, frames) -> None:
     """Say how many histories are missing and how long they take; then render them."""
     from dataclasses import replace
 
     from .addhistory import add_histories, estimate_seconds
-    from .device import default_precision
     from .jobs import LocalExecutor
+
+    precision = choice.precision
 
     if limit is not None:
         kept, left = [], limit
@@ -450,10 +528,11 @@ def _add_histories(cache, groups, pngs, limit, clip_model, target, batch, precis
                    f"one, or none is complete")
         return
     executor = executor or LocalExecutor(clip_model)
-    precision = precision or default_precision(target)
-    sizes = {g.label: min(len(g.jobs), batch or executor.batch_size(g.config, precision))
-             for g in groups}
-    seconds = estimate_seconds(groups, executor, sizes, precision)
+    with _keeping("histories", cache):  # sizing and timing render too
+        sizes = {g.label: min(len(g.jobs), batch or executor.batch_size(g.config, precision,
+                                                                        frames))
+                 for g in groups}
+        seconds = estimate_seconds(groups, executor, sizes, precision)
     lack = "1 image lacks" if count == 1 else f"{count} images lack"
     click.echo(f"{lack} a history of {frames} frames; rendering again takes about "
                f"{_duration(seconds)} on {executor.device_label} (one measured step per "
@@ -464,7 +543,7 @@ def _add_histories(cache, groups, pngs, limit, clip_model, target, batch, precis
                 click.echo(f"history  {job.png}")
         return
     if isinstance(executor, LocalExecutor):
-        announce(target, precision, clip_model)
+        announce(target, choice, clip_model)
     with _bar(count, "history", unit="image") as bar, _keeping("histories", cache):
         report = add_histories(groups, executor, sizes, precision, on_batch=bar.update,
                                echo=_echo_above(bar))
@@ -533,6 +612,7 @@ def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epoch
     experiment = _experiment(animal, thing, text, int(method), seed)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     target = resolve_device("cpu" if ray_address is not None else device, need_gpu=True)
+    choice = choose_precision(precision, target) if ray_address is None else None
     clip_model = load_model(model, target)
     if history_only:
         from .addhistory import ranking_missing
@@ -540,17 +620,21 @@ def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epoch
         groups = ranking_missing(cache, experiment, clip_model.identity, frames, epochs_detail)
         pngs = [job.png for group in groups for job in group.jobs]
         with cluster(ray_address, clip_model, device, ray_workers, ray_cpus_per_worker) as ray:
-            _add_histories(cache, groups, pngs, None, clip_model, target, batch, precision,
+            if ray is not None:
+                choice = choose_precision(precision, None, ray)
+            _add_histories(cache, groups, pngs, None, clip_model, target, batch, choice,
                            False, ray, frames)
         return
     total = runs + best + worst
     with cluster(ray_address, clip_model, device, ray_workers, ray_cpus_per_worker) as ray:
         if ray is None:
-            announce(target, precision, clip_model)
+            announce(target, choice, clip_model)
+        else:
+            choice = choose_precision(precision, None, ray)
         with _bar(total, f"rank {experiment.stem} m{method}", unit="image") as bar, \
                 _keeping("runs", cache):
             report = run_experiment(cache, experiment, clip_model, runs, best, worst, batch,
-                                    precision, epochs_short, epochs_detail, bar.update,
+                                    choice.precision, epochs_short, epochs_detail, bar.update,
                                     echo=_echo_above(bar), executor=ray, history=frames)
     folder = experiment.folder(cache)
     click.echo(f"{experiment.stem} method {method}: {report.short_rendered} short and "
@@ -751,9 +835,13 @@ def judge(model, cache_dir, batch, device):
 
 @contextmanager
 def _keeping(what: str, cache: Path):
-    """An interrupted or out-of-memory run ends with a message, not a traceback."""
+    """An interrupted, out-of-memory or disk-full run ends with a message, not a
+    traceback."""
+    from gallery.atomic import disk_full_message, is_disk_full
+
     from .batching import OutOfMemory
 
+    before = _complete_images(cache)
     try:
         yield
     except KeyboardInterrupt:
@@ -762,6 +850,20 @@ def _keeping(what: str, cache: Path):
         ) from None
     except OutOfMemory as exc:
         raise click.ClickException(f"{exc}; finished {what} are kept in {cache}/") from None
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        now = _complete_images(cache)
+        kept = (f"{max(0, now - before)} images finished in this run are kept in {cache}/, "
+                f"{now} complete images in all")
+        raise click.ClickException(disk_full_message(exc, cache, kept)) from None
+
+
+def _complete_images(cache: Path) -> int:
+    """PNGs of the cache with their record beside them."""
+    from gallery.layout import record_path
+
+    return sum(record_path(png).exists() for png in Path(cache).rglob("*.png"))
 
 
 def _echo_above(bar):

@@ -97,6 +97,24 @@ def refuse_same_model(judge: ClipModel, optimised: Iterable[str]) -> None:
             f"optimised against; choose another model with --model (default {DEFAULT_JUDGE})")
 
 
+def seconds_per_image(judge: ClipModel, count: int = 8) -> float:
+    """What rating one image costs ``judge`` where it is: ``count`` noise PNGs of
+    224 pixels rated as short runs are (from their bytes), per image, after a warm-up."""
+    import time
+
+    import torch
+
+    from .imageio import encode_png
+
+    generator = torch.Generator().manual_seed(0)
+    pngs = [encode_png(torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8,
+                                     generator=generator)) for _ in range(count)]
+    rate_pairs(judge, pngs[:1], ["a warm-up"])
+    started = time.perf_counter()
+    rate_pairs(judge, pngs, ["a penguin made of piano."] * count)
+    return (time.perf_counter() - started) / count
+
+
 @dataclass
 class JudgeReport:
     images: int = 0

@@ -165,3 +165,30 @@ def test_select_by_judge_refuses_the_optimised_model_and_checks_options(tmp_path
                                   *common])
     assert result.exit_code == 1 and "optimised against" in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_with_ray_the_judge_rates_on_this_machines_gpu_where_it_has_one(monkeypatch):
+    import torch
+
+    from renderer import device
+    from renderer.cli import judge_device
+
+    cpu = torch.device("cpu")
+    assert judge_device(cpu, on_ray=False) == cpu  # locally: where the runs render
+    monkeypatch.setattr(device, "cuda_status", lambda: (True, ""))
+    assert judge_device(cpu, on_ray=True) == torch.device("cuda")
+    monkeypatch.setattr(device, "cuda_status", lambda: (False, "no GPU here"))
+    monkeypatch.setattr(device, "mps_status", lambda: (False, "no Apple GPU"))
+    assert judge_device(cpu, on_ray=True) == cpu
+
+
+def test_where_the_judge_rates_and_what_it_costs_is_said(tiny_clip, capsys):
+    from renderer.cli import _judge_cost
+
+    _judge_cost(tiny_clip, 512, on_ray=True)
+    out = capsys.readouterr().out
+    assert out.startswith("the judge rates the 512 short runs in this process on cpu (")
+    assert "ms each (measured), about " in out
+    assert "this machine has no GPU, so its CPU rates every run the workers render" in out
+    _judge_cost(tiny_clip, 3, on_ray=False)
+    assert "workers" not in capsys.readouterr().out
