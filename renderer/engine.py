@@ -280,11 +280,21 @@ class BatchRender:
         return total, sims / max(1, len(active)), parts
 
     def _views(self, current: torch.Tensor, target, plan: EpochPlan, res: int) -> torch.Tensor:
-        """The target's transformed views, (N * views, 3, res, res), clamped to [0, 1]."""
+        """The target's transformed views, (N * views, 3, res, res), clamped to [0, 1].
+
+        Until the first random transform every view of an image is the same, so
+        those transforms run once per image and the views are made after them
+        (method 2's resize and padding: a tenth of the work and memory).
+        """
         per_image = target.views
-        x = current.repeat_interleave(per_image, dim=0) if per_image > 1 else current
+        steps = target.transforms
+        shared = next((i for i, s in enumerate(steps) if TRANSFORMS[s.name].random), len(steps))
+        x = current
+        for step in steps[:shared]:
+            x = TRANSFORMS[step.name].fn(x, step(plan.env), self.streams)
+        x = x.repeat_interleave(per_image, dim=0) if per_image > 1 else x
         streams = self.streams.with_views(per_image)
-        for step in target.transforms:
+        for step in steps[shared:]:
             x = TRANSFORMS[step.name].fn(x, step(plan.env), streams)
         return resize_views(x, res, res).clamp(0, 1)
 

@@ -1,6 +1,7 @@
-"""The two forms of the gaussian blur agree: slices (CPU) and depthwise conv (GPU).
+"""The forms of the gaussian blur agree: banded matrix products (the CPU's),
+depthwise convolutions (a GPU's) and the sum of shifted slices (the first form).
 
-Both run here on the CPU, forward and backward, so the form a GPU picks is
+All run here on the CPU, forward and backward, so the form a GPU picks is
 checked against the one the CPU tests exercise everywhere else.
 """
 
@@ -10,7 +11,9 @@ import pytest
 import torch
 
 from renderer.ops.constraints import CONSTRAINTS
-from renderer.ops.transforms import blur_form, gaussian_blur
+from renderer.ops.transforms import BLUR_FORMS, blur_form, gaussian_blur
+
+FORMS = tuple(BLUR_FORMS)  # slices, conv, matmul
 
 CASES = [
     ((3, 3), None),
@@ -32,21 +35,35 @@ def test_forms_agree_forward_and_backward(kernel_size, sigma):
     x = _views(1)
     upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
     outs, grads = {}, {}
-    for form in ("slices", "conv"):
+    for form in FORMS:
         xi = x.clone().requires_grad_(True)
         out = gaussian_blur(xi, kernel_size, sigma, form=form)
         (out * upstream).sum().backward()
         outs[form], grads[form] = out.detach(), xi.grad
-    assert outs["slices"].shape == outs["conv"].shape == x.shape
-    assert (outs["slices"] - outs["conv"]).abs().max() <= 1e-6
-    assert (grads["slices"] - grads["conv"]).abs().max() <= 1e-6
+    for form in FORMS:
+        assert outs[form].shape == x.shape
+        assert (outs["slices"] - outs[form]).abs().max() <= 1e-6, form
+        assert (grads["slices"] - grads[form]).abs().max() <= 1e-6, form
+
+
+def test_a_kernel_wider_than_the_image_is_the_slices_rule():
+    """Reflect padding needs the image wider than half the kernel: the matrix form
+    hands such a view to the slices, which refuse it exactly as before."""
+    x = _views(6, (2, 3, 4, 4))
+    with pytest.raises(RuntimeError, match="[Pp]adding size"):
+        gaussian_blur(x, (11, 11), form="slices")
+    with pytest.raises(RuntimeError, match="[Pp]adding size"):
+        gaussian_blur(x, (11, 11), form="matmul")
+    wide = _views(7, (2, 3, 6, 40))  # 5 < 6: fine along both axes
+    assert (gaussian_blur(wide, (11, 11), form="matmul")
+            - gaussian_blur(wide, (11, 11), form="slices")).abs().max() <= 1e-6
 
 
 def test_forms_agree_on_one_channel_and_many_views():
     x = _views(3, (40, 1, 16, 16))
     a = gaussian_blur(x, (11, 11), None, form="slices")
-    b = gaussian_blur(x, (11, 11), None, form="conv")
-    assert (a - b).abs().max() <= 1e-6
+    for form in FORMS:
+        assert (a - gaussian_blur(x, (11, 11), None, form=form)).abs().max() <= 1e-6
 
 
 def test_blur_constraint_agrees_in_both_forms(monkeypatch):
@@ -56,19 +73,21 @@ def test_blur_constraint_agrees_in_both_forms(monkeypatch):
     x = _views(4, (4, 3, 32, 32))
     args = {"kernel_size": (11, 11), "sigma": None, "loss": "l2"}
     results = {}
-    for form in ("slices", "conv"):
+    for form in FORMS:
         monkeypatch.setattr(T, "blur_form", lambda device, form=form: form)
         xi = x.clone().requires_grad_(True)
         loss = CONSTRAINTS["blur"].fn(xi, args)
         loss.sum().backward()
         results[form] = loss.detach(), xi.grad
-    (la, ga), (lb, gb) = results["slices"], results["conv"]
-    assert (la - lb).abs().max() <= 1e-6 * max(1.0, la.abs().max().item())
-    assert (ga - gb).abs().max() <= 1e-6
+    la, ga = results["slices"]
+    for form in FORMS:
+        lb, gb = results[form]
+        assert (la - lb).abs().max() <= 1e-6 * max(1.0, la.abs().max().item()), form
+        assert (ga - gb).abs().max() <= 1e-6, form
 
 
 def test_form_follows_the_device():
-    assert blur_form(torch.device("cpu")) == "slices"
+    assert blur_form(torch.device("cpu")) == "matmul"
     assert blur_form(torch.device("cuda")) == "conv"
     assert blur_form(torch.device("mps")) == "conv"
 

@@ -560,3 +560,16 @@ def test_a_chain_of_random_transforms_keeps_the_draw_order() -> None:
     together = run(x, streams(1, 2, views=VIEWS))
     alone = run(x[VIEWS:], streams(2, views=VIEWS))
     assert torch.equal(together[VIEWS:], alone)
+
+
+def test_a_crops_gradient_lands_on_its_window_only() -> None:
+    from renderer.ops.transforms import crop_views
+
+    x = torch.rand(3, 2, 9, 8, requires_grad=True)
+    left, top = torch.tensor([0, 3, 5]), torch.tensor([4, 0, 2])
+    upstream = torch.rand(3, 2, 5, 3)
+    (crop_views(x, left, top, 3, 5) * upstream).sum().backward()
+    expected = torch.zeros_like(x)
+    for i, (x0, y0) in enumerate(zip(left.tolist(), top.tolist(), strict=True)):
+        expected[i, :, y0:y0 + 5, x0:x0 + 3] = upstream[i]
+    assert torch.equal(x.grad, expected)
