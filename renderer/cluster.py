@@ -106,9 +106,13 @@ def connect(address: str | None, echo: Callable[[str], None] = print) -> str:
                  include_dashboard=False, log_to_driver=False, configure_logging=False,
                  ignore_reinit_error=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
+        said = f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        if "AuthToken" in f"{exc} {exc.__cause__}":
+            said += (" -- the cluster wants its authentication token: set RAY_AUTH_MODE=token "
+                     "and give the head's token (~/.ray/auth_token there) as RAY_AUTH_TOKEN or "
+                     "in ~/.ray/auth_token here")
         raise ClusterError(f"cannot connect to the Ray cluster at {address or 'a new local'}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                           ) from None
+                           f"{said}") from None
     where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
     echo(f"ray: joined {where} ({_resources_text(ray.cluster_resources())})")
     return where

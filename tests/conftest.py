@@ -19,6 +19,9 @@ THREADS = int(os.environ.get("CLIPIG_TEST_THREADS") or 1)
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = str(THREADS)
 os.environ["CLIPIG_PRECISION"] = "fp32"
+# The cluster tests' Ray head asks drivers for its token (~/.ray/auth_token);
+# Ray reads this once, when a process first talks to a cluster.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -201,3 +204,12 @@ class FakeCuda:
 def fake_cuda(monkeypatch):
     """A FakeCuda of 80 GiB installed in place of torch.cuda's memory functions."""
     return FakeCuda(80 * 2**30).install(monkeypatch)
+
+
+@pytest.fixture
+def small_configs(monkeypatch):
+    """The renderer on the small copies of the article's configs (tests/small.py)."""
+    import small
+
+    small.install(monkeypatch)
+    return small

@@ -130,7 +130,7 @@ def test_bad_device_and_output(run, tmp_path, tiny_clip_path):
     assert not (tmp_path / "x.jpg").exists()
 
 
-def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
+def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch, small_configs):
     from app import demo
     from renderer.clipmodel import ModelUnavailable
 
@@ -141,7 +141,19 @@ def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch):
             raise ModelUnavailable(f"cannot load CLIP {name!r}: offline")
         return real(name, device)
 
+    def tiny_standin(folder, seed=0):
+        # The stand-in's loading path with the tests' tiny CLIP: the demo's
+        # plumbing, not CLIP's shapes, is what this test is about.
+        import torch
+        from conftest import build_tiny_clip
+
+        path = Path(folder) / f"tiny-standin-{seed}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(build_tiny_clip(seed).state_dict(), path)
+        return path
+
     monkeypatch.setattr(demo, "load_clip", offline)
+    monkeypatch.setattr(demo, "standin_checkpoint", tiny_standin)
     monkeypatch.delenv("CLIPIG_MODEL", raising=False)
     monkeypatch.setattr(demo, "DEMO_THINGS", ("harp",))
     monkeypatch.setattr(demo, "DEMO_BEST_OF", 2)

@@ -1,16 +1,22 @@
-"""`--ray`: a real local Ray cluster with two CPU workers and the tiny model.
+"""`--ray`: a real local Ray cluster with CPU workers and the tiny model.
 
-One cluster and one pair of workers serve the module (starting them costs
-seconds); the driver-kill test runs the command line in child processes,
-each with a cluster of its own.
+One Ray head serves the module, started once as `ray start --head` would by a
+user, in a process of its own (so a driver that disconnects or is killed
+leaves it running); every driver joins it by address: this process, and the
+command line in child processes. Starting a cluster costs seconds, joining
+one about one. Its 4 logical CPUs let the module's pair of workers and a
+child's own worker exist side by side on the 2 cores.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +24,8 @@ import pytest
 
 # Ray is an optional extra ('.[ray]'); make test installs it, and without it
 # these tests fail rather than skip.
-import ray  # noqa: F401
+import ray
+import small
 import torch
 from click.testing import CliRunner
 from conftest import kill_when
@@ -34,30 +41,72 @@ EPOCHS = 2
 STEMS = [p.stem for p in load_prompts()]
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head():
+    """The address of a Ray head for this module; stopped after it."""
+    port = _free_port()
+    # A short path: Ray's sockets live under it, and a unix socket path is short.
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen([Path(sys.executable).parent / "ray", "start", "--head",
+                             f"--port={port}", "--num-cpus=4", "--num-gpus=0",
+                             "--include-dashboard=false", "--disable-usage-stats",
+                             f"--temp-dir={temp}", "--block"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:  # ready once the head's GCS port answers
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"ray start --head did not come up:\n{proc.communicate()[0]}")
+            time.sleep(0.1)
+    # Drivers send the head's token (RAY_AUTH_MODE=token, set in conftest).
+    assert os.environ.get("RAY_AUTH_MODE") == "token"
+    try:
+        yield address
+    finally:
+        # The head and every process it started share its session: all go at once
+        # (a graceful stop takes half a minute, and nothing of it is kept).
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def _whole(cache):
     return {p: p.read_bytes() for p in sorted(cache.glob("method-*/*.png"))
             if read_record(p) is not None}
 
 
 def test_a_killed_driver_leaves_only_finished_images_and_a_rerun_completes(
-        tmp_path, tiny_clip_path):
-    # First in the module: no cluster runs in this process yet, so each child
-    # starts a local one of its own.
+        head, small_configs, tmp_path, tiny_clip_path):
+    # The command line in a child process on the small configs, joining the head,
+    # killed after two images; then the same command again, here.
     cache = tmp_path / "cache"
-    args = [sys.executable, "-m", "app.cli", "render", "--ray", "--ray-workers", "1",
-            "--device", "cpu", "--cache", str(cache), "--model", str(tiny_clip_path),
-            "--thing", "harp", *[a for p in harp(5) for a in ("--animal", p.animal)],
-            "--method", "1", "--epochs", str(EPOCHS), "--batch", "1"]
+    args = ["render", "--ray", head, "--ray-workers", "1", "--device", "cpu",
+            "--cache", cache, "--model", tiny_clip_path, "--thing", "harp",
+            *[a for p in harp(5) for a in ("--animal", p.animal)], "--method", "1",
+            "--epochs", 40, "--batch", "1"]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    kill_when(args, lambda: len(_whole(cache)) >= 2, timeout=180, env=env)
+    kill_when(small.cli(*args), lambda: len(_whole(cache)) >= 2, timeout=180, env=env)
     for png in cache.glob("method-*/*.png"):
-        assert png_is_whole(png, (224, 224)), png
+        assert png_is_whole(png, small.SIZE), png
     before = _whole(cache)
     assert 2 <= len(before) < 5
     mtimes = {p: p.stat().st_mtime_ns for p in before}
-    rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert f"{5 - len(before)} images in" in rerun.stdout
+    rerun = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert rerun.exit_code == 0, rerun.output
+    assert f"{5 - len(before)} images in" in rerun.output
     after = _whole(cache)
     assert len(after) == 5
     for path, data in before.items():  # nothing finished was rendered again
@@ -65,10 +114,10 @@ def test_a_killed_driver_leaves_only_finished_images_and_a_rerun_completes(
     assert not list(cache.rglob("*.tmp"))
 
 
-def test_bench_ray_times_this_process_and_one_and_two_workers(tmp_path, tiny_clip_path):
-    # Before the module's cluster exists: the bench starts and stops its own.
+def test_bench_ray_times_this_process_and_one_and_two_workers(head, tmp_path, tiny_clip_path):
+    # Before the module's own workers exist; the bench leaves the cluster as it found it.
     out = tmp_path / "ray-bench.json"
-    result = CliRunner().invoke(main, ["bench", "--ray", "--model", str(tiny_clip_path),
+    result = CliRunner().invoke(main, ["bench", "--ray", head, "--model", str(tiny_clip_path),
                                        "--device", "cpu", "--steps", "1", "--json", str(out)])
     assert result.exit_code == 0, result.output
     import json
@@ -85,10 +134,11 @@ def test_bench_ray_times_this_process_and_one_and_two_workers(tmp_path, tiny_cli
 
 
 @pytest.fixture(scope="module")
-def executor(tiny_clip):
-    cluster.connect(None, echo=lambda _: None)
+def executor(head, tiny_clip):
+    """This process joined to the head, with two workers of one CPU each."""
+    cluster.connect(head, echo=lambda _: None)
     try:
-        yield cluster.RayExecutor(tiny_clip, "cpu", echo=lambda _: None)
+        yield cluster.RayExecutor(tiny_clip, "cpu", workers=2, echo=lambda _: None)
     finally:
         cluster.shutdown()
 
@@ -97,7 +147,7 @@ def harp(n):
     return select(load_prompts(), things=["harp"])[:n]
 
 
-def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, tiny_clip):
+def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, small_configs, tiny_clip):
     config = method_config(2, EPOCHS)
     jobs = [ImageJob(p.for_method(2), 1000 + i, Path(f"/nowhere/{p.stem}.png"))
             for i, p in enumerate(harp(2))]
@@ -120,8 +170,8 @@ def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, tiny_clip)
         torch.set_num_threads(threads)
 
 
-def test_a_continued_image_gets_its_start_image_and_history_through_ray(executor, tiny_clip,
-                                                                       tmp_path):
+def test_a_continued_image_gets_its_start_image_and_history_through_ray(
+        executor, small_configs, tiny_clip, tmp_path):
     from renderer.ranking import ranking_config
 
     start = tmp_path / "runs" / "cat-of-harp-0.png"
@@ -145,7 +195,8 @@ def test_a_continued_image_gets_its_start_image_and_history_through_ray(executor
     assert got[0].history is not None and got[0].history == local.history
 
 
-def test_a_killed_worker_costs_its_batch_and_the_run_completes(executor, tiny_clip, tmp_path):
+def test_a_killed_worker_costs_its_batch_and_the_run_completes(executor, small_configs,
+                                                                tiny_clip, tmp_path):
     prompts = harp(6)
     configs = {m: method_config(m, EPOCHS) for m in (1, 2)}
     items = plan(tmp_path, prompts, (1,), configs, tiny_clip.identity)
@@ -165,7 +216,7 @@ def test_a_killed_worker_costs_its_batch_and_the_run_completes(executor, tiny_cl
     assert report.rendered == 6
     assert any("lost mid-batch" in line and "go to another worker" in line for line in lines)
     for item in items:
-        assert png_is_whole(item.png, (224, 224)) and read_record(item.png)["stem"]
+        assert png_is_whole(item.png, small.SIZE) and read_record(item.png)["stem"]
     assert killed[0] not in executor.pids()  # Ray started it again
 
 
@@ -204,7 +255,7 @@ def test_a_wrong_address_fails_within_seconds(tmp_path, tiny_clip_path):
     assert result.exit_code == 2 and "--ray-workers applies to --ray only" in result.output
 
 
-def test_best_of_and_rank_run_on_the_cluster(executor, tiny_clip, tmp_path):
+def test_best_of_and_rank_run_on_the_cluster(executor, small_configs, tiny_clip, tmp_path):
     from gallery.layout import best_of_root
     from renderer.bestof import plan_best_of, render_best_of, winner
     from renderer.ranking import Experiment, run_experiment
@@ -226,3 +277,16 @@ def test_best_of_and_rank_run_on_the_cluster(executor, tiny_clip, tmp_path):
                             executor=executor)
     assert (ranked.short_rendered, ranked.detail_rendered) == (3, 2)
     assert (experiment.folder(tmp_path) / "summary.json").is_file()
+
+
+def test_a_cluster_that_wants_a_token_says_how_to_give_it(monkeypatch):
+    def refused(**kwargs):
+        try:
+            raise RuntimeError("RPC error: InvalidAuthToken: Authentication token is missing")
+        except RuntimeError as cause:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from cause
+
+    monkeypatch.setattr(cluster, "_reachable", lambda address: None)
+    monkeypatch.setattr(ray, "init", refused)
+    with pytest.raises(cluster.ClusterError, match="set RAY_AUTH_MODE=token .* RAY_AUTH_TOKEN"):
+        cluster.connect("10.0.0.1:6379", echo=lambda _: None)

@@ -527,3 +527,29 @@ def test_configs_pickle_whole_for_cluster_workers(tmp_path):
                "t5": 0.00243, "ti2": 0.49, "ti3": 0.343, "ti4": 0.2401, "ti5": 0.16807,
                "learnrate": 1.0, "lr": 1.0, "learnrate_scale": 1.0, "lrs": 1.0}
         assert [s(env) for s in steps] == [s(env) for s in config.targets[0].transforms]
+
+
+@pytest.mark.parametrize("name", ["methods/method-1", "methods/method-2",
+                                  "ranking/method-1-short", "ranking/method-1-detail",
+                                  "ranking/method-2-short", "ranking/method-2-detail"])
+def test_the_small_test_configs_mirror_the_articles(name):
+    """What the plumbing tests render (tests/small.py) differs from the article's
+    config in sizes and views only: the same steps in the same order, the same
+    optimiser, epochs and schedule windows."""
+    from small import FOLDER, SIZE
+
+    from renderer.engine import final_size
+
+    article = load_config(METHODS_DIR.parent / f"{name}.yaml")
+    mine = load_config(FOLDER / f"{name}.yaml")
+    assert (mine.epochs, mine.optimizer) == (article.epochs, article.optimizer)
+    assert final_size(mine) == SIZE and final_size(article) == (224, 224)
+    for a, b in ((mine.init.mean, article.init.mean), (mine.init.std, article.init.std)):
+        assert a == b
+    for ours, theirs in zip(mine.targets, article.targets, strict=True):
+        assert ours.views == 2
+        assert [s.name for s in ours.transforms] == [s.name for s in theirs.transforms]
+        assert [(c.step.name, c.start, c.end) for c in ours.constraints] == \
+            [(c.step.name, c.start, c.end) for c in theirs.constraints]
+    assert [(p.step.name, p.start, p.end) for p in mine.postproc] == \
+        [(p.step.name, p.start, p.end) for p in article.postproc]
