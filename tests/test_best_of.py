@@ -1,11 +1,14 @@
-"""`render --best-of N`: N short runs per prompt, the best continued, resumable."""
+"""`render --best-of N`: N short runs per prompt, the best continued, resumable.
+
+Bookkeeping, so on the small copies of the configs (tests/small.py).
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
+import small
 from click.testing import CliRunner
 from conftest import kill_when
 
@@ -40,6 +43,13 @@ def state(cache, method, stem) -> ShortRuns:
 def final_record(cache, method, stem) -> RenderRecord:
     path = best_of_root(cache) / f"method-{method}" / f"{stem}.json"
     return RenderRecord.from_json(read_json(path), path)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_configs():
+    with pytest.MonkeyPatch.context() as patch:
+        small.install(patch)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +165,6 @@ def test_a_lost_winner_image_is_rendered_again(tmp_path, tiny_clip):
     assert report.continued == 0 and final.stat().st_mtime_ns == final_mtime
 
 
-def _cli(*args):
-    return [sys.executable, "-m", "app.cli", *map(str, args)]
-
-
 def _recorded(cache) -> int:
     total = 0
     for path in best_of_root(cache).glob("method-*/short-sims/*.json"):
@@ -171,15 +177,16 @@ def _recorded(cache) -> int:
 
 def test_a_killed_best_of_run_resumes_where_it_stopped(tmp_path, tiny_clip_path):
     cache = tmp_path / "cache"
+    # Short runs long enough that the kill lands while some are still to come.
     args = ["render", "--best-of", 6, "--cache", cache, "--model", tiny_clip_path,
             "--thing", "harp", "--animal", "cat", "--animal", "snail", "--method", 1,
-            "--epochs-short", SHORT, "--epochs-detail", DETAIL, "--batch", 1,
+            "--epochs-short", 30, "--epochs-detail", DETAIL, "--batch", 1,
             "--device", "cpu"]
-    kill_when(_cli(*args), lambda: _recorded(cache) >= 3, timeout=120)
+    kill_when(small.cli(*args), lambda: _recorded(cache) >= 3, timeout=120)
     recorded = _recorded(cache)
     assert 3 <= recorded < 12
     for png in best_of_root(cache).rglob("*.png"):
-        assert png_is_whole(png, (224, 224)), png
+        assert png_is_whole(png, small.SIZE), png
     result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     # Exactly the runs that were not recorded: the recorded ones are not redone.

@@ -1,4 +1,7 @@
-"""The gallery cache: skip and redo decisions, CSV and summary, kill safety."""
+"""The gallery cache: skip and redo decisions, CSV and summary, kill safety.
+
+Plumbing, so on the small copies of the configs (tests/small.py).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+import small
 
 from gallery.prompts import load_prompts
 from renderer.cache import png_is_whole, read_record
@@ -24,6 +27,13 @@ STEMS = [p.stem for p in PROMPTS]
 
 def configs(epochs=2, **per_method):
     return {m: method_config(m, per_method.get(f"m{m}", epochs)) for m in (1, 2)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_configs():
+    with pytest.MonkeyPatch.context() as patch:
+        small.install(patch)
+        yield
 
 
 def harp_prompts(n=3):
@@ -125,10 +135,6 @@ def test_stale_temp_files_are_removed(rendered, tiny_clip):
     assert not stray.exists()
 
 
-def _cli(*args):
-    return [sys.executable, "-m", "app.cli", *map(str, args)]
-
-
 def _whole_images(cache):
     return {p: p.read_bytes() for p in sorted(cache.glob("method-*/*.png"))
             if read_record(p) is not None}
@@ -160,9 +166,10 @@ def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
     # finished, while a later one is being rendered or written.
     cache = tmp_path / "cache"
     animals = [a for p in harp_prompts(5) for a in ("--animal", p.animal)]
-    args = ["render", "--cache", cache, "--model", tiny_clip_path, "--epochs", 3,
+    # Renders long enough that the signal lands while one is still to come.
+    args = ["render", "--cache", cache, "--model", tiny_clip_path, "--epochs", 60,
             "--thing", "harp", *animals, "--method", "1", "--batch", 1, "--device", "cpu"]
-    proc = subprocess.Popen(_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(small.cli(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, preexec_fn=_default_sigint)
     try:
         _wait_for_images(proc, cache, 3, timeout=120)
@@ -181,7 +188,7 @@ def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
     # Every file under its final name is complete; a killed write leaves at
     # most a hidden temp file.
     for png in cache.glob("method-*/*.png"):
-        assert png_is_whole(png, (224, 224)), png
+        assert png_is_whole(png, small.SIZE), png
     for record in cache.glob("method-*/*.json"):
         json.loads(record.read_text())
     before = _whole_images(cache)

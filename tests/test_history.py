@@ -66,10 +66,10 @@ def test_frames_fit_the_display_and_keep_the_aspect():
 
 
 @pytest.mark.parametrize("method", [1, 2])
-def test_k_frames_and_the_last_is_the_saved_image(method, tiny_clip):
+def test_k_frames_and_the_last_is_the_saved_image(method, tiny_clip, small_configs):
     config = method_config(method, DEFAULT_FRAMES - 1)
     result = render(config, tiny_clip, [1, 2], ["a", "b"], history=DEFAULT_FRAMES)
-    assert result.history.shape == (2, DEFAULT_FRAMES, 3, 224, 224)
+    assert result.history.shape == (2, DEFAULT_FRAMES, 3, *small_configs.SIZE)
     assert result.history.dtype == torch.uint8
     assert torch.equal(result.history[:, -1], result.images)
     # Consecutive frames differ: each is a later state, not a copy of one.
@@ -88,7 +88,7 @@ def test_method_2_starts_tiny_and_is_enlarged_pixel_by_pixel(tiny_clip):
     assert len(torch.unique(first.reshape(3, -1), dim=1).T) <= 64
 
 
-def test_keeping_a_history_changes_nothing_rendered(tiny_clip):
+def test_keeping_a_history_changes_nothing_rendered(tiny_clip, small_configs):
     config = method_config(1, 6)
     plain = render(config, tiny_clip, [5, 6], ["a", "b"])
     kept = render(config, tiny_clip, [5, 6], ["a", "b"], history=4)
@@ -98,7 +98,7 @@ def test_keeping_a_history_changes_nothing_rendered(tiny_clip):
 
 
 @pytest.mark.parametrize("method", [1, 2])
-def test_taking_frames_never_reads_values_back(method, tiny_clip):
+def test_taking_frames_never_reads_values_back(method, tiny_clip, small_configs):
     """The guard of the step loop, with frames taken at every step."""
     config = method_config(method).with_epochs(40)
     job = BatchRender(config, tiny_clip, [1, 2], ["a", "b"])
@@ -109,10 +109,11 @@ def test_taking_frames_never_reads_values_back(method, tiny_clip):
         for epoch in (0, 5, 14, 15, 20, 39):
             job.step(state, plan_epoch(config, epoch))
             frames.capture(epoch + 1, state.pixels)
-    assert frames.read().shape == (2, 41, 3, 224, 224)
+    assert frames.read().shape == (2, 41, 3, *small_configs.SIZE)
 
 
 def test_the_webp_plays_once_fits_the_budget_and_ends_on_the_png(tmp_path, tiny_clip):
+    # The article's config: the budget is about its 224-pixel frames.
     config = method_config(1, 23)
     png = tmp_path / "cat.png"
     render_files(config, tiny_clip, [ImageJob("a cat", 7, png, history=24)])
@@ -154,7 +155,7 @@ def test_end_on_replaces_only_the_last_frame():
     assert abs(ended[1][0].mean() - 60) < 8
 
 
-def test_a_render_without_history_removes_an_old_one(tmp_path, tiny_clip):
+def test_a_render_without_history_removes_an_old_one(tmp_path, tiny_clip, small_configs):
     config = method_config(1, 3)
     png = tmp_path / "cat.png"
     render_files(config, tiny_clip, [ImageJob("a cat", 7, png, history=4)])
@@ -172,7 +173,7 @@ def _render(cache, model, *args):
                                      "--animal", "pig", "--epochs", "4", *args])
 
 
-def test_render_keeps_histories_and_says_their_size(tmp_path, tiny_clip_path):
+def test_render_keeps_histories_and_says_their_size(tmp_path, tiny_clip_path, small_configs):
     result = _render(tmp_path, tiny_clip_path)
     assert result.exit_code == 0, result.output
     histories = sorted(tmp_path.glob("method-*/*.history.webp"))
@@ -186,7 +187,8 @@ def test_render_keeps_histories_and_says_their_size(tmp_path, tiny_clip_path):
         assert play_ms(image) == sum(frame_durations(5))
 
 
-def test_no_history_then_history_only_adds_them_and_keeps_the_renders(tmp_path, tiny_clip_path):
+def test_no_history_then_history_only_adds_them_and_keeps_the_renders(tmp_path, tiny_clip_path,
+                                                                      small_configs):
     assert _render(tmp_path, tiny_clip_path, "--no-history").exit_code == 0
     pngs = sorted(tmp_path.glob("method-*/*.png"))
     assert len(pngs) == 4 and not list(tmp_path.rglob("*.history.webp"))
@@ -219,7 +221,8 @@ def test_history_flags_that_contradict_are_refused(tmp_path, tiny_clip_path):
     assert result.exit_code == 2 and "contradict" in result.output
 
 
-def test_best_of_winners_and_continued_runs_keep_histories(tmp_path, tiny_clip_path):
+def test_best_of_winners_and_continued_runs_keep_histories(tmp_path, tiny_clip_path,
+                                                           small_configs):
     common = ["--cache", str(tmp_path), "--model", str(tiny_clip_path), "--device", "cpu"]
     best = CliRunner().invoke(main, ["render", *common, "--best-of", "2", "--thing", "harp",
                                      "--animal", "cat", "--method", "1", "--epochs-short", "2",

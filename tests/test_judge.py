@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import small
 import torch
 from click.testing import CliRunner
 from conftest import build_tiny_clip
@@ -23,6 +24,14 @@ from renderer.rate import rate_pairs
 
 STEMS = [p.stem for p in load_prompts()]
 QUIET = dict(echo=lambda _: None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_configs():
+    """What the judge rates is any rendered image: the small copies of the configs do."""
+    with pytest.MonkeyPatch.context() as patch:
+        small.install(patch)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -122,20 +131,20 @@ def test_the_optimised_weights_under_another_name_are_refused(cache, tiny_clip_p
 
 
 def test_select_by_judge_picks_the_judges_argmax(tmp_path, tiny_clip, judge):
-    best = plan_best_of(tmp_path, tiny_clip.identity, 5, methods=(2,), things=["harp"],
+    best = plan_best_of(tmp_path, tiny_clip.identity, 5, methods=(1,), things=["harp"],
                         animals=["cat", "pig"], epochs_short=2, epochs_detail=2,
                         select_by="judge", judge_id=judge.identity)
-    render_best_of(tmp_path, best, tiny_clip, {(2, "short"): 3, (2, "detail"): 2},
+    render_best_of(tmp_path, best, tiny_clip, {(1, "short"): 3, (1, "detail"): 2},
                    judge=judge, **QUIET)
     by_sim_differs = 0
     for stem in ("cat-of-harp", "pig-of-harp"):
-        path = short_sims_path(best_of_root(tmp_path), 2, stem)
+        path = short_sims_path(best_of_root(tmp_path), 1, stem)
         state = ShortRuns.from_json(read_json(path), path)
         assert state.judge_id == judge.identity
         ratings = {r.run: r.judge for r in state.runs}
         assert None not in ratings.values() and len(ratings) == 5
         chosen = max(ratings, key=lambda r: (ratings[r], -r))
-        record_file = best_of_root(tmp_path) / "method-2" / f"{stem}.json"
+        record_file = best_of_root(tmp_path) / "method-1" / f"{stem}.json"
         record = RenderRecord.from_json(read_json(record_file), record_file)
         assert record.best_of.select_by == "judge"
         assert record.best_of.run == chosen == winner(state, 5)
@@ -143,7 +152,7 @@ def test_select_by_judge_picks_the_judges_argmax(tmp_path, tiny_clip, judge):
         sims = state.sims()
         by_sim_differs += chosen != max(sims, key=lambda r: (sims[r], -r))
         # the judge's rating is the kept short image's, as `judge` would rate it
-        short = best_of_root(tmp_path) / "method-2" / record.best_of.short_image
+        short = best_of_root(tmp_path) / "method-1" / record.best_of.short_image
         again = rate_pairs(judge, [short.read_bytes()], [record.prompt])[0]
         assert ratings[chosen] == pytest.approx(again, abs=1e-3)
     assert by_sim_differs >= 1  # the two criteria disagree somewhere, so this tested one

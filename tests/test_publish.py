@@ -144,7 +144,10 @@ def _cli_publish(repo, *args):
 
 @pytest.fixture(scope="module")
 def full_cache(tmp_path_factory):
-    return write_sample_cache(tmp_path_factory.mktemp("cache") / "cache", PROMPTS)
+    # Every render of the gallery; histories, the judge and the best of N are
+    # beside the point of publishing it (the site tests build them).
+    return write_sample_cache(tmp_path_factory.mktemp("cache") / "cache", PROMPTS,
+                              best_of=False, judge=False, history=False)
 
 
 def test_publish_command_full_gallery(project, full_cache, tmp_path):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import small
 import torch
 from click.testing import CliRunner
 
@@ -106,6 +107,14 @@ def _experiment(cache, tiny_clip, runs, **kwargs):
     )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _small_configs():
+    """The experiment's bookkeeping, on the small copies of the configs."""
+    with pytest.MonkeyPatch.context() as patch:
+        small.install(patch)
+        yield
+
+
 @pytest.fixture(scope="module")
 def twelve(tmp_path_factory, tiny_clip):
     cache = tmp_path_factory.mktemp("rank")
@@ -148,7 +157,7 @@ def test_run_in_a_batch_equals_run_alone(twelve, tiny_clip):
     short = ranking_config(1, "short", EXPERIMENT.text, epochs=3)
     run = 7
     alone = render(short, tiny_clip, [EXPERIMENT.seed("short", run)], [EXPERIMENT.text])
-    batched = load_rgb(EXPERIMENT.run_png(cache, run), 224, 224)
+    batched = load_rgb(EXPERIMENT.run_png(cache, run), *small.SIZE)
     batched = (batched * 255).round().to(torch.uint8)
     assert (alone.images[0].int() - batched.int()).abs().max() <= 1
 
