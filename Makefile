@@ -32,9 +32,17 @@ $(RAY_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
 	touch $(RAY_STAMP)
 
+# Torch threads per test process (THREADS, read by tests/conftest.py as
+# $$CLIPIG_TEST_THREADS), and test processes at once (JOBS, pytest-xdist; one file
+# per process at a time): by default one thread on every core. `make test
+# THREADS=2` runs the suite with two threads (and half the processes).
+THREADS ?= 1
+CORES := $(shell nproc 2>/dev/null || echo 2)
+JOBS ?= $(shell n=$$(( $(CORES) / $(THREADS) )); [ $$n -ge 1 ] && echo $$n || echo 1)
+
 test: install $(RAY_STAMP) $(ACTIONLINT) chromium
 	$(BIN)/ruff check $(LINT_PATHS)
-	$(BIN)/python -m pytest
+	CLIPIG_TEST_THREADS=$(THREADS) $(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -340,8 +340,11 @@ class RayExecutor:
                 starts = [None if init_images is None or init_images[i] is None else
                           (init_images[i].name, Path(init_images[i]).read_bytes())
                           for i in range(start, stop)]
+                # Timed from before the hand-out: the worker may start before .remote()
+                # returns, so a clock read after it could miss part of the batch.
+                handed_out = time.perf_counter()
                 ref = slot.actor.render.remote(config, list(jobs[start:stop]), precision, starts)
-                running[ref] = (slot, start, stop, time.perf_counter())
+                running[ref] = (slot, start, stop, handed_out)
             if not running:
                 raise ClusterError("every worker has died; finished images are kept")
             (ref,), _ = ray.wait(list(running), num_returns=1)
@@ -398,7 +401,9 @@ def cluster_bench(model: ClipModel, device: str = "cpu", counts: Sequence[int] =
     worker's own render time: scheduling and transfer).
 
     Renders ``2 * max(counts)`` images of method 1 at ``epochs`` epochs and
-    writes nothing. Each setting gets one warm-up batch per worker first.
+    writes nothing. The workers start once, as many as the largest count (each
+    loads the model once, as in a real run); a setting of k workers hands its
+    batches to the first k, after one warm-up batch each.
     """
     from .device import device_name
     from .gallery import method_config
@@ -428,8 +433,10 @@ def cluster_bench(model: ClipModel, device: str = "cpu", counts: Sequence[int] =
     echo(f"ray bench: {images} images of method 1, {epochs} epochs, batch {batch}")
     echo(f"  this process ({result['local']['device']}): {local:.1f} s, "
          f"{result['local']['images_per_hour']:.0f} images/h")
+    executor = RayExecutor(model, device, max(counts), cpus_per_worker, echo=lambda _: None)
+    every = executor.slots
     for count in counts:
-        executor = RayExecutor(model, device, count, cpus_per_worker, echo=lambda _: None)
+        executor.slots = every[:count]
         seconds = timed(executor, count)
         entry = {"workers": count, "device": executor.device_label, "seconds": round(seconds, 2),
                  "images_per_hour": round(3600 * images / seconds, 1),
@@ -440,6 +447,6 @@ def cluster_bench(model: ClipModel, device: str = "cpu", counts: Sequence[int] =
         echo(f"  {count} worker(s) ({entry['device']}): {seconds:.1f} s, "
              f"{entry['images_per_hour']:.0f} images/h, {entry['vs_this_process']:.2f}x this "
              f"process; overhead {entry['overhead_per_batch_s'] * 1000:.0f} ms per batch")
-        for slot in executor.slots:
-            ray.kill(slot.actor)
+    for slot in every:
+        ray.kill(slot.actor)
     return result

@@ -127,8 +127,17 @@ def test_best_of_projection_adds_the_methods_and_divides_by_eight():
     assert (projection["runs"], projection["prompts"], projection["methods"]) == (512, 810, 2)
 
 
-def test_run_bench_takes_the_precisions_it_is_given(tiny_clip_path, fake_device, small_configs):
+def fixed_matmul(monkeypatch):
+    """The probe's matrix products (timed for real in the test above) as fixed numbers."""
+    import renderer.bench as bench
+
+    monkeypatch.setattr(bench, "matmul_ms", lambda device: {"fp32": 5.0, "bf16": 500.0})
+
+
+def test_run_bench_takes_the_precisions_it_is_given(tiny_clip_path, fake_device, small_configs,
+                                                    monkeypatch):
     fake_device(cpu={"avx512_bf16"})  # bf16 native, but only fp32 asked for
+    fixed_matmul(monkeypatch)
     result = run_bench("cpu", str(tiny_clip_path), steps=1, batch=2, methods=(2,),
                        ops=False, echo=lambda _: None, precisions=("fp32",))
     (method,) = result["methods"]
@@ -153,6 +162,7 @@ def test_a_setting_that_runs_out_of_memory_is_reported_and_the_bench_goes_on(
         return real(config, model, n, precision, steps)
 
     released = []
+    fixed_matmul(monkeypatch)
     monkeypatch.setattr(bench, "batched_step_seconds", tight)
     monkeypatch.setattr(bench, "release", released.append)
     lines = []

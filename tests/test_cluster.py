@@ -93,17 +93,19 @@ def test_a_killed_driver_leaves_only_finished_images_and_a_rerun_completes(
     # The command line in a child process on the small configs, joining the head,
     # killed after two images; then the same command again, here.
     cache = tmp_path / "cache"
-    args = ["render", "--ray", head, "--ray-workers", "1", "--device", "cpu",
-            "--cache", cache, "--model", tiny_clip_path, "--thing", "harp",
-            *[a for p in harp(5) for a in ("--animal", p.animal)], "--method", "1",
-            "--epochs", 40, "--batch", "1"]
+    args = ["render", "--device", "cpu", "--cache", cache, "--model", tiny_clip_path,
+            "--thing", "harp", *[a for p in harp(5) for a in ("--animal", p.animal)],
+            "--method", "1", "--epochs", 40, "--batch", "1"]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    kill_when(small.cli(*args), lambda: len(_whole(cache)) >= 2, timeout=180, env=env)
+    kill_when(small.cli(*args, "--ray", head, "--ray-workers", 1),
+              lambda: len(_whole(cache)) >= 2, timeout=180, env=env)
     for png in cache.glob("method-*/*.png"):
         assert png_is_whole(png, small.SIZE), png
     before = _whole(cache)
     assert 2 <= len(before) < 5
     mtimes = {p: p.stat().st_mtime_ns for p in before}
+    # The cache is the driver's: rendering again resumes it, here in this process
+    # without the cluster (the cluster runs of the tests below cover rendering there).
     rerun = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert rerun.exit_code == 0, rerun.output
     assert f"{5 - len(before)} images in" in rerun.output
@@ -114,7 +116,8 @@ def test_a_killed_driver_leaves_only_finished_images_and_a_rerun_completes(
     assert not list(cache.rglob("*.tmp"))
 
 
-def test_bench_ray_times_this_process_and_one_and_two_workers(head, tmp_path, tiny_clip_path):
+def test_bench_ray_times_this_process_and_one_and_two_workers(head, small_configs, tmp_path,
+                                                             tiny_clip_path):
     # Before the module's own workers exist; the bench leaves the cluster as it found it.
     out = tmp_path / "ray-bench.json"
     result = CliRunner().invoke(main, ["bench", "--ray", head, "--model", str(tiny_clip_path),

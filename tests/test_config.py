@@ -543,7 +543,10 @@ def test_the_small_test_configs_mirror_the_articles(name):
     article = load_config(METHODS_DIR.parent / f"{name}.yaml")
     mine = load_config(FOLDER / f"{name}.yaml")
     assert (mine.epochs, mine.optimizer) == (article.epochs, article.optimizer)
-    assert final_size(mine) == SIZE and final_size(article) == (224, 224)
+    # The same size where the article's is small (method 2's short runs end at 16
+    # pixels), else the small one.
+    assert final_size(mine) == tuple(min(a, b) for a, b in zip(final_size(article), SIZE,
+                                                                strict=True))
     for a, b in ((mine.init.mean, article.init.mean), (mine.init.std, article.init.std)):
         assert a == b
     for ours, theirs in zip(mine.targets, article.targets, strict=True):

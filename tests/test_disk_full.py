@@ -41,12 +41,15 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+def _args(cache: Path, model: Path) -> list[str]:
+    return ["render", "--device", "cpu", "--thing", "harp", "--method", "1", "--epochs", "1",
+            "--no-history", "--cache", str(cache), "--model", str(model)]
+
+
 def _render(cache: Path, model: Path):
     # A child process, as a user runs it: the whole command, its exit code and output.
-    args = [sys.executable, "-m", "app.cli", "render", "--device", "cpu", "--thing", "harp",
-            "--method", "1", "--epochs", "1", "--no-history", "--cache", str(cache),
-            "--model", str(model)]
-    return subprocess.run(args, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "app.cli", *_args(cache, model)],
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_a_full_disk_stops_the_render_with_one_message_and_keeps_what_it_finished(
@@ -67,11 +70,12 @@ def test_a_full_disk_stops_the_render_with_one_message_and_keeps_what_it_finishe
         assert png_is_whole(png, (224, 224)) and record_path(png).is_file(), png
     assert not list(cache.rglob("*.tmp"))
     kept = {p: p.stat().st_mtime_ns for p in finished}
-    # Space is freed (the filesystem grows): the rerun renders only the rest.
+    # Space is freed (the filesystem grows): the rerun (here, the same command)
+    # renders only the rest.
     subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
-    rerun = _render(cache, tiny_clip_path)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"{9 - len(finished)} images in" in rerun.stdout
+    rerun = CliRunner().invoke(main, _args(cache, tiny_clip_path), catch_exceptions=False)
+    assert rerun.exit_code == 0, rerun.output
+    assert f"{9 - len(finished)} images in" in rerun.output
     assert len(list(cache.glob("method-1/*.png"))) == 9
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
 
@@ -80,12 +84,23 @@ def _no_space(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
+def test_a_full_disk_under_the_site_is_one_message(small_disk, tmp_path):
+    cache = write_sample_cache(tmp_path / "cache", load_prompts()[:30], rankings=False)
+    result = subprocess.run([sys.executable, "-m", "app.cli", "site", "--cache", str(cache),
+                             "--out", str(small_disk / "site")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: no space left on the device while writing")
+    assert not list((small_disk / "site").rglob("*.tmp"))
+
+
 def test_a_full_disk_during_the_site_build_is_one_message(tmp_path, monkeypatch):
-    from generator import files
+    from generator import site
 
     cache = write_sample_cache(tmp_path / "cache", load_prompts()[:3], rankings=False,
                                best_of=False, judge=False)
-    monkeypatch.setattr(files, "write_if_changed", _no_space)
+    monkeypatch.setattr(site, "write_if_changed", _no_space)
     result = CliRunner().invoke(main, ["site", "--cache", str(cache), "--out",
                                        str(tmp_path / "site")])
     assert result.exit_code == 1, result.output

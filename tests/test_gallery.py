@@ -167,7 +167,7 @@ def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
     cache = tmp_path / "cache"
     animals = [a for p in harp_prompts(5) for a in ("--animal", p.animal)]
     # Renders long enough that the signal lands while one is still to come.
-    args = ["render", "--cache", cache, "--model", tiny_clip_path, "--epochs", 60,
+    args = ["render", "--cache", cache, "--model", tiny_clip_path, "--epochs", 30,
             "--thing", "harp", *animals, "--method", "1", "--batch", 1, "--device", "cpu"]
     proc = subprocess.Popen(small.cli(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, preexec_fn=_default_sigint)

@@ -37,6 +37,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
@@ -185,20 +186,26 @@ def check_against_reference(cache: Path, model) -> None:
         assert json.loads((cache / name).read_text())["model_id"] == model.identity, name
 
 
-def test_same_seeds_give_the_same_results(tmp_path, tiny_clip):
-    render_sample(tmp_path, tiny_clip)
-    check_against_reference(tmp_path, tiny_clip)
-    assert not list(tmp_path.rglob("*" + HISTORY_SUFFIX))
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory, tiny_clip) -> Path:
+    """The sample rendered without histories, once for the module."""
+    cache = tmp_path_factory.mktemp("unchanged")
+    render_sample(cache, tiny_clip)
+    return cache
 
 
-def test_keeping_histories_changes_no_other_byte(tmp_path, tiny_clip):
-    render_sample(tmp_path / "without", tiny_clip)
+def test_same_seeds_give_the_same_results(sample, tiny_clip):
+    check_against_reference(sample, tiny_clip)
+    assert not list(sample.rglob("*" + HISTORY_SUFFIX))
+
+
+def test_keeping_histories_changes_no_other_byte(sample, tmp_path, tiny_clip):
     render_sample(tmp_path / "with", tiny_clip, history=24)
     # Same process, same machine: bit for bit.
-    files = sample_files(tmp_path / "without")
+    files = sample_files(sample)
     assert sample_files(tmp_path / "with") == files
     for name in files:
-        a, b = tmp_path / "without" / name, tmp_path / "with" / name
+        a, b = sample / name, tmp_path / "with" / name
         if name.endswith(".json"):
             assert _strip(json.loads(a.read_text())) == _strip(json.loads(b.read_text())), name
         else:
