@@ -42,7 +42,11 @@ JOBS ?= $(shell n=$$(( $(CORES) / $(THREADS) )); [ $$n -ge 1 ] && echo $$n || ec
 
 test: install $(RAY_STAMP) $(ACTIONLINT) chromium
 	$(BIN)/ruff check $(LINT_PATHS)
-	CLIPIG_TEST_THREADS=$(THREADS) $(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+	# Bytecode is written even where the environment says not to: every test
+	# process and the children they start would otherwise compile the project
+	# (and pytest its rewritten test files) again, seconds each.
+	PYTHONDONTWRITEBYTECODE= CLIPIG_TEST_THREADS=$(THREADS) \
+		$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)

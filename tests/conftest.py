@@ -26,20 +26,14 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
-torch.set_num_threads(THREADS)
-
-from gallery.paths import METHODS_DIR  # noqa: E402
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import clip  # noqa: F401  (the package must import for every test here)
+# torch and clip are imported by the fixtures and test modules that use them,
+# not here: pytest-xdist's controller process loads this file too, and
+# importing them costs it seconds before any worker starts.
 
 TINY = dict(
     embed_dim=32,
@@ -55,8 +49,15 @@ TINY = dict(
 )
 
 
-def build_tiny_clip(seed: int = 0) -> torch.nn.Module:
-    from clip.model import CLIP
+def build_tiny_clip(seed: int = 0):
+    """The tests' CLIP: the clip package's own class, tiny, with seeded weights."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # clip's pkg_resources deprecation
+        from clip.model import CLIP
 
     torch.manual_seed(seed)
     model = CLIP(**TINY)
@@ -73,8 +74,19 @@ def build_tiny_clip(seed: int = 0) -> torch.nn.Module:
     return model
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads():
+    """torch on the suite's thread count ($OMP_NUM_THREADS already says it; this
+    makes sure, whatever imported torch first)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+
+
 @pytest.fixture(scope="session")
 def tiny_clip_path(tmp_path_factory) -> Path:
+    import torch
+
     path = tmp_path_factory.mktemp("clip") / "tiny-clip.pt"
     torch.save(build_tiny_clip().state_dict(), path)
     return path
@@ -89,6 +101,7 @@ def tiny_clip(tiny_clip_path):
 
 @pytest.fixture(scope="session")
 def method_configs():
+    from gallery.paths import METHODS_DIR
     from renderer.config import load_config
 
     return {m: load_config(METHODS_DIR / f"method-{m}.yaml") for m in (1, 2)}
@@ -136,10 +149,10 @@ def built_site(cache: Path, out: Path, post: str = "2021/clipig-animal-transfer/
 
 
 def pytest_report_header(config):
-    from renderer.precision import cpu_name
+    from importlib.metadata import version
 
-    return (f"clipig-gallery: torch {torch.__version__} on {cpu_name()}, {THREADS} thread(s) "
-            f"($CLIPIG_TEST_THREADS), default precision fp32 ($CLIPIG_PRECISION)")
+    return (f"clipig-gallery: torch {version('torch')}, {THREADS} torch thread(s) per test "
+            f"process ($CLIPIG_TEST_THREADS), default precision fp32 ($CLIPIG_PRECISION)")
 
 
 @pytest.fixture
@@ -183,6 +196,8 @@ class FakeCuda:
         self.peak = max(self.peak, self.allocated + size)
 
     def install(self, monkeypatch) -> FakeCuda:
+        import torch
+
         cuda = torch.cuda
         monkeypatch.setattr(cuda, "synchronize", lambda device=None: None)
         monkeypatch.setattr(cuda, "current_device", lambda: 0)
