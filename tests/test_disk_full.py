@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import small
 from click.testing import CliRunner
 
 from app.cli import main
@@ -32,9 +33,9 @@ def _mount(folder: Path, size: str) -> bool:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 320 kB filesystem (room for a few of the sample's images), unmounted after."""
+    """A 40 kB filesystem (room for a few small images), unmounted after."""
     folder = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    if os.geteuid() != 0 or not _mount(folder, "320k"):
+    if os.geteuid() != 0 or not _mount(folder, "40k"):
         pytest.skip("mounting a tmpfs needs root with CAP_SYS_ADMIN; the injected tests below "
                     "cover the messages")
     yield folder
@@ -47,13 +48,14 @@ def _args(cache: Path, model: Path) -> list[str]:
 
 
 def _render(cache: Path, model: Path):
-    # A child process, as a user runs it: the whole command, its exit code and output.
-    return subprocess.run([sys.executable, "-m", "app.cli", *_args(cache, model)],
-                          capture_output=True, text=True, timeout=300)
+    # A child process, as a user runs it: the whole command, its exit code and
+    # output (on the small configs: what is tested is the writing).
+    return subprocess.run(small.cli(*_args(cache, model)), capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_a_full_disk_stops_the_render_with_one_message_and_keeps_what_it_finished(
-        small_disk, tiny_clip_path):
+        small_disk, small_configs, tiny_clip_path):
     cache = small_disk / "cache"
     full = _render(cache, tiny_clip_path)
     assert full.returncode == 1, full.stdout + full.stderr
@@ -67,7 +69,7 @@ def test_a_full_disk_stops_the_render_with_one_message_and_keeps_what_it_finishe
     assert 1 <= len(finished) < 9
     assert f"{len(finished)} images finished in this run" in line
     for png in finished:  # every image there is whole and recorded
-        assert png_is_whole(png, (224, 224)) and record_path(png).is_file(), png
+        assert png_is_whole(png, small.SIZE) and record_path(png).is_file(), png
     assert not list(cache.rglob("*.tmp"))
     kept = {p: p.stat().st_mtime_ns for p in finished}
     # Space is freed (the filesystem grows): the rerun (here, the same command)
