@@ -39,6 +39,8 @@ $(RAY_STAMP): $(STAMP)
 THREADS ?= 1
 CORES := $(shell nproc 2>/dev/null || echo 2)
 JOBS ?= $(shell n=$$(( $(CORES) / $(THREADS) )); [ $$n -ge 1 ] && echo $$n || echo 1)
+# One process: pytest itself (-n 0), without a controller and one worker.
+XDIST = $(if $(filter 1,$(JOBS)),0,$(JOBS))
 
 test: install $(RAY_STAMP) $(ACTIONLINT) chromium
 	$(BIN)/ruff check $(LINT_PATHS)
@@ -46,7 +48,7 @@ test: install $(RAY_STAMP) $(ACTIONLINT) chromium
 	# process and the children they start would otherwise compile the project
 	# (and pytest its rewritten test files) again, seconds each.
 	PYTHONDONTWRITEBYTECODE= CLIPIG_TEST_THREADS=$(THREADS) \
-		$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
+		$(BIN)/python -m pytest -n $(XDIST) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)
