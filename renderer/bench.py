@@ -36,6 +36,7 @@ from gallery.prompts import load_prompts
 from .batching import CudaMemory, auto_batch, cuda_memory, is_out_of_memory, release
 from .clipmodel import CLIP_MEAN, CLIP_STD, ClipModel, import_clip, load_clip
 from .config import Config, is_active
+from .device import device_name
 from .engine import BatchRender, EpochPlan, final_size, plan_epoch
 from .gallery import method_config
 from .history import DEFAULT_FRAMES, encode_histories
@@ -414,7 +415,7 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
     default = default if default in precisions else precisions[0]
     reference_half = device.type == "cuda"
     result = {
-        "device": _device_label(device),
+        "device": device_name(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "model": model.name,
@@ -557,12 +558,6 @@ def best_of_projection(ranking: list[dict]) -> dict:
     hours = sum(entry["best_of_512_gallery_hours"] for entry in ranking)
     return {"runs": 512, "prompts": PROMPTS, "methods": len(ranking),
             "hours_one_device": hours, "hours_eight_devices": hours / 8}
-
-
-def _device_label(device: torch.device) -> str:
-    from .device import device_name
-
-    return device_name(device)
 
 
 def _echo_method(bench: MethodBench, device: str, echo) -> None:

@@ -841,7 +841,6 @@ def _keeping(what: str, cache: Path):
 
     from .batching import OutOfMemory
 
-    before = _complete_images(cache)
     try:
         yield
     except KeyboardInterrupt:
@@ -853,9 +852,8 @@ def _keeping(what: str, cache: Path):
     except OSError as exc:
         if not is_disk_full(exc):
             raise
-        now = _complete_images(cache)
-        kept = (f"{max(0, now - before)} images finished in this run are kept in {cache}/, "
-                f"{now} complete images in all")
+        kept = (f"the {what} finished before it are kept in {cache}/ "
+                f"({_complete_images(cache)} complete images there)")
         raise click.ClickException(disk_full_message(exc, cache, kept)) from None
 
 

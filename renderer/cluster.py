@@ -28,7 +28,7 @@ from .batching import OutOfMemory, is_out_of_memory
 from .clipmodel import ClipModel
 from .config import Config
 from .jobs import ImageJob, Writer, write_results
-from .precision import Choice, PrecisionError
+from .precision import Choice, PrecisionError, instead
 
 CONNECT_TIMEOUT_S = 5.0
 MAX_FAILURES = 3  # a worker that dies this often is given up
@@ -311,7 +311,7 @@ class RayExecutor:
                 raise PrecisionError(
                     f"--precision {requested}: worker {info['pid']} on {info['host']} "
                     f"({info['device_name']}) does not compute it natively: {why}. Use "
-                    f"--precision {' or '.join(dict.fromkeys((native[0], 'fp32')))}, or leave "
+                    f"--precision {instead(native[0])}, or leave "
                     f"--precision out for the fastest every worker has ({native[0]}).")
         return Choice(requested, "as asked; native on every worker")
 

@@ -243,11 +243,15 @@ def refusal(device: torch.device, precision: str, found: Support, measure: bool 
                     f"{PROBE_SHAPE[1]}x{PROBE_SHAPE[2]} matrix product takes "
                     f"{timed[precision]:.1f} ms in {precision} against {timed['fp32']:.1f} ms "
                     f"in fp32 ({ratio:.0f}x)")
-    instead = " or ".join(dict.fromkeys((found.default, "fp32")))
     asked = f"--precision {precision}" if how == "as asked" else f"{precision} ({how})"
     return (f"{asked}: {found.emulated.get(precision, 'not native here')}{cost}. Use "
-            f"--precision {instead}, or neither --precision nor ${PRECISION_ENV} for this "
-            f"device's fastest native one ({found.default}).")
+            f"--precision {instead(found.default)}, or neither --precision nor "
+            f"${PRECISION_ENV} for this device's fastest native one ({found.default}).")
+
+
+def instead(default: str) -> str:
+    """What to ask for in place of an emulated precision: the default, or fp32."""
+    return " or ".join(dict.fromkeys((default, "fp32")))
 
 
 def matmul_ms(device: torch.device | str, precisions=PRECISIONS,

@@ -63,11 +63,11 @@ def test_a_full_disk_stops_the_render_with_one_message_and_keeps_what_it_finishe
     assert "Traceback" not in full.stderr and len(said) == 1, full.stderr
     (line,) = said
     assert line.startswith(f"Error: no space left on the device while writing {cache}")
-    assert "free)" in line and "images finished in this run are kept" in line
+    assert "free)" in line and "the images finished before it are kept" in line
     assert "Free some space and run the command again" in line
     finished = sorted(cache.glob("method-1/*.png"))
     assert 1 <= len(finished) < 9
-    assert f"{len(finished)} images finished in this run" in line
+    assert f"({len(finished)} complete images there)" in line
     for png in finished:  # every image there is whole and recorded
         assert png_is_whole(png, small.SIZE) and record_path(png).is_file(), png
     assert not list(cache.rglob("*.tmp"))
