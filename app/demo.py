@@ -17,17 +17,17 @@ from gallery.paths import METHODS
 from gallery.prompts import load_prompts
 from gallery.settings import MODEL_ENV, ModelUnavailable, default_model_name
 from generator.site import build_site
-from renderer.addhistory import add_histories, gallery_missing
-from renderer.bestof import batch_sizes, plan_best_of, render_best_of
-from renderer.clipmodel import ClipModel, load_clip
-from renderer.device import describe
-from renderer.gallery import plan_gallery, render_gallery
-from renderer.history import DEFAULT_FRAMES
-from renderer.jobs import LocalExecutor
-from renderer.judge import DEFAULT_JUDGE, SameModel, judge_cache
-from renderer.precision import Choice
-from renderer.ranking import Experiment, run_experiment
-from renderer.standin import standin_checkpoint
+from renderer.engine.clipmodel import ClipModel, load_clip
+from renderer.engine.device import describe
+from renderer.engine.history import DEFAULT_FRAMES
+from renderer.engine.precision import Choice
+from renderer.engine.standin import standin_checkpoint
+from renderer.execution.jobs import LocalExecutor
+from renderer.runs.bestof import batch_sizes, plan_best_of, render_best_of
+from renderer.runs.first import plan_gallery, render_gallery
+from renderer.runs.histories import add_histories, gallery_missing
+from renderer.runs.judge import DEFAULT_JUDGE, SameModel, judge_cache
+from renderer.runs.ranking import Experiment, run_experiment
 
 DEMO_THINGS = ("harp", "piano", "baguette")  # x 9 animals x 2 methods = 54 images
 # A glimpse that fits in about two minutes on two CPU cores with the

@@ -9,7 +9,7 @@ DEFAULT_MODEL = "ViT-B/32"
 MODEL_ENV = "CLIPIG_MODEL"
 CACHE_ENV = "CLIPIG_CACHE"
 DEFAULT_CACHE = "cache"
-# Compute precisions of CLIP's image encoder (renderer.precision says which a
+# Compute precisions of CLIP's image encoder (renderer.engine.precision says which a
 # device computes natively); records name the one an image was rendered in.
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Where set, the precision a run takes when --precision is not given (checked

@@ -35,8 +35,8 @@ def check_device(name: str, precision: str | None) -> None:
 
 def resolve_device(name: str, need_gpu: bool = False):
     """The device for --device; ``auto`` without a GPU stops when ``need_gpu``."""
-    from .device import DeviceError
-    from .device import resolve_device as resolve
+    from .engine.device import DeviceError
+    from .engine.device import resolve_device as resolve
 
     try:
         # On stderr: `rate` may be writing its CSV to stdout.
@@ -46,11 +46,11 @@ def resolve_device(name: str, need_gpu: bool = False):
 
 
 def choose_precision(requested: str | None, device, executor=None):
-    """The run's precision (a ``renderer.precision.Choice``, with the reason):
+    """The run's precision (a ``renderer.engine.precision.Choice``, with the reason):
     ``requested`` if the device (or every Ray worker) computes it natively, else a
     usage error saying what it costs; without one, the fastest native one. On a
     cluster the choice is said here; locally ``announce`` says it."""
-    from .precision import PrecisionError, choose
+    from .engine.precision import PrecisionError, choose
 
     try:
         if executor is None:
@@ -65,7 +65,7 @@ def choose_precision(requested: str | None, device, executor=None):
 def announce(device, choice, model) -> None:
     """Say where and how the run renders, and why in this precision, before its first
     image. ``choice`` is what ``choose_precision`` took."""
-    from .device import describe
+    from .engine.device import describe
 
     click.echo(describe(device, choice, model.name, model.identity))
 
@@ -115,7 +115,7 @@ def ray_options(fn):
     )(fn)
 
 
-# Frames of each image's optimisation history (renderer.history.DEFAULT_FRAMES).
+# Frames of each image's optimisation history (renderer.engine.history.DEFAULT_FRAMES).
 HISTORY_FRAMES = 24
 
 
@@ -148,7 +148,7 @@ def cluster(ray_address, model, device, workers, cpus_per_worker):
                 raise click.UsageError(f"{name} applies to --ray only")
         yield None
         return
-    from .cluster import ClusterError, RayExecutor, connect, shutdown
+    from .execution.cluster import ClusterError, RayExecutor, connect, shutdown
 
     try:
         connect(None if ray_address == RAY_FROM_ENV else ray_address, echo=click.echo)
@@ -173,7 +173,7 @@ def shutdown_quietly(shutdown) -> None:
 
 
 def load_model(name: str | None, device):
-    from .clipmodel import load_clip
+    from .engine.clipmodel import load_clip
 
     try:
         return load_clip(name or default_model_name(), device)
@@ -194,8 +194,8 @@ def load_model(name: str | None, device):
 @precision_option
 def render_config(config_path, text, output, model, seed, epochs, device, precision):
     """Render one image from any CLIPig CONFIG.yaml."""
-    from .config import ConfigError, load_config
-    from .jobs import ImageJob, render_files
+    from .execution.jobs import ImageJob, render_files
+    from .language.config import ConfigError, load_config
 
     try:
         config = load_config(config_path)
@@ -279,7 +279,7 @@ def render(methods, animals, things, limit, cache_dir, model, epochs, seed, batc
     from gallery.prompts import load_prompts
     from gallery.settings import default_cache_dir
 
-    from .gallery import plan_gallery, render_gallery, select
+    from .runs.first import plan_gallery, render_gallery, select
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     frames = frames_to_keep(history_frames, no_history, history_only)
@@ -360,7 +360,7 @@ def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, e
     clip_model = load_model(model, target)
     judge = None
     if selection[0] == "judge":
-        from .judge import DEFAULT_JUDGE
+        from .runs.judge import DEFAULT_JUDGE
 
         judge = load_model(selection[1] or DEFAULT_JUDGE,
                            judge_device(target, on_ray and not dry_run))
@@ -376,7 +376,13 @@ def _render_best_of(cache, runs, keep, methods, animals, things, limit, model, e
 def _best_of_with(cache, runs, keep, methods, animals, things, limit, clip_model, epochs_short,
                   epochs_detail, seed, batch, target, choice, dry_run, executor, judge,
                   frames):
-    from .bestof import batch_sizes, describe_sizes, measure_speed, plan_best_of, render_best_of
+    from .runs.bestof import (
+        batch_sizes,
+        describe_sizes,
+        measure_speed,
+        plan_best_of,
+        render_best_of,
+    )
 
     precision = choice.precision
 
@@ -425,7 +431,7 @@ def judge_device(target, on_ray: bool):
     """Where the judge rates each short run's PNG (always in this process): on the
     render device; with --ray, on this machine's own GPU where it has one, else its
     CPU (`_judge_cost` then says so, with what it costs)."""
-    from .device import resolve_device as resolve
+    from .engine.device import resolve_device as resolve
 
     if not on_ray:
         return target
@@ -434,8 +440,8 @@ def judge_device(target, on_ray: bool):
 
 def _judge_cost(judge, runs: int, on_ray: bool) -> None:
     """Where the judge rates the short runs and what that costs, measured here."""
-    from .device import device_name
-    from .judge import seconds_per_image
+    from .engine.device import device_name
+    from .runs.judge import seconds_per_image
 
     per_run = seconds_per_image(judge)
     where = f"{judge.device} ({device_name(judge.device)})"
@@ -450,7 +456,7 @@ def _history_sizes(pngs, frames: int) -> None:
     """The histories' sizes over the selection, against the budget."""
     from gallery.layout import history_path
 
-    from .history import BUDGET_BYTES
+    from .engine.history import BUDGET_BYTES
 
     sizes = [p.stat().st_size for p in map(history_path, pngs) if p.exists()]
     if not sizes:
@@ -468,7 +474,7 @@ def _history_sizes(pngs, frames: int) -> None:
 def _history_only(cache, best_of, methods, animals, things, limit, model, epochs, epochs_short,
                   epochs_detail, seed, batch, device, precision, dry_run, frames, ray_args):
     """`render --history-only`: the complete images that lack a history, rendered again."""
-    from .addhistory import best_of_missing, gallery_missing
+    from .runs.histories import best_of_missing, gallery_missing
 
     if best_of is None and (epochs_short or epochs_detail):
         raise click.UsageError("--epochs-short and --epochs-detail apply to --best-of only")
@@ -481,13 +487,13 @@ def _history_only(cache, best_of, methods, animals, things, limit, model, epochs
     clip_model = load_model(model, target)
     try:
         if best_of is None:
-            from .gallery import plan_gallery
+            from .runs.first import plan_gallery
 
             planned = plan_gallery(cache, clip_model.identity, methods=methods,
                                    animals=animals, things=things, epochs=epochs, seed=seed)
             groups, pngs = gallery_missing(planned, frames), [i.png for i in planned.items]
         else:
-            from .bestof import plan_best_of
+            from .runs.bestof import plan_best_of
 
             if epochs is not None:
                 raise click.UsageError("with --best-of use --epochs-short and --epochs-detail")
@@ -510,8 +516,8 @@ def _add_histories(cache, groups, pngs, limit, clip_model, target, batch, choice
     """Say how many histories are missing and how long they take; then render them."""
     from dataclasses import replace
 
-    from .addhistory import add_histories, estimate_seconds
-    from .jobs import LocalExecutor
+    from .execution.jobs import LocalExecutor
+    from .runs.histories import add_histories, estimate_seconds
 
     precision = choice.precision
 
@@ -606,7 +612,7 @@ def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epoch
     """Ranking experiment: many short runs, rate them, continue the best and worst."""
     from gallery.settings import default_cache_dir
 
-    from .ranking import run_experiment
+    from .runs.ranking import run_experiment
 
     frames = frames_to_keep(history_frames, no_history, history_only)
     experiment = _experiment(animal, thing, text, int(method), seed)
@@ -615,7 +621,7 @@ def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epoch
     choice = choose_precision(precision, target) if ray_address is None else None
     clip_model = load_model(model, target)
     if history_only:
-        from .addhistory import ranking_missing
+        from .runs.histories import ranking_missing
 
         groups = ranking_missing(cache, experiment, clip_model.identity, frames, epochs_detail)
         pngs = [job.png for group in groups for job in group.jobs]
@@ -649,7 +655,7 @@ def _dry_run_report(items, pending, cache: Path) -> None:
     """Each image's verdict, and how the complete ones were made (device, precision)."""
     from collections import Counter
 
-    from .cache import read_record
+    from .execution.cache import read_record
 
     made_with = Counter()
     for item in items:
@@ -672,7 +678,7 @@ def _dry_run_report(items, pending, cache: Path) -> None:
 def _experiment(animal, thing, text, method, seed):
     from gallery.prompts import load_prompts, stem
 
-    from .ranking import Experiment
+    from .runs.ranking import Experiment
 
     if text is not None:
         if animal or thing:
@@ -704,7 +710,7 @@ def rate(images, texts, output, model, device):
     from gallery.atomic import atomic_path
     from gallery.ratings import Ratings, format_ratings
 
-    from .rate import rate_images
+    from .engine.rate import rate_images
 
     clip_model = load_model(model, resolve_device(device))
     try:
@@ -746,7 +752,7 @@ def bench(steps, json_path, model, batch, methods, no_ops, device, ray_address, 
     """
     from gallery.atomic import write_json
 
-    from .bench import run_bench
+    from .runs.bench import run_bench
 
     if ray_address is not None:
         result = _ray_bench(ray_address, model, device, steps, batch, ray_workers,
@@ -770,9 +776,9 @@ def _ray_bench(address, model, device, epochs, batch, workers, cpus_per_worker) 
     """`bench --ray`: this process against 1 and 2 (or --ray-workers) workers."""
     import tempfile
 
-    from .bench import RANDOM_VIT_B_32
-    from .cluster import ClusterError, cluster_bench, connect, shutdown
-    from .standin import VIT_B_32, standin_checkpoint
+    from .engine.standin import VIT_B_32, standin_checkpoint
+    from .execution.cluster import ClusterError, cluster_bench, connect, shutdown
+    from .runs.bench import RANDOM_VIT_B_32
 
     with tempfile.TemporaryDirectory() as scratch:
         # Workers get the weights as a file: ViT-B/32's shape, random weights.
@@ -811,7 +817,7 @@ def judge(model, cache_dir, batch, device):
     from gallery.prompts import load_prompts
     from gallery.settings import default_cache_dir
 
-    from .judge import DEFAULT_JUDGE, SameModel, judge_cache
+    from .runs.judge import DEFAULT_JUDGE, SameModel, judge_cache
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     if not cache.is_dir():
@@ -839,7 +845,7 @@ def _keeping(what: str, cache: Path):
     traceback."""
     from gallery.atomic import disk_full_message, is_disk_full
 
-    from .batching import OutOfMemory
+    from .execution.batching import OutOfMemory
 
     try:
         yield

@@ -40,7 +40,12 @@ import torch  # noqa: E402
 from gallery.layout import history_path  # noqa: E402
 from gallery.paths import METHODS  # noqa: E402
 from gallery.prompts import load_prompts  # noqa: E402
-from renderer.batching import (  # noqa: E402
+from renderer.engine.clipmodel import load_clip  # noqa: E402
+from renderer.engine.history import DEFAULT_FRAMES  # noqa: E402
+from renderer.engine.optimise import BatchRender, plan_epoch  # noqa: E402
+from renderer.engine.precision import support  # noqa: E402
+from renderer.engine.standin import SMALL, VIT_B_32, standin_checkpoint  # noqa: E402
+from renderer.execution.batching import (  # noqa: E402
     OutOfMemory,
     auto_batch,
     cuda_memory,
@@ -48,15 +53,10 @@ from renderer.batching import (  # noqa: E402
     probe_epoch,
     release,
 )
-from renderer.bench import run_bench  # noqa: E402
-from renderer.clipmodel import load_clip  # noqa: E402
-from renderer.engine import BatchRender, plan_epoch  # noqa: E402
-from renderer.gallery import method_config  # noqa: E402
-from renderer.history import DEFAULT_FRAMES  # noqa: E402
-from renderer.jobs import ImageJob, render_in_batches  # noqa: E402
-from renderer.precision import support  # noqa: E402
-from renderer.ranking import ranking_config  # noqa: E402
-from renderer.standin import SMALL, VIT_B_32, standin_checkpoint  # noqa: E402
+from renderer.execution.jobs import ImageJob, render_in_batches  # noqa: E402
+from renderer.runs.bench import run_bench  # noqa: E402
+from renderer.runs.first import method_config  # noqa: E402
+from renderer.runs.ranking import ranking_config  # noqa: E402
 
 GALLERY = 810  # prompts per method
 GIB = 2**30

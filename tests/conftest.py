@@ -2,7 +2,7 @@
 
 The real ViT-B/32 weights cannot be downloaded where the tests run, so the
 tests build a small CLIP with seeded random weights, save it as a checkpoint
-and load it through ``renderer.clipmodel.load_clip`` by path -- the same code
+and load it through ``renderer.engine.clipmodel.load_clip`` by path -- the same code
 a user's local checkpoint goes through.
 """
 
@@ -94,7 +94,7 @@ def tiny_clip_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_clip(tiny_clip_path):
-    from renderer.clipmodel import load_clip
+    from renderer.engine.clipmodel import load_clip
 
     return load_clip(str(tiny_clip_path), "cpu")
 
@@ -102,7 +102,7 @@ def tiny_clip(tiny_clip_path):
 @pytest.fixture(scope="session")
 def method_configs():
     from gallery.paths import METHODS_DIR
-    from renderer.config import load_config
+    from renderer.language.config import load_config
 
     return {m: load_config(METHODS_DIR / f"method-{m}.yaml") for m in (1, 2)}
 
@@ -160,7 +160,7 @@ def fake_device(monkeypatch):
     """Fake what a device reports: ``fake(cpu=flags)`` for the CPU's feature flags,
     ``fake(cuda=(major, minor))`` for a CUDA GPU's compute capability; with no
     $CLIPIG_PRECISION, so the device's own default shows."""
-    from renderer import precision
+    from renderer.engine import precision
 
     monkeypatch.delenv("CLIPIG_PRECISION", raising=False)
 
@@ -209,7 +209,7 @@ class FakeCuda:
                             lambda device=None: (self.total - self.allocated, self.total))
         monkeypatch.setattr(cuda, "empty_cache", lambda: setattr(self, "emptied",
                                                                  self.emptied + 1))
-        from renderer import batching
+        from renderer.execution import batching
 
         monkeypatch.setattr(batching, "_MEMORY", {})
         return self

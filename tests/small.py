@@ -23,10 +23,10 @@ def install(monkeypatch=None) -> None:
     """Make ``method_config`` and ``ranking_config`` read the small configs (undone
     after the test when given pytest's ``monkeypatch``)."""
     import gallery.paths
-    import renderer.ranking
+    import renderer.runs.ranking
 
     targets = ((gallery.paths, "METHODS_DIR", FOLDER / "methods"),
-               (renderer.ranking, "RANKING_DIR", FOLDER / "ranking"))
+               (renderer.runs.ranking, "RANKING_DIR", FOLDER / "ranking"))
     for module, name, value in targets:
         if monkeypatch is None:
             setattr(module, name, value)

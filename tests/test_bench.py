@@ -11,11 +11,11 @@ import contextlib
 import pytest
 import torch
 
-from renderer.bench import MemoryPeaks, ReferenceStyle, count_ops, measure_plan, run_bench
-from renderer.engine import BatchRender, plan_epoch
-from renderer.gallery import method_config
-from renderer.ops.constraints import CONSTRAINTS
-from renderer.precision import PRECISIONS
+from renderer.engine.optimise import BatchRender, plan_epoch
+from renderer.engine.precision import PRECISIONS
+from renderer.language.ops.constraints import CONSTRAINTS
+from renderer.runs.bench import MemoryPeaks, ReferenceStyle, count_ops, measure_plan, run_bench
+from renderer.runs.first import method_config
 
 
 @pytest.mark.parametrize("method", [1, 2])
@@ -118,7 +118,7 @@ def test_run_bench_reports_every_number(tiny_clip_path, fake_device, small_confi
 
 
 def test_best_of_projection_adds_the_methods_and_divides_by_eight():
-    from renderer.bench import best_of_projection
+    from renderer.runs.bench import best_of_projection
 
     projection = best_of_projection([{"best_of_512_gallery_hours": 30.0},
                                      {"best_of_512_gallery_hours": 50.0}])
@@ -129,7 +129,7 @@ def test_best_of_projection_adds_the_methods_and_divides_by_eight():
 
 def fixed_matmul(monkeypatch):
     """The probe's matrix products (timed for real in the test above) as fixed numbers."""
-    import renderer.bench as bench
+    import renderer.runs.bench as bench
 
     monkeypatch.setattr(bench, "matmul_ms", lambda device: {"fp32": 5.0, "bf16": 500.0})
 
@@ -152,7 +152,7 @@ def test_run_bench_takes_the_precisions_it_is_given(tiny_clip_path, fake_device,
 
 def test_a_setting_that_runs_out_of_memory_is_reported_and_the_bench_goes_on(
         tiny_clip_path, monkeypatch, small_configs):
-    import renderer.bench as bench
+    import renderer.runs.bench as bench
 
     real = bench.batched_step_seconds
 
@@ -231,7 +231,7 @@ def test_memory_peaks_are_not_measured_on_the_cpu():
 def test_memory_peaks_keep_the_maximum_across_settings(fake_cuda):
     """Neither a setting's peak nor the bench's maximum is lost to a reset of torch's
     counter inside a setting, as the batch-size probe makes one (faked counters)."""
-    from renderer.batching import cuda_memory
+    from renderer.execution.batching import cuda_memory
 
     peaks = MemoryPeaks(torch.device("cuda"))
     into = {}

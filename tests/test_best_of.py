@@ -17,9 +17,9 @@ from gallery.layout import best_of_root, short_sims_csv_path, short_sims_path
 from gallery.prompts import load_prompts
 from gallery.ratings import read_ratings
 from gallery.schema import RenderRecord, ShortRuns, read_json
-from renderer.bestof import plan_best_of, render_best_of, winner
-from renderer.cache import png_is_whole
-from renderer.ranking import Experiment, run_experiment
+from renderer.execution.cache import png_is_whole
+from renderer.runs.bestof import plan_best_of, render_best_of, winner
+from renderer.runs.ranking import Experiment, run_experiment
 
 SHORT, DETAIL = 2, 3  # epochs: enough to tell runs apart, cheap on the tiny model
 QUIET = dict(echo=lambda _: None)
@@ -222,7 +222,7 @@ def test_dry_run_shows_the_work_and_its_estimate_and_writes_nothing(tmp_path, ti
     assert "render  method 1  cat-of-harp" in out and "0 of 4 short runs" in out
     # 2 methods x (4 short runs of 2 epochs + 1 continued of 3 epochs)
     assert "10 images, 22 image-steps" in out
-    from renderer.device import device_name
+    from renderer.engine.device import device_name
 
     assert "estimated" in out and f"on {device_name('cpu')}" in out
     assert not list(tmp_path.iterdir())

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from renderer.ops.constraints import CONSTRAINTS
-from renderer.ops.transforms import BLUR_FORMS, blur_form, gaussian_blur
+from renderer.language.ops.constraints import CONSTRAINTS
+from renderer.language.ops.transforms import BLUR_FORMS, blur_form, gaussian_blur
 
 FORMS = tuple(BLUR_FORMS)  # slices, conv, matmul
 
@@ -68,7 +68,7 @@ def test_forms_agree_on_one_channel_and_many_views():
 
 def test_blur_constraint_agrees_in_both_forms(monkeypatch):
     """The constraint's loss and its gradient, as the engine uses them."""
-    import renderer.ops.transforms as T
+    import renderer.language.ops.transforms as T
 
     x = _views(4, (4, 3, 32, 32))
     args = {"kernel_size": (11, 11), "sigma": None, "loss": "l2"}

@@ -132,7 +132,7 @@ def test_bad_device_and_output(run, tmp_path, tiny_clip_path):
 
 def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch, small_configs):
     from app import demo
-    from renderer.clipmodel import ModelUnavailable
+    from renderer.engine.clipmodel import ModelUnavailable
 
     real = demo.load_clip
 

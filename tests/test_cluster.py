@@ -32,10 +32,10 @@ from conftest import kill_when
 
 from app.cli import main
 from gallery.prompts import load_prompts
-from renderer import cluster
-from renderer.cache import png_is_whole, read_record
-from renderer.gallery import method_config, plan, render_gallery, select
-from renderer.jobs import ImageJob, render_results
+from renderer.execution import cluster
+from renderer.execution.cache import png_is_whole, read_record
+from renderer.execution.jobs import ImageJob, render_results
+from renderer.runs.first import method_config, plan, render_gallery, select
 
 EPOCHS = 2
 STEMS = [p.stem for p in load_prompts()]
@@ -131,7 +131,7 @@ def test_bench_ray_times_this_process_and_one_and_two_workers(head, small_config
     for entry in data["workers"]:
         assert entry["batches"] == 4  # the timed run's, not the warm-up's
         assert entry["images_per_hour"] > 0 and entry["overhead_per_batch_s"] >= 0
-    from renderer.precision import cpu_name
+    from renderer.engine.precision import cpu_name
 
     assert f"2 worker(s) (2 x {cpu_name()}, 1 threads (Ray))" in result.output
 
@@ -175,7 +175,7 @@ def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, small_conf
 
 def test_a_continued_image_gets_its_start_image_and_history_through_ray(
         executor, small_configs, tiny_clip, tmp_path):
-    from renderer.ranking import ranking_config
+    from renderer.runs.ranking import ranking_config
 
     start = tmp_path / "runs" / "cat-of-harp-0.png"
     start.parent.mkdir()
@@ -260,8 +260,8 @@ def test_a_wrong_address_fails_within_seconds(tmp_path, tiny_clip_path):
 
 def test_best_of_and_rank_run_on_the_cluster(executor, small_configs, tiny_clip, tmp_path):
     from gallery.layout import best_of_root
-    from renderer.bestof import plan_best_of, render_best_of, winner
-    from renderer.ranking import Experiment, run_experiment
+    from renderer.runs.bestof import plan_best_of, render_best_of, winner
+    from renderer.runs.ranking import Experiment, run_experiment
 
     plan = plan_best_of(tmp_path, tiny_clip.identity, 4, methods=(1,), things=["harp"],
                         animals=["cat", "pig"], epochs_short=EPOCHS, epochs_detail=EPOCHS)

@@ -1,4 +1,4 @@
-"""Tests for renderer.config: parsing YAML into frozen objects, and refusing bad input."""
+"""Tests for renderer.language.config: parsing YAML into frozen objects, and refusing bad input."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 
 from gallery.paths import METHODS_DIR, RANKING_DIR
-from renderer.config import Config, ConfigError, Param, load_config, parse_config
-from renderer.expr import Expression
-from renderer.ops.constraints import CONSTRAINTS
-from renderer.ops.optimizers import OPTIMIZERS
-from renderer.ops.transforms import TRANSFORMS
+from renderer.language.config import Config, ConfigError, Param, load_config, parse_config
+from renderer.language.expr import Expression
+from renderer.language.ops.constraints import CONSTRAINTS
+from renderer.language.ops.optimizers import OPTIMIZERS
+from renderer.language.ops.transforms import TRANSFORMS
 
 DATA_FILES = sorted(METHODS_DIR.glob("*.yaml")) + sorted(RANKING_DIR.glob("*.yaml"))
 
@@ -510,8 +510,8 @@ def test_configs_pickle_whole_for_cluster_workers(tmp_path):
     # A worker gets its config pickled: expressions are compiled again there.
     import pickle
 
-    from renderer.gallery import method_config
-    from renderer.ranking import ranking_config
+    from renderer.runs.first import method_config
+    from renderer.runs.ranking import ranking_config
 
     start = tmp_path / "start.png"
     Image.new("RGB", (224, 224), (10, 20, 30)).save(start)
@@ -538,7 +538,7 @@ def test_the_small_test_configs_mirror_the_articles(name):
     optimiser, epochs and schedule windows."""
     from small import FOLDER, SIZE
 
-    from renderer.engine import final_size
+    from renderer.engine.optimise import final_size
 
     article = load_config(METHODS_DIR.parent / f"{name}.yaml")
     mine = load_config(FOLDER / f"{name}.yaml")

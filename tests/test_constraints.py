@@ -1,4 +1,4 @@
-"""Tests for renderer.ops.constraints: per-view losses beside CLIP's feature loss.
+"""Tests for renderer.language.ops.constraints: per-view losses beside CLIP's feature loss.
 
 The expected values are worked out by hand from the reference tool's
 definitions, including its habit of charging the distance to a threshold
@@ -11,12 +11,12 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from renderer.ops.constraints import (
+from renderer.language.ops.constraints import (
     COMMON_PARAMS,
     CONSTRAINTS,
     saturation_of,
 )
-from renderer.spec import ParamSpec
+from renderer.language.params import ParamSpec
 
 
 def rand(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -11,18 +11,18 @@ from click.testing import CliRunner
 
 from app.cli import main
 from gallery.prompts import load_prompts
-from renderer import jobs
-from renderer.batching import (
+from renderer.engine.optimise import plan_epoch
+from renderer.execution import jobs
+from renderer.execution.batching import (
     OutOfMemory,
     batch_from_memory,
     epoch_load,
     probe_epoch,
     run_batches,
 )
-from renderer.config import is_active
-from renderer.engine import plan_epoch
-from renderer.gallery import method_config, plan, render_gallery, select
-from renderer.ranking import ranking_config
+from renderer.language.config import is_active
+from renderer.runs.first import method_config, plan, render_gallery, select
+from renderer.runs.ranking import ranking_config
 
 PROMPTS = load_prompts()
 STEMS = [p.stem for p in PROMPTS]
@@ -140,7 +140,7 @@ def test_render_says_where_it_renders(tmp_path, tiny_clip_path, tiny_clip):
                  "--epochs", 1, "--device", "cpu", "--cache", tmp_path,
                  "--model", tiny_clip_path)
     assert result.exit_code == 0, result.output
-    from renderer.device import device_name
+    from renderer.engine.device import device_name
 
     assert (f"device cpu ({device_name('cpu')}), precision fp32 (from $CLIPIG_PRECISION; "
             f"native here)") in result.output
@@ -176,7 +176,7 @@ def test_dry_run_shows_a_mixed_cache(tmp_path, tiny_clip_path):
 
 
 def test_demo_may_fall_back_to_the_cpu_but_says_so(monkeypatch):
-    from renderer.device import DeviceError, resolve_device
+    from renderer.engine.device import DeviceError, resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     lines = []
@@ -194,7 +194,7 @@ def test_demo_may_fall_back_to_the_cpu_but_says_so(monkeypatch):
 
 def test_cli_offers_every_precision_the_engine_has():
     from gallery.settings import PRECISIONS
-    from renderer.precision import DTYPES, check_precision
+    from renderer.engine.precision import DTYPES, check_precision
 
     for command in ("render", "rank", "render-config", "demo"):
         option = next(p for p in main.commands[command].params if p.name == "precision")
@@ -230,7 +230,7 @@ class FakeJob:
 
 
 def fake_probe(monkeypatch, cuda, fail_from=None):
-    from renderer import batching
+    from renderer.execution import batching
 
     def probe(config, model, n, plan, precision):
         job = FakeJob(cuda, n, fail_from)
@@ -242,7 +242,7 @@ def fake_probe(monkeypatch, cuda, fail_from=None):
 
 
 def test_one_time_workspaces_do_not_make_an_image_look_cheaper(fake_cuda, monkeypatch):
-    from renderer.batching import auto_batch
+    from renderer.execution.batching import auto_batch
 
     model = fake_probe(monkeypatch, fake_cuda)
     config = method_config(1)
@@ -259,8 +259,8 @@ def test_one_time_workspaces_do_not_make_an_image_look_cheaper(fake_cuda, monkey
 
 
 def test_the_probe_budgets_the_history_frames_asked_for(fake_cuda, monkeypatch):
-    from renderer.batching import auto_batch
-    from renderer.history import buffer_bytes
+    from renderer.engine.history import buffer_bytes
+    from renderer.execution.batching import auto_batch
 
     model = fake_probe(monkeypatch, fake_cuda)
     config = method_config(2)
@@ -274,7 +274,7 @@ def test_the_probe_budgets_the_history_frames_asked_for(fake_cuda, monkeypatch):
 
 
 def test_running_out_of_memory_in_the_probe(fake_cuda, monkeypatch):
-    from renderer import batching
+    from renderer.execution import batching
 
     released = []
     monkeypatch.setattr(batching, "release", released.append)
@@ -289,7 +289,7 @@ def test_running_out_of_memory_in_the_probe(fake_cuda, monkeypatch):
 def test_memory_is_given_back_once_the_failed_batch_is_let_go(monkeypatch):
     import weakref
 
-    from renderer import batching
+    from renderer.execution import batching
 
     held, seen = [], []
 
@@ -310,7 +310,7 @@ def test_memory_is_given_back_once_the_failed_batch_is_let_go(monkeypatch):
 
 def test_running_out_of_memory_while_sizing_a_run_is_a_message(tmp_path, tiny_clip_path,
                                                                 monkeypatch):
-    from renderer.jobs import LocalExecutor
+    from renderer.execution.jobs import LocalExecutor
 
     def no_room(self, config, precision, history=0):
         raise OutOfMemory("out of memory on cuda:0 measuring one image of method-1.yaml")
@@ -327,7 +327,8 @@ def test_running_out_of_memory_while_sizing_a_run_is_a_message(tmp_path, tiny_cl
 
 
 def test_the_torch_floor_has_what_the_renderer_catches():
-    """torch.OutOfMemoryError (caught in renderer.batching) and MPS autocast came with 2.5."""
+    """torch.OutOfMemoryError (caught in renderer.execution.batching) and MPS autocast
+    came with 2.5."""
     import re
 
     from gallery.paths import DATA_DIR

@@ -22,7 +22,7 @@ from app.cli import main
 from gallery.layout import record_path
 from gallery.prompts import load_prompts
 from generator.sample import write_sample_cache
-from renderer.cache import png_is_whole
+from renderer.execution.cache import png_is_whole
 
 
 def _mount(folder: Path, size: str) -> bool:

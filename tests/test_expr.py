@@ -1,4 +1,4 @@
-"""Tests for renderer.expr: the safe evaluator for config expressions."""
+"""Tests for renderer.language.expr: the safe evaluator for config expressions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from renderer.expr import (
+from renderer.language.expr import (
     TIME_VARIABLES,
     Expression,
     ExpressionError,

@@ -18,8 +18,8 @@ import pytest
 import small
 
 from gallery.prompts import load_prompts
-from renderer.cache import png_is_whole, read_record
-from renderer.gallery import method_config, plan, render_gallery, select
+from renderer.execution.cache import png_is_whole, read_record
+from renderer.runs.first import method_config, plan, render_gallery, select
 
 PROMPTS = load_prompts()
 STEMS = [p.stem for p in PROMPTS]

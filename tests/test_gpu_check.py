@@ -51,7 +51,7 @@ def test_batch_check_and_timed_render_on_the_cpu(tiny_clip, tmp_path):
 def test_batch_check_reports_running_out_of_memory_wherever_it_happens(tiny_clip, monkeypatch):
     import torch
 
-    from renderer.batching import OutOfMemory
+    from renderer.execution.batching import OutOfMemory
 
     gpu_check = load_script()
     config = gpu_check.configs(2)["method-1"]

@@ -18,10 +18,7 @@ from test_bench import no_reads_from_the_device
 
 from app.cli import main
 from gallery.layout import history_path, record_path
-from renderer.addhistory import end_on
-from renderer.engine import BatchRender, plan_epoch, render
-from renderer.gallery import method_config
-from renderer.history import (
+from renderer.engine.history import (
     BUDGET_BYTES,
     DEFAULT_FRAMES,
     capture_steps,
@@ -30,7 +27,10 @@ from renderer.history import (
     encode_history,
     frame_durations,
 )
-from renderer.jobs import ImageJob, render_files
+from renderer.engine.optimise import BatchRender, plan_epoch, render
+from renderer.execution.jobs import ImageJob, render_files
+from renderer.runs.first import method_config
+from renderer.runs.histories import end_on
 
 
 def pixels_of(image: Image.Image) -> torch.Tensor:

@@ -14,13 +14,13 @@ from app.cli import main
 from gallery.layout import best_of_root, judge_csv_path, judge_path, short_sims_path
 from gallery.prompts import load_prompts
 from gallery.schema import Judgement, RenderRecord, ShortRuns, read_json
-from renderer.bestof import plan_best_of, render_best_of, winner
-from renderer.cache import read_record
-from renderer.clipmodel import load_clip
-from renderer.gallery import method_config, plan, render_gallery, select
-from renderer.judge import SameModel, judge_cache
-from renderer.ranking import Experiment, run_experiment
-from renderer.rate import rate_pairs
+from renderer.engine.clipmodel import load_clip
+from renderer.engine.rate import rate_pairs
+from renderer.execution.cache import read_record
+from renderer.runs.bestof import plan_best_of, render_best_of, winner
+from renderer.runs.first import method_config, plan, render_gallery, select
+from renderer.runs.judge import SameModel, judge_cache
+from renderer.runs.ranking import Experiment, run_experiment
 
 STEMS = [p.stem for p in load_prompts()]
 QUIET = dict(echo=lambda _: None)
@@ -179,8 +179,8 @@ def test_select_by_judge_refuses_the_optimised_model_and_checks_options(tmp_path
 def test_with_ray_the_judge_rates_on_this_machines_gpu_where_it_has_one(monkeypatch):
     import torch
 
-    from renderer import device
     from renderer.cli import judge_device
+    from renderer.engine import device
 
     cpu = torch.device("cpu")
     assert judge_device(cpu, on_ray=False) == cpu  # locally: where the runs render

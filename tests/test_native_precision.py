@@ -14,8 +14,8 @@ import torch
 from click.testing import CliRunner
 
 from app.cli import main
-from renderer import precision
-from renderer.precision import PrecisionError, choose, exact_fp32, matmul_ms, support
+from renderer.engine import precision
+from renderer.engine.precision import PrecisionError, choose, exact_fp32, matmul_ms, support
 
 CPU = torch.device("cpu")
 
@@ -145,8 +145,8 @@ def test_fp32_on_cuda_turns_tf32_off_for_the_step_only():
 
 
 def test_every_step_runs_its_forward_and_backward_under_that_context(tiny_clip, monkeypatch):
-    from renderer import engine
-    from renderer.gallery import method_config
+    from renderer.engine import optimise as engine
+    from renderer.runs.first import method_config
 
     entered = []
     real = engine.exact_fp32
@@ -164,7 +164,7 @@ def test_every_step_runs_its_forward_and_backward_under_that_context(tiny_clip, 
 
 
 def _workers(*natives):
-    from renderer.cluster import RayExecutor
+    from renderer.execution.cluster import RayExecutor
 
     executor = object.__new__(RayExecutor)
     executor.infos = [{"pid": 100 + i, "host": f"node{i}", "device_name": f"GPU {i}",
@@ -196,14 +196,14 @@ def fake_mps(monkeypatch):
 
 
 def test_auto_takes_mps_where_there_is_no_cuda(fake_mps):
-    from renderer.device import resolve_device
+    from renderer.engine.device import resolve_device
 
     assert resolve_device("auto") == torch.device("mps")
     assert resolve_device("mps") == torch.device("mps")
 
 
 def test_mps_asked_for_without_it_is_a_clear_error(monkeypatch, tmp_path, tiny_clip_path):
-    from renderer.device import DeviceError, resolve_device
+    from renderer.engine.device import DeviceError, resolve_device
 
     monkeypatch.setattr(torch.backends.mps, "is_built", lambda: False)
     with pytest.raises(DeviceError, match="MPS is not available: this torch .* without MPS"):
@@ -232,10 +232,10 @@ def test_mps_renders_in_fp16_and_refuses_bf16(fake_mps, monkeypatch):
 
 
 def test_mps_has_a_fixed_batch_and_its_own_sync_and_cache(monkeypatch):
-    from renderer import batching
-    from renderer.device import device_name
-    from renderer.jobs import batch_source
-    from renderer.ops.transforms import _exact
+    from renderer.engine.device import device_name
+    from renderer.execution import batching
+    from renderer.execution.jobs import batch_source
+    from renderer.language.ops.transforms import _exact
 
     model = SimpleNamespace(device=torch.device("mps"))
     # torch keeps no peak-memory counter on MPS: a fixed batch, said as such

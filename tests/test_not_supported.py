@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from renderer.config import LEARNRATE_VARS, STEP_VARS, ConfigError, parse_config
-from renderer.ops.constraints import CONSTRAINTS
-from renderer.ops.transforms import TRANSFORMS
-from renderer.unsupported import CLIPIG_VARIABLES, NOT_SUPPORTED
+from renderer.language.config import LEARNRATE_VARS, STEP_VARS, ConfigError, parse_config
+from renderer.language.ops.constraints import CONSTRAINTS
+from renderer.language.ops.transforms import TRANSFORMS
+from renderer.language.unsupported import CLIPIG_VARIABLES, NOT_SUPPORTED
 
 BASE = """
 epochs: 11

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import renderer.ops.constraints as C
-from renderer.engine import BatchRender, plan_epoch, render
-from renderer.gallery import method_config
-from renderer.precision import PRECISIONS, autocast_for
+import renderer.language.ops.constraints as C
+from renderer.engine.optimise import BatchRender, plan_epoch, render
+from renderer.engine.precision import PRECISIONS, autocast_for
+from renderer.runs.first import method_config
 
 
 def test_precisions_are_listed_for_the_cli():

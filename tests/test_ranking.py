@@ -17,10 +17,10 @@ from gallery.ratings import (
     run_number,
     select_runs,
 )
-from renderer.engine import render
-from renderer.imageio import load_rgb
-from renderer.ranking import Experiment, ranking_config, run_experiment
-from renderer.rate import rate_images
+from renderer.engine.imageio import load_rgb
+from renderer.engine.optimise import render
+from renderer.engine.rate import rate_images
+from renderer.runs.ranking import Experiment, ranking_config, run_experiment
 
 ORIGINAL = Path(__file__).parent / "fixtures" / "original-csv"
 
@@ -200,7 +200,7 @@ def test_rate_command_writes_an_article_csv(twelve, tiny_clip_path, tmp_path):
     table = read_ratings(out)
     assert table.prompts == ("a snail", "a penguin")
     assert [p for p, _ in table.rows] == [str(p) for p in images]
-    from renderer.clipmodel import load_clip
+    from renderer.engine.clipmodel import load_clip
 
     expected = rate_images(load_clip(str(tiny_clip_path)), images, ["a snail", "a penguin"])
     for (_, sims), row in zip(table.rows, expected.tolist(), strict=True):

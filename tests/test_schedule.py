@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from gallery.paths import METHODS_DIR, RANKING_DIR
-from renderer.config import Config, is_active, load_config, parse_config
-from renderer.engine import plan_epoch
-from renderer.ops.optimizers import OPTIMIZERS, learning_rate
+from renderer.engine.optimise import plan_epoch
+from renderer.language.config import Config, is_active, load_config, parse_config
+from renderer.language.ops.optimizers import OPTIMIZERS, learning_rate
 
 TARGET = """
 targets:

@@ -1,4 +1,4 @@
-"""Tests for renderer.ops.transforms: the batched image transforms.
+"""Tests for renderer.language.ops.transforms: the batched image transforms.
 
 Each transform is checked against a small tensor worked out by hand or
 against the torch / torchvision function the reference tool called, and the
@@ -16,7 +16,8 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from renderer.ops.transforms import (
+from renderer.engine.rng import ImageStreams
+from renderer.language.ops.transforms import (
     TRANSFORMS,
     default_sigma,
     gaussian_blur,
@@ -24,8 +25,7 @@ from renderer.ops.transforms import (
     resize_views,
     rotate_views,
 )
-from renderer.rng import ImageStreams
-from renderer.spec import REQUIRED, ParamSpec
+from renderer.language.params import REQUIRED, ParamSpec
 
 VIEWS = 3
 
@@ -563,7 +563,7 @@ def test_a_chain_of_random_transforms_keeps_the_draw_order() -> None:
 
 
 def test_a_crops_gradient_lands_on_its_window_only() -> None:
-    from renderer.ops.transforms import crop_views
+    from renderer.language.ops.transforms import crop_views
 
     x = torch.rand(3, 2, 9, 8, requires_grad=True)
     left, top = torch.tensor([0, 3, 5]), torch.tensor([4, 0, 2])

@@ -43,8 +43,8 @@ from PIL import Image
 
 from gallery.layout import HISTORY_SUFFIX
 from gallery.prompts import load_prompts
-from renderer.gallery import method_config, plan, render_gallery, select
-from renderer.ranking import Experiment, run_experiment
+from renderer.runs.first import method_config, plan, render_gallery, select
+from renderer.runs.ranking import Experiment, run_experiment
 
 REFERENCE = Path(__file__).parent / "fixtures" / "unchanged"
 
@@ -219,8 +219,8 @@ def test_keeping_histories_changes_no_other_byte(sample, tmp_path, tiny_clip):
 
 def test_the_tolerances_still_see_another_seed(tmp_path, tiny_clip):
     """What the block means are for: the same prompt from another seed is far off."""
-    from renderer.engine import render
-    from renderer.imageio import encode_png
+    from renderer.engine.imageio import encode_png
+    from renderer.engine.optimise import render
 
     config = method_config(1, 3)
     text = "a cat made of harp. a cat with the texture of a harp."
@@ -251,7 +251,7 @@ if __name__ == "__main__":
     import sys
     import tempfile
 
-    from renderer.clipmodel import load_clip
+    from renderer.engine.clipmodel import load_clip
 
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import build_tiny_clip  # noqa: E402  (sets the threads and precision)

@@ -15,9 +15,9 @@ import torch
 from conftest import build_tiny_clip
 from safetensors.torch import save_file
 
-from renderer import weights
-from renderer.clipmodel import clip_state_dict, load_clip
-from renderer.weights import (
+from renderer.engine import weights
+from renderer.engine.clipmodel import clip_state_dict, load_clip
+from renderer.engine.weights import (
     HashMismatch,
     HTTPFailure,
     HubCopy,

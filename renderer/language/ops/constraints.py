@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ..spec import ParamSpec
+from ..params import ParamSpec
 from .registry import Registry
 from .transforms import gaussian_blur
 

@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 import torch
 
-from .clipmodel import ClipModel
-from .config import Config, is_active
-from .engine import BatchRender, EpochPlan, final_size, plan_epoch
-from .history import buffer_bytes
-from .precision import default_precision
+from ..engine.clipmodel import ClipModel
+from ..engine.history import buffer_bytes
+from ..engine.optimise import BatchRender, EpochPlan, final_size, plan_epoch
+from ..engine.precision import default_precision
+from ..language.config import Config, is_active
 
 # On 2 CPU cores (see `clipig-gallery bench`), fp32 runs fastest one image
 # at a time; with bf16 autocast, four images per batch gain 3-10%. fp16 has

@@ -48,14 +48,14 @@ from gallery.schema import (
     read_json,
 )
 
-from .cache import Expected, read_record, refresh, remove_stale_temp_files, status
-from .clipmodel import ClipModel
-from .config import Config
-from .engine import final_size
-from .gallery import select
-from .jobs import ImageJob, ImageResult, LocalExecutor, job_hash, write_results
+from ..engine.clipmodel import ClipModel
+from ..engine.optimise import final_size
+from ..engine.rate import rate_pairs
+from ..execution.cache import Expected, read_record, refresh, remove_stale_temp_files, status
+from ..execution.jobs import ImageJob, ImageResult, LocalExecutor, job_hash, write_results
+from ..language.config import Config
+from .first import select
 from .ranking import Experiment, ranking_config
-from .rate import rate_pairs
 
 SELECT_BY = ("sim", "judge")  # what may choose the winner
 
@@ -311,7 +311,7 @@ def measure_speed(plan: BestOfPlan, model: ClipModel, sizes: dict[tuple[int, str
 
 
 def _default_precision(model: ClipModel) -> str:
-    from .precision import default_precision
+    from ..engine.precision import default_precision
 
     return default_precision(model.device)
 

@@ -1,7 +1,7 @@
 """CLIPig YAML configs, parsed once into frozen, typed objects.
 
 A config is data: values are numbers, lists, or expressions checked by
-``renderer.expr`` (no ``eval`` of arbitrary code). Every error names the file
+``renderer.language.expr`` (no ``eval`` of arbitrary code). Every error names the file
 and the key it is about, and is raised before any rendering starts.
 """
 
@@ -23,7 +23,7 @@ from .ops.constraints import COMMON_PARAMS, CONSTRAINTS
 from .ops.optimizers import OPTIMIZERS
 from .ops.registry import Registry
 from .ops.transforms import TRANSFORMS
-from .spec import ParamSpec
+from .params import ParamSpec
 from .unsupported import not_supported, unsupported_variable
 
 # Which variables an expression may use, by where it stands.

@@ -1,6 +1,6 @@
 """Loading CLIP and encoding with it.
 
-Weights come from ``renderer.weights`` (a model name, fetched and checked, or
+Weights come from ``renderer.engine.weights`` (a model name, fetched and checked, or
 a ``.pt`` / ``.safetensors`` file); the model is always the ``clip`` package's
 own class, built by its ``build_model``, whatever the file's format. A model
 is identified by a hash of its weights, so one model under two names (a name,
@@ -146,7 +146,7 @@ def weights_identity(model: torch.nn.Module) -> str:
 def load_clip(name: str | None = None, device: str | torch.device = "cpu") -> ClipModel:
     """Load CLIP by model name or weights file, frozen and in fp32.
 
-    Raises ModelUnavailable (or a subclass from ``renderer.weights``) with
+    Raises ModelUnavailable (or a subclass from ``renderer.engine.weights``) with
     instructions when the weights can't be had.
     """
     name = name or default_model_name()

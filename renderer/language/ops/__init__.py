@@ -2,6 +2,6 @@
 
 Each kind is one ``Registry`` (``registry.py``) of ``Op`` definitions: the
 function, its parameters, a one-line doc from its docstring and the rules a
-config must follow to use it. ``renderer.config`` checks a config against
-these registries; ``renderer.engine`` runs the functions.
+config must follow to use it. ``renderer.language.config`` checks a config against
+these registries; ``renderer.engine.optimise`` runs the functions.
 """

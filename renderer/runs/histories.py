@@ -27,9 +27,9 @@ from PIL import Image
 
 from gallery.layout import history_path
 
-from .config import Config
-from .history import decode_history, encode_history, scaled_frame
-from .jobs import ImageJob, ImageResult, write_history
+from ..engine.history import decode_history, encode_history, scaled_frame
+from ..execution.jobs import ImageJob, ImageResult, write_history
+from ..language.config import Config
 
 
 @dataclass(frozen=True)
@@ -183,9 +183,9 @@ def ranking_missing(cache: Path, experiment, model_id: str, frames: int,
     from gallery.layout import SUMMARY
     from gallery.schema import RankingSummary, read_json
 
-    from .cache import Expected, status
-    from .engine import final_size
-    from .jobs import job_hash
+    from ..engine.optimise import final_size
+    from ..execution.cache import Expected, status
+    from ..execution.jobs import job_hash
     from .ranking import ranking_config
 
     summary = experiment.folder(cache) / SUMMARY

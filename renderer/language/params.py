@@ -1,7 +1,7 @@
 """Declarations of the parameters a transform or constraint accepts.
 
-The ops in ``renderer.ops`` declare their parameters with these, and
-``renderer.config`` checks a config's values against them. (The parser
+The ops in ``renderer.language.ops`` declare their parameters with these, and
+``renderer.language.config`` checks a config's values against them. (The parser
 imports the ops, and with them torch.)
 """
 

@@ -27,9 +27,9 @@ from gallery.layout import (
 from gallery.paths import METHODS
 from gallery.schema import CacheFormatError, Judgement, JudgeRating, format_sims_csv, read_json
 
-from .cache import read_record
-from .clipmodel import ClipModel
-from .rate import rate_pairs
+from ..engine.clipmodel import ClipModel
+from ..engine.rate import rate_pairs
+from ..execution.cache import read_record
 
 DEFAULT_JUDGE = "ViT-B/16"  # an OpenAI CLIP the gallery is not optimised against
 
@@ -104,7 +104,7 @@ def seconds_per_image(judge: ClipModel, count: int = 8) -> float:
 
     import torch
 
-    from .imageio import encode_png
+    from ..engine.imageio import encode_png
 
     generator = torch.Generator().manual_seed(0)
     pngs = [encode_png(torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8,

@@ -12,7 +12,7 @@ and fills weight gradients), anomaly detection on, and CLIP's weights as
 ``clip.load`` gave them: fp16 on CUDA (no autocast), fp32 on the CPU.
 
 The batched renderer is timed in every precision the device computes
-natively (``renderer.precision``); the others are skipped, saying why, with
+natively (``renderer.engine.precision``); the others are skipped, saying why, with
 one matrix product per precision timed to show what emulation costs there.
 Peak memory is measured on CUDA only: per setting, and as the maximum over
 the whole bench. A setting that runs out of device memory is reported as
@@ -33,19 +33,19 @@ import torch
 from gallery.paths import METHODS
 from gallery.prompts import load_prompts
 
-from .batching import CudaMemory, auto_batch, cuda_memory, is_out_of_memory, release
-from .clipmodel import CLIP_MEAN, CLIP_STD, ClipModel, import_clip, load_clip
-from .config import Config, is_active
-from .device import device_name
-from .engine import BatchRender, EpochPlan, final_size, plan_epoch
-from .gallery import method_config
-from .history import DEFAULT_FRAMES, encode_histories
-from .ops.constraints import CONSTRAINTS
-from .ops.transforms import TRANSFORMS, resize_views
-from .precision import PRECISIONS, autocast_for, matmul_ms, support, synchronize
+from ..engine.clipmodel import CLIP_MEAN, CLIP_STD, ClipModel, import_clip, load_clip
+from ..engine.device import device_name
+from ..engine.history import DEFAULT_FRAMES, encode_histories
+from ..engine.optimise import BatchRender, EpochPlan, final_size, plan_epoch
+from ..engine.precision import PRECISIONS, autocast_for, matmul_ms, support, synchronize
+from ..engine.rng import ImageStreams
+from ..engine.standin import VIT_B_32, Dims, build_clip
+from ..execution.batching import CudaMemory, auto_batch, cuda_memory, is_out_of_memory, release
+from ..language.config import Config, is_active
+from ..language.ops.constraints import CONSTRAINTS
+from ..language.ops.transforms import TRANSFORMS, resize_views
+from .first import method_config
 from .ranking import ranking_config
-from .rng import ImageStreams
-from .standin import VIT_B_32, Dims, build_clip
 
 RANDOM_VIT_B_32 = "random-ViT-B/32"
 PROMPTS = len(load_prompts())  # per method: 9 animals x 90 things

@@ -18,12 +18,12 @@ from gallery.layout import png_path
 from gallery.paths import METHODS, method_config_path
 from gallery.prompts import Prompt, load_prompts
 
-from .cache import Expected, refresh, remove_stale_temp_files, status
-from .clipmodel import ClipModel
-from .config import Config, load_config
-from .device import device_name
-from .engine import final_size
-from .jobs import ImageJob, derive_seed, render_in_batches
+from ..engine.clipmodel import ClipModel
+from ..engine.device import device_name
+from ..engine.optimise import final_size
+from ..execution.cache import Expected, refresh, remove_stale_temp_files, status
+from ..execution.jobs import ImageJob, derive_seed, render_in_batches
+from ..language.config import Config, load_config
 
 
 def image_seed(prompt: Prompt, method: int, base_seed: int) -> int:
@@ -140,7 +140,7 @@ def render_gallery(
     """Render the pending items, ``batch`` (or an automatic number) at a time.
 
     ``executor`` renders the batches (default: this process, on ``model``; a
-    ``renderer.cluster.RayExecutor`` for a cluster); this process writes them.
+    ``renderer.execution.cluster.RayExecutor`` for a cluster); this process writes them.
     Each image keeps ``history`` frames of its optimisation (0: none).
     """
     cache = Path(cache)

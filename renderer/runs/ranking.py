@@ -29,11 +29,11 @@ from gallery.paths import RANKING_DIR
 from gallery.ratings import Kept, format_ratings, ratings_for_runs, select_runs
 from gallery.schema import RankingRow, RankingSummary
 
-from .cache import Expected, read_record, remove_stale_temp_files, status
-from .clipmodel import ClipModel
-from .config import Config, load_config
-from .engine import final_size
-from .jobs import ImageJob, derive_seed, job_hash, render_in_batches
+from ..engine.clipmodel import ClipModel
+from ..engine.optimise import final_size
+from ..execution.cache import Expected, read_record, remove_stale_temp_files, status
+from ..execution.jobs import ImageJob, derive_seed, job_hash, render_in_batches
+from ..language.config import Config, load_config
 
 
 def ranking_config(method: int, kind: str, text: str, epochs: int | None = None) -> Config:

@@ -3,8 +3,8 @@
 The one table the parser consults: a name listed here exists in CLIPig, so a
 config that uses it is refused as "not supported", naming it, while a name
 CLIPig never had is "unknown". Everything CLIPig had and is not listed here
-is implemented (see ``renderer.ops.transforms``, ``renderer.ops.constraints``
-and the keys in ``renderer.config``).
+is implemented (see ``renderer.language.ops.transforms``, ``renderer.language.ops.constraints``
+and the keys in ``renderer.language.config``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..spec import ParamSpec
+from ..params import ParamSpec
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..engine.clipmodel import ClipModel
+from ..engine.precision import Choice, PrecisionError, instead
+from ..language.config import Config
 from .batching import OutOfMemory, is_out_of_memory
-from .clipmodel import ClipModel
-from .config import Config
 from .jobs import ImageJob, Writer, write_results
-from .precision import Choice, PrecisionError, instead
 
 CONNECT_TIMEOUT_S = 5.0
 MAX_FAILURES = 3  # a worker that dies this often is given up
@@ -128,7 +128,7 @@ class Worker:
     def __init__(self, weights: bytes, suffix: str, device: str, threads: int | None):
         import torch
 
-        from .clipmodel import load_clip
+        from ..engine.clipmodel import load_clip
 
         if threads:
             torch.set_num_threads(threads)
@@ -138,8 +138,8 @@ class Worker:
             self.model = load_clip(str(path), device)
 
     def info(self) -> dict:
-        from .device import device_name
-        from .precision import support
+        from ..engine.device import device_name
+        from ..engine.precision import support
 
         native = support(self.model.device)
         return {"pid": os.getpid(), "host": socket.gethostname(),
@@ -153,7 +153,7 @@ class Worker:
         return auto_batch(config, self.model, precision, history)
 
     def step_seconds(self, config: Config, n: int, precision: str) -> float:
-        from .bench import batched_step_seconds
+        from ..runs.bench import batched_step_seconds
 
         return batched_step_seconds(config, self.model, n, precision, steps=1)
 
@@ -405,8 +405,8 @@ def cluster_bench(model: ClipModel, device: str = "cpu", counts: Sequence[int] =
     loads the model once, as in a real run); a setting of k workers hands its
     batches to the first k, after one warm-up batch each.
     """
-    from .device import device_name
-    from .gallery import method_config
+    from ..engine.device import device_name
+    from ..runs.first import method_config
     from .jobs import LocalExecutor
 
     ray = _ray()

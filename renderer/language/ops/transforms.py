@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from ..spec import ParamSpec
+from ..params import ParamSpec
 from .registry import Registry
 
 Args = Mapping[str, object]

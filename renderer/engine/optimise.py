@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 
+from ..language.config import Config, is_active
+from ..language.expr import time_variables
+from ..language.ops.constraints import CONSTRAINTS
+from ..language.ops.optimizers import OPTIMIZERS, learning_rate
+from ..language.ops.transforms import TRANSFORMS, resize_views
 from .clipmodel import ClipModel
-from .config import Config, is_active
-from .expr import time_variables
 from .history import HistoryBuffer, display_size
 from .imageio import load_rgb, to_uint8
-from .ops.constraints import CONSTRAINTS
-from .ops.optimizers import OPTIMIZERS, learning_rate
-from .ops.transforms import TRANSFORMS, resize_views
 from .precision import autocast_for, check_precision, default_precision, exact_fp32
 from .rng import ImageStreams
 

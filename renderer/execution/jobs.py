@@ -20,15 +20,15 @@ from gallery.atomic import atomic_path
 from gallery.layout import history_path, record_path
 from gallery.schema import RenderRecord
 
+from ..engine.clipmodel import ClipModel
+from ..engine.device import device_name
+from ..engine.history import encode_histories
+from ..engine.imageio import encode_png
+from ..engine.optimise import Progress, render
+from ..engine.precision import Choice, choose
+from ..engine.rate import rate_images
+from ..language.config import Config
 from .batching import auto_batch, run_batches
-from .clipmodel import ClipModel
-from .config import Config
-from .device import device_name
-from .engine import Progress, render
-from .history import encode_histories
-from .imageio import encode_png
-from .precision import Choice, choose
-from .rate import rate_images
 
 
 def derive_seed(*parts: object) -> int:
@@ -192,7 +192,7 @@ def run_jobs(
 
 class LocalExecutor:
     """Renders batches in this process on its model: what every command uses
-    unless told to use a cluster (``renderer.cluster.RayExecutor`` has the same
+    unless told to use a cluster (``renderer.execution.cluster.RayExecutor`` has the same
     methods)."""
 
     parallel = 1  # batches rendered at once
@@ -219,7 +219,7 @@ class LocalExecutor:
 
     def step_seconds(self, config: Config, n: int, precision: str) -> float:
         """Seconds of one step of ``n`` images at the last epoch, after a warm-up step."""
-        from .bench import batched_step_seconds
+        from ..runs.bench import batched_step_seconds
 
         return batched_step_seconds(config, self.model, n, precision, steps=1)
 
