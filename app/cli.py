@@ -12,15 +12,15 @@ from pathlib import Path
 import click
 
 from gallery.atomic import disk_full_message, is_disk_full
-from gallery.settings import ModelUnavailable
 from generator.cli import COMMANDS as GENERATOR_COMMANDS
 from renderer.cli import COMMANDS as RENDERER_COMMANDS
 from renderer.cli import (
-    choose_precision,
+    ClickReporter,
     device_option,
+    machine,
     model_option,
     precision_option,
-    resolve_device,
+    reported,
 )
 
 
@@ -62,12 +62,8 @@ def demo(out, model, epochs, device, precision):
     """Render a few prompts with both of the article's methods."""
     from .demo import run_demo
 
-    target = resolve_device(device, need_gpu=False)
-    choice = choose_precision(precision, target)
-    try:
-        run_demo(Path(out), model, epochs, target, choice, echo=click.echo)
-    except ModelUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
+    with reported():
+        run_demo(Path(out), machine(model, device, precision), epochs, ClickReporter())
 
 
 if __name__ == "__main__":

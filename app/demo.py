@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,16 +19,18 @@ from gallery.prompts import load_prompts
 from gallery.settings import MODEL_ENV, ModelUnavailable, default_model_name
 from generator.site import build_site
 from renderer.engine.clipmodel import ClipModel, load_clip
-from renderer.engine.device import describe
 from renderer.engine.history import DEFAULT_FRAMES
-from renderer.engine.precision import Choice
+from renderer.engine.precision import choose
 from renderer.engine.standin import standin_checkpoint
-from renderer.execution.jobs import LocalExecutor
-from renderer.runs.bestof import batch_sizes, plan_best_of, render_best_of
+from renderer.execution.report import Reporter
+from renderer.runs.bestof import BestOfSpec, batch_sizes, plan_best_of, render_best_of
 from renderer.runs.first import plan_gallery, render_gallery
-from renderer.runs.histories import add_histories, gallery_missing
+from renderer.runs.histories import add_histories, missing_in_gallery
+from renderer.runs.histories import batch_sizes as history_batch_sizes
 from renderer.runs.judge import DEFAULT_JUDGE, SameModel, judge_cache
-from renderer.runs.ranking import Experiment, run_experiment
+from renderer.runs.ranking import Experiment, RankingSpec, run_experiment
+from renderer.runs.session import Machine, Settings, local_device, open_run
+from renderer.runs.spec import Selection
 
 DEMO_THINGS = ("harp", "piano", "baguette")  # x 9 animals x 2 methods = 54 images
 # A glimpse that fits in about two minutes on two CPU cores with the
@@ -78,65 +81,53 @@ def judge_or_standin(device: torch.device, standin_dir: Path, echo: Callable[[st
         return load_clip(str(standin_checkpoint(standin_dir, seed=1)), device)
 
 
-def run_demo(
-    out: Path,
-    model: str | None,
-    epochs: int | None,
-    device: torch.device,
-    choice: Choice | None,
-    echo: Callable[[str], None] = print,
-):
+def run_demo(out: Path, asked: Machine, epochs: int | None, reporter: Reporter):
     """Render DEMO_THINGS x all animals x both methods into ``out``/cache, a few
-    ranking columns and best of 3 for one thing; judge them; build the site."""
-    clip_model, standin = model_or_standin(model, device, out / ".standin", echo)
-    echo(describe(device, choice, clip_model.name, clip_model.identity))
-    precision = choice.precision if choice is not None else None
+    ranking columns and best of 3 for one thing; judge them; build the site.
+
+    The same library calls as `render`, `rank`, `render --best-of`, `judge` and
+    `site`, on one run spec; the model is the stand-in where ViT-B/32 cannot be had.
+    """
+    echo = reporter.say
+    device = local_device(asked, "any", reporter.note)
+    choose(device, asked.precision)  # an emulated precision is refused before any loading
+    clip_model, standin = model_or_standin(asked.model, device, out / ".standin", echo)
     cache = out / "cache"
-    planned = plan_gallery(cache, clip_model.identity, things=DEMO_THINGS,
-                           epochs=epochs or DEMO_EPOCHS)
-    echo(
-        f"demo: {len(planned.items) // len(METHODS)} prompts x {len(METHODS)} methods, "
-        f"{planned.configs[1].epochs} epochs, {len(planned.pending)} to render on {device}"
-    )
-    report = render_gallery(cache, planned.pending, planned.configs, clip_model, planned.stems,
-                            None, precision, echo=echo, history=DEFAULT_FRAMES)
-    # A cache from before histories existed: give its images theirs.
-    missing = gallery_missing(plan_gallery(cache, clip_model.identity, things=DEMO_THINGS,
-                                           epochs=epochs or DEMO_EPOCHS), DEFAULT_FRAMES)
-    if missing:
-        executor = LocalExecutor(clip_model)
-        sizes = {g.label: executor.batch_size(g.config, precision, DEFAULT_FRAMES)
-                 for g in missing}
-        added = add_histories(missing, executor, sizes, precision, echo=echo)
-        echo(f"{added.added} histories added to images rendered without one")
-    all_prompts = load_prompts()
-    echo(
-        f"{report.rendered} images in {report.seconds:.1f} s ({report.skipped} already there)"
-        + (" -- stand-in model: the sims are not CLIP's" if standin else "")
-    )
-    by_key = {(p.animal, p.thing): p for p in all_prompts}
-    for animal, thing, method in DEMO_RANKING:
-        prompt = by_key[animal, thing]
-        experiment = Experiment(prompt.text, prompt.stem, method, animal, thing)
-        ranked = run_experiment(cache, experiment, clip_model, DEMO_RUNS, DEMO_BEST, DEMO_WORST,
-                                precision=precision, epochs_short=epochs or DEMO_RANK_EPOCHS,
-                                epochs_detail=epochs or DEMO_RANK_EPOCHS, echo=echo,
-                                history=DEFAULT_FRAMES)
-        echo(f"ranking {prompt.stem} method {method}: {ranked.short_rendered} short and "
-             f"{ranked.detail_rendered} continued runs in {ranked.seconds:.1f} s")
-    best = plan_best_of(cache, clip_model.identity, DEMO_BEST_OF,
-                        things=[DEMO_BEST_OF_THING],
-                        epochs_short=epochs or DEMO_BEST_OF_EPOCHS[0],
-                        epochs_detail=epochs or DEMO_BEST_OF_EPOCHS[1])
-    sizes = batch_sizes(best, clip_model, None, precision, history=DEFAULT_FRAMES)
-    echo(f"best of {DEMO_BEST_OF} for {DEMO_BEST_OF_THING}: {best.work().text()}")
-    chosen = render_best_of(cache, best, clip_model, sizes, precision, echo=echo,
-                            history=DEFAULT_FRAMES)
-    echo(f"best of {DEMO_BEST_OF}: {chosen.short_rendered} short and {chosen.continued} "
-         f"continued runs in {chosen.seconds:.1f} s")
+    settings = Settings(cache, frames=DEFAULT_FRAMES, selection=Selection(things=DEMO_THINGS))
+    with open_run(asked, settings, reporter, "any", clip_model) as spec:
+        echo(spec.device_line)
+        planned = plan_gallery(cache, clip_model.identity, spec.selection,
+                               epochs or DEMO_EPOCHS)
+        echo(f"demo: {len(planned.items) // len(METHODS)} prompts x {len(METHODS)} methods, "
+             f"{planned.configs[1].epochs} epochs, {len(planned.todo)} to render on {device}")
+        report = render_gallery(spec, planned)
+        # A cache from before histories existed: give its images theirs.
+        missing, _ = missing_in_gallery(spec, epochs or DEMO_EPOCHS)
+        if missing:
+            added = add_histories(spec, missing, history_batch_sizes(spec, missing))
+            echo(f"{added.added} histories added to images rendered without one")
+        echo(f"{report.rendered} images in {report.seconds:.1f} s ({report.skipped} already "
+             f"there)" + (" -- stand-in model: the sims are not CLIP's" if standin else ""))
+        by_key = {(p.animal, p.thing): p for p in load_prompts()}
+        ranking = RankingSpec(DEMO_RUNS, DEMO_BEST, DEMO_WORST, epochs or DEMO_RANK_EPOCHS,
+                              epochs or DEMO_RANK_EPOCHS)
+        for animal, thing, method in DEMO_RANKING:
+            prompt = by_key[animal, thing]
+            experiment = Experiment(prompt.text, prompt.stem, method, animal, thing)
+            ranked = run_experiment(spec, experiment, ranking)
+            echo(f"ranking {prompt.stem} method {method}: {ranked.short_rendered} short and "
+                 f"{ranked.detail_rendered} continued runs in {ranked.seconds:.1f} s")
+        best_spec = replace(spec, selection=Selection(things=(DEMO_BEST_OF_THING,)))
+        best = plan_best_of(cache, clip_model.identity, BestOfSpec(
+            DEMO_BEST_OF, 1, epochs or DEMO_BEST_OF_EPOCHS[0], epochs or DEMO_BEST_OF_EPOCHS[1]),
+            best_spec.selection)
+        echo(f"best of {DEMO_BEST_OF} for {DEMO_BEST_OF_THING}: {best.work().text()}")
+        chosen = render_best_of(best_spec, best, batch_sizes(best, best_spec))
+        echo(f"best of {DEMO_BEST_OF}: {chosen.short_rendered} short and {chosen.continued} "
+             f"continued runs in {chosen.seconds:.1f} s")
     judge = judge_or_standin(device, out / ".standin", echo)
     try:
-        judged = judge_cache(cache, judge, [p.stem for p in all_prompts])
+        judged = judge_cache(cache, judge, [p.stem for p in load_prompts()])
         echo(f"judge {judge.name}: {judged.judged} of {judged.images} images rated")
     except SameModel as exc:  # e.g. CLIPIG_MODEL names ViT-B/16
         echo(f"no judge: {exc}")

@@ -15,3 +15,10 @@ def method_config_path(method: int) -> Path:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; the article has methods 1 and 2")
     return METHODS_DIR / f"method-{method}.yaml"
+
+
+def ranking_config_path(method: int, kind: str) -> Path:
+    """The ranking experiment's ``short`` or ``detail`` config of a method."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; the article has methods 1 and 2")
+    return RANKING_DIR / f"method-{method}-{kind}.yaml"

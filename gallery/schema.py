@@ -130,22 +130,22 @@ class MethodSummary:
     batch: int = 1
 
     @classmethod
-    def of_records(cls, records: list[dict]) -> MethodSummary | None:
+    def of_records(cls, records: list[RenderRecord]) -> MethodSummary | None:
         if not records:
             return None
-        seconds = [float(r.get("seconds", 0.0)) for r in records]
-        last = max(records, key=lambda r: r.get("created", ""))
+        seconds = [float(r.seconds) for r in records]
+        last = max(records, key=lambda r: r.created)
         return cls(
-            config=last.get("config"),
-            config_hash=last.get("config_hash"),
-            epochs=last.get("epochs"),
+            config=last.config,
+            config_hash=last.config_hash,
+            epochs=last.epochs,
             images=len(records),
             seconds_per_image=round(sum(seconds) / len(seconds), 4),
             total_seconds=round(sum(seconds), 2),
-            device=last.get("device_name") or last.get("device"),
-            model=last.get("model"),
-            precision=last.get("precision"),
-            batch=max(int(r.get("batch", 1)) for r in records),
+            device=last.device_name or last.device,
+            model=last.model,
+            precision=last.precision,
+            batch=max(int(r.batch) for r in records),
         )
 
 

@@ -15,6 +15,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # Where set, the precision a run takes when --precision is not given (checked
 # like --precision); unset, the fastest the device computes natively.
 PRECISION_ENV = "CLIPIG_PRECISION"
+# Frames each image's optimisation history keeps unless told otherwise.
+DEFAULT_HISTORY_FRAMES = 24
 
 
 class ModelUnavailable(RuntimeError):

@@ -53,10 +53,11 @@ from renderer.execution.batching import (  # noqa: E402
     probe_epoch,
     release,
 )
-from renderer.execution.jobs import ImageJob, render_in_batches  # noqa: E402
+from renderer.execution.executor import LocalExecutor, Task  # noqa: E402
+from renderer.execution.jobs import ImageJob  # noqa: E402
+from renderer.execution.report import QUIET  # noqa: E402
 from renderer.runs.bench import run_bench  # noqa: E402
-from renderer.runs.first import method_config  # noqa: E402
-from renderer.runs.ranking import ranking_config  # noqa: E402
+from renderer.runs.configs import method_config, ranking_config  # noqa: E402
 
 GALLERY = 810  # prompts per method
 GIB = 2**30
@@ -137,12 +138,14 @@ def timed_render(method: int, model, images: int, epochs: int | None, out: Path)
     config = method_config(method, epochs)
     prompts = load_prompts()[:images]
     jobs = [ImageJob(p.for_method(method), i, out / f"m{method}-{p.stem}.png",
-                     history=DEFAULT_FRAMES) for i, p in enumerate(prompts)]
+                     frames=DEFAULT_FRAMES) for i, p in enumerate(prompts)]
     batch = min(images, auto_batch(config, model, None, DEFAULT_FRAMES))
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
     started = time.perf_counter()
-    sizes = render_in_batches(config, model, jobs, batch, echo=lambda _: None)
+    executor = LocalExecutor(model)
+    task = Task(config, jobs, batch, executor.precision(None).precision)
+    sizes = executor.run(task, QUIET)
     if model.device.type == "cuda":
         torch.cuda.synchronize(model.device)
     seconds = time.perf_counter() - started

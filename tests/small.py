@@ -23,10 +23,9 @@ def install(monkeypatch=None) -> None:
     """Make ``method_config`` and ``ranking_config`` read the small configs (undone
     after the test when given pytest's ``monkeypatch``)."""
     import gallery.paths
-    import renderer.runs.ranking
 
     targets = ((gallery.paths, "METHODS_DIR", FOLDER / "methods"),
-               (renderer.runs.ranking, "RANKING_DIR", FOLDER / "ranking"))
+               (gallery.paths, "RANKING_DIR", FOLDER / "ranking"))
     for module, name, value in targets:
         if monkeypatch is None:
             setattr(module, name, value)
@@ -40,3 +39,48 @@ def cli(*args) -> list[str]:
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
             "import small; small.install(); from app.cli import main; main()")
     return [sys.executable, "-c", code, *map(str, args)]
+
+
+class Lines:
+    """A reporter for tests: keeps the lines said (or drops them) and calls
+    ``on_batch`` with every batch's image count."""
+
+    def __init__(self, echo=None, on_batch=None):
+        from contextlib import nullcontext
+
+        self.lines: list[str] = []
+        self.echo, self.on_batch = echo, on_batch
+        self.progress = lambda *a, **k: nullcontext()
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+        if self.echo is not None:
+            self.echo(line)
+
+    note = say
+
+    def advance(self, images: int) -> None:
+        if self.on_batch is not None:
+            self.on_batch(images)
+
+
+def spec(cache, model, *, executor=None, precision=None, reporter=None, **fields):
+    """A run spec for ``cache`` on ``model`` (this process's executor unless given,
+    the device's own precision unless given, a quiet reporter unless given); other
+    fields (batch, frames, seed, selection) as given."""
+    from renderer.engine.precision import choose
+    from renderer.execution.executor import LocalExecutor
+    from renderer.runs.spec import RunSpec
+
+    executor = executor if executor is not None else LocalExecutor(model)
+    choice = (executor.precision(precision) if executor is not None
+              else choose(model.device, precision))
+    return RunSpec(Path(cache), model, executor, choice, reporter=reporter or Lines(), **fields)
+
+
+def gallery(cache, items, configs, stems):
+    """A gallery plan of ``items`` (those not complete to render)."""
+    from renderer.runs.first import GalleryPlan
+
+    items = list(items)
+    return GalleryPlan(Path(cache), configs, items, [i for i in items if i.pending], list(stems))

@@ -13,9 +13,10 @@ import torch
 
 from renderer.engine.optimise import BatchRender, plan_epoch
 from renderer.engine.precision import PRECISIONS
+from renderer.execution.timing import measure_plan
 from renderer.language.ops.constraints import CONSTRAINTS
-from renderer.runs.bench import MemoryPeaks, ReferenceStyle, count_ops, measure_plan, run_bench
-from renderer.runs.first import method_config
+from renderer.runs.bench import MemoryPeaks, ReferenceStyle, count_ops, run_bench
+from renderer.runs.configs import method_config
 
 
 @pytest.mark.parametrize("method", [1, 2])

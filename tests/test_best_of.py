@@ -18,21 +18,21 @@ from gallery.prompts import load_prompts
 from gallery.ratings import read_ratings
 from gallery.schema import RenderRecord, ShortRuns, read_json
 from renderer.execution.cache import png_is_whole
-from renderer.runs.bestof import plan_best_of, render_best_of, winner
-from renderer.runs.ranking import Experiment, run_experiment
+from renderer.runs.bestof import BestOfSpec, plan_best_of, render_best_of, winner
+from renderer.runs.ranking import Experiment, RankingSpec, run_experiment
+from renderer.runs.spec import Selection
 
 SHORT, DETAIL = 2, 3  # epochs: enough to tell runs apart, cheap on the tiny model
-QUIET = dict(echo=lambda _: None)
 ANIMALS = ("cat", "snail")
 
 
 def best_of(cache, model, runs, *, methods=(1,), animals=ANIMALS, keep=1, batch=3,
             epochs_short=SHORT, epochs_detail=DETAIL):
-    plan = plan_best_of(cache, model.identity, runs, methods=methods, animals=animals,
-                        things=["harp"], epochs_short=epochs_short,
-                        epochs_detail=epochs_detail, keep=keep)
+    selection = Selection(methods, animals, ("harp",))
+    plan = plan_best_of(cache, model.identity, BestOfSpec(runs, keep, epochs_short,
+                                                          epochs_detail), selection)
     sizes = {(m, kind): batch for m in methods for kind in ("short", "detail")}
-    return plan, render_best_of(cache, plan, model, sizes, **QUIET)
+    return plan, render_best_of(small.spec(cache, model), plan, sizes)
 
 
 def state(cache, method, stem) -> ShortRuns:
@@ -100,8 +100,9 @@ def test_the_continued_winner_equals_what_rank_renders(tmp_path, tiny_clip):
     plan, _ = best_of(tmp_path / "b", tiny_clip, 4, methods=(2,), animals=("cat",), batch=1)
     prompt = next(p for p in load_prompts() if p.stem == "cat-of-harp")
     experiment = Experiment(prompt.for_method(2), prompt.stem, 2, "cat", "harp")
-    ranked = run_experiment(tmp_path / "r", experiment, tiny_clip, runs=4, best=1, worst=0,
-                            batch=1, epochs_short=SHORT, epochs_detail=DETAIL, **QUIET)
+    ranked = run_experiment(small.spec(tmp_path / "r", tiny_clip, batch=1), experiment,
+                            RankingSpec(4, best=1, worst=0, epochs_short=SHORT,
+                                        epochs_detail=DETAIL))
     (kept,) = ranked.kept
     record = final_record(tmp_path / "b", 2, "cat-of-harp")
     assert record.best_of.run == kept.run
@@ -140,7 +141,7 @@ def test_raising_n_renders_only_the_new_runs(tmp_path, tiny_clip):
     assert report.kept_winners == 2 - changed
     # and a third run has nothing to do
     plan, report = best_of(cache, tiny_clip, 6)
-    assert not plan.pending and report.short_rendered == report.continued == 0
+    assert not plan.todo and report.short_rendered == report.continued == 0
 
 
 def test_other_short_epochs_invalidate_the_recorded_runs(tmp_path, tiny_clip):

@@ -34,8 +34,14 @@ from app.cli import main
 from gallery.prompts import load_prompts
 from renderer.execution import cluster
 from renderer.execution.cache import png_is_whole, read_record
+from renderer.execution.executor import Task
 from renderer.execution.jobs import ImageJob, render_results
-from renderer.runs.first import method_config, plan, render_gallery, select
+from renderer.execution.report import QUIET
+from renderer.runs.bestof import BestOfSpec, plan_best_of, render_best_of
+from renderer.runs.configs import method_config
+from renderer.runs.first import plan, render_gallery
+from renderer.runs.ranking import RankingSpec, run_experiment
+from renderer.runs.spec import Selection, select
 
 EPOCHS = 2
 STEMS = [p.stem for p in load_prompts()]
@@ -155,8 +161,8 @@ def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, small_conf
     jobs = [ImageJob(p.for_method(2), 1000 + i, Path(f"/nowhere/{p.stem}.png"))
             for i, p in enumerate(harp(2))]
     written = {}
-    sizes = executor.run(config, jobs, 1, write=lambda js, rs: written.update(
-        {j.seed: r for j, r in zip(js, rs, strict=True)}))
+    sizes = executor.run(Task(config, jobs, 1, "fp32", write=lambda js, rs: written.update(
+        {j.seed: r for j, r in zip(js, rs, strict=True)})), QUIET)
     assert sorted(sizes) == [1, 1]
     # The workers run torch on one thread each; so does the local render here.
     threads = torch.get_num_threads()
@@ -175,7 +181,7 @@ def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, small_conf
 
 def test_a_continued_image_gets_its_start_image_and_history_through_ray(
         executor, small_configs, tiny_clip, tmp_path):
-    from renderer.runs.ranking import ranking_config
+    from renderer.runs.configs import ranking_config
 
     start = tmp_path / "runs" / "cat-of-harp-0.png"
     start.parent.mkdir()
@@ -183,9 +189,9 @@ def test_a_continued_image_gets_its_start_image_and_history_through_ray(
     (first,) = render_results(short, tiny_clip, [ImageJob("a cat made of harp.", 7, start)])
     start.write_bytes(first.png)
     detail = ranking_config(1, "detail", "x", EPOCHS)
-    job = ImageJob("a cat made of harp.", 8, tmp_path / "continued.png", history=4)
+    job = ImageJob("a cat made of harp.", 8, tmp_path / "continued.png", frames=4)
     got = []
-    executor.run(detail, [job], 1, init_images=[start], write=lambda js, rs: got.extend(rs))
+    executor.run(Task(detail, [job], 1, "fp32", [start], lambda js, rs: got.extend(rs)), QUIET)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -195,7 +201,7 @@ def test_a_continued_image_gets_its_start_image_and_history_through_ray(
     assert got[0].png == local.png
     assert got[0].record.config_hash == local.record.config_hash  # counts the start's bytes
     # Its history comes back from the worker with it, the same bytes.
-    assert got[0].history is not None and got[0].history == local.history
+    assert got[0].history_webp is not None and got[0].history_webp == local.history_webp
 
 
 def test_a_killed_worker_costs_its_batch_and_the_run_completes(executor, small_configs,
@@ -213,13 +219,14 @@ def test_a_killed_worker_costs_its_batch_and_the_run_completes(executor, small_c
             os.kill(pids[busy], signal.SIGKILL)
             killed.append(pids[busy])
 
-    report = render_gallery(tmp_path, items, configs, tiny_clip, STEMS, batch=1,
-                            on_batch=after_batch, echo=lines.append, executor=executor)
+    spec = small.spec(tmp_path, tiny_clip, executor=executor, batch=1,
+                      reporter=small.Lines(lines.append, after_batch))
+    report = render_gallery(spec, small.gallery(tmp_path, items, configs, STEMS))
     assert len(killed) == 1
     assert report.rendered == 6
     assert any("lost mid-batch" in line and "go to another worker" in line for line in lines)
     for item in items:
-        assert png_is_whole(item.png, small.SIZE) and read_record(item.png)["stem"]
+        assert png_is_whole(item.png, small.SIZE) and read_record(item.png).stem
     assert killed[0] not in executor.pids()  # Ray started it again
 
 
@@ -260,24 +267,22 @@ def test_a_wrong_address_fails_within_seconds(tmp_path, tiny_clip_path):
 
 def test_best_of_and_rank_run_on_the_cluster(executor, small_configs, tiny_clip, tmp_path):
     from gallery.layout import best_of_root
-    from renderer.runs.bestof import plan_best_of, render_best_of, winner
-    from renderer.runs.ranking import Experiment, run_experiment
+    from renderer.runs.bestof import winner
+    from renderer.runs.ranking import Experiment
 
-    plan = plan_best_of(tmp_path, tiny_clip.identity, 4, methods=(1,), things=["harp"],
-                        animals=["cat", "pig"], epochs_short=EPOCHS, epochs_detail=EPOCHS)
+    plan = plan_best_of(tmp_path, tiny_clip.identity, BestOfSpec(4, 1, EPOCHS, EPOCHS),
+                        Selection((1,), ("cat", "pig"), ("harp",)))
     sizes = {(1, "short"): 2, (1, "detail"): 1}
-    report = render_best_of(tmp_path, plan, tiny_clip, sizes, echo=lambda _: None,
-                            executor=executor)
+    report = render_best_of(small.spec(tmp_path, tiny_clip, executor=executor), plan, sizes)
     assert (report.short_rendered, report.continued) == (8, 2)
     for entry in plan.entries:
         assert sorted(entry.state.sims()) == [0, 1, 2, 3]
         record = read_record(best_of_root(tmp_path) / "method-1" / f"{entry.stem}.png")
-        assert record["best_of"]["run"] == winner(entry.state, 4)
+        assert record.best_of.run == winner(entry.state, 4)
     prompt = harp(1)[0]
     experiment = Experiment(prompt.text, prompt.stem, 2, prompt.animal, prompt.thing)
-    ranked = run_experiment(tmp_path, experiment, tiny_clip, runs=3, best=1, worst=1, batch=1,
-                            epochs_short=EPOCHS, epochs_detail=EPOCHS, echo=lambda _: None,
-                            executor=executor)
+    ranked = run_experiment(small.spec(tmp_path, tiny_clip, executor=executor, batch=1),
+                            experiment, RankingSpec(3, 1, 1, EPOCHS, EPOCHS))
     assert (ranked.short_rendered, ranked.detail_rendered) == (3, 2)
     assert (experiment.folder(tmp_path) / "summary.json").is_file()
 

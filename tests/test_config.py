@@ -510,8 +510,7 @@ def test_configs_pickle_whole_for_cluster_workers(tmp_path):
     # A worker gets its config pickled: expressions are compiled again there.
     import pickle
 
-    from renderer.runs.first import method_config
-    from renderer.runs.ranking import ranking_config
+    from renderer.runs.configs import method_config, ranking_config
 
     start = tmp_path / "start.png"
     Image.new("RGB", (224, 224), (10, 20, 30)).save(start)

@@ -6,13 +6,14 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import small
 import torch
 from click.testing import CliRunner
 
 from app.cli import main
 from gallery.prompts import load_prompts
 from renderer.engine.optimise import plan_epoch
-from renderer.execution import jobs
+from renderer.execution import executor, jobs
 from renderer.execution.batching import (
     OutOfMemory,
     batch_from_memory,
@@ -21,8 +22,9 @@ from renderer.execution.batching import (
     run_batches,
 )
 from renderer.language.config import is_active
-from renderer.runs.first import method_config, plan, render_gallery, select
-from renderer.runs.ranking import ranking_config
+from renderer.runs.configs import method_config, ranking_config
+from renderer.runs.first import plan, render_gallery
+from renderer.runs.spec import select
 
 PROMPTS = load_prompts()
 STEMS = [p.stem for p in PROMPTS]
@@ -100,8 +102,9 @@ def test_out_of_memory_in_a_gallery_render_keeps_every_image(tmp_path, tiny_clip
     monkeypatch.setattr(jobs, "render", tight)
     items = plan(tmp_path, prompts, (1,), configs, tiny_clip.identity)
     lines = []
-    report = render_gallery(tmp_path, items, configs, tiny_clip, STEMS, batch=6,
-                            echo=lines.append)
+    report = render_gallery(small.spec(tmp_path, tiny_clip, batch=6,
+                                       reporter=small.Lines(lines.append)),
+                            small.gallery(tmp_path, items, configs, STEMS))
     assert sizes == [6, 3, 3] and report.batches == [3, 3] and report.rendered == 6
     assert {i.status for i in plan(tmp_path, prompts, (1,), configs,
                                    tiny_clip.identity)} == {"complete"}
@@ -111,15 +114,16 @@ def test_out_of_memory_in_a_gallery_render_keeps_every_image(tmp_path, tiny_clip
 def test_batch_is_announced_before_the_first_image(tmp_path, tiny_clip, harp, monkeypatch):
     prompts, configs = harp
     lines, seen_at_first_render = [], []
-    real = jobs.render_results
+    real = executor.render_results
 
     def watched(*args, **kwargs):
         seen_at_first_render.append(list(lines))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "render_results", watched)
+    monkeypatch.setattr(executor, "render_results", watched)
     items = plan(tmp_path, prompts[:2], (2,), configs, tiny_clip.identity)
-    render_gallery(tmp_path, items, configs, tiny_clip, STEMS, echo=lines.append)
+    render_gallery(small.spec(tmp_path, tiny_clip, reporter=small.Lines(lines.append)),
+                   small.gallery(tmp_path, items, configs, STEMS))
     assert seen_at_first_render[0] == ["method 2: 2 images, batch 1 (fixed for the CPU)"]
 
 
@@ -264,7 +268,7 @@ def test_the_probe_budgets_the_history_frames_asked_for(fake_cuda, monkeypatch):
 
     model = fake_probe(monkeypatch, fake_cuda)
     config = method_config(2)
-    sizes = {frames: auto_batch(config, model, "fp32", history=frames)
+    sizes = {frames: auto_batch(config, model, "fp32", frames=frames)
              for frames in (0, 24, 300)}
     free = fake_cuda.total - WORKSPACE
     for frames, n in sizes.items():
@@ -310,9 +314,9 @@ def test_memory_is_given_back_once_the_failed_batch_is_let_go(monkeypatch):
 
 def test_running_out_of_memory_while_sizing_a_run_is_a_message(tmp_path, tiny_clip_path,
                                                                 monkeypatch):
-    from renderer.execution.jobs import LocalExecutor
+    from renderer.execution.executor import LocalExecutor
 
-    def no_room(self, config, precision, history=0):
+    def no_room(self, config, precision, frames=0):
         raise OutOfMemory("out of memory on cuda:0 measuring one image of method-1.yaml")
 
     monkeypatch.setattr(LocalExecutor, "batch_size", no_room)

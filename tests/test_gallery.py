@@ -19,7 +19,9 @@ import small
 
 from gallery.prompts import load_prompts
 from renderer.execution.cache import png_is_whole, read_record
-from renderer.runs.first import method_config, plan, render_gallery, select
+from renderer.runs.configs import method_config
+from renderer.runs.first import plan, render_gallery
+from renderer.runs.spec import select
 
 PROMPTS = load_prompts()
 STEMS = [p.stem for p in PROMPTS]
@@ -54,7 +56,8 @@ def rendered_once(tmp_path_factory, tiny_clip):
     cache = tmp_path_factory.mktemp("gallery") / "cache"
     cfg = configs()
     items = plan(cache, harp_prompts(), (1, 2), cfg, tiny_clip.identity)
-    report = render_gallery(cache, items, cfg, tiny_clip, STEMS, batch=2)
+    report = render_gallery(small.spec(cache, tiny_clip, batch=2),
+                            small.gallery(cache, items, cfg, STEMS))
     assert report.rendered == 6 and report.batches == [2, 1, 2, 1]
     return cache
 
@@ -73,8 +76,8 @@ def statuses(cache, cfg, model, seed=0):
 def test_complete_images_are_skipped(rendered, tiny_clip):
     assert set(statuses(rendered, configs(), tiny_clip.identity).values()) == {"complete"}
     record = read_record(rendered / "method-2" / "cat-of-harp.png")
-    assert record["prompt"] == "a cat made of harp."
-    assert (record["animal"], record["thing"], record["method"]) == ("cat", "harp", 2)
+    assert record.prompt == "a cat made of harp."
+    assert (record.animal, record.thing, record.method) == ("cat", "harp", 2)
 
 
 def test_changed_config_redoes_that_method_only(rendered, tiny_clip):
@@ -103,7 +106,8 @@ def test_corrupt_or_half_written_png_is_redone(rendered, tiny_clip):
     assert found[2, "cat-of-harp"] == "missing"
     cfg = configs()
     items = plan(rendered, harp_prompts(), (1, 2), cfg, tiny_clip.identity)
-    report = render_gallery(rendered, [i for i in items if i.pending], cfg, tiny_clip, STEMS)
+    report = render_gallery(small.spec(rendered, tiny_clip),
+                            small.gallery(rendered, items, cfg, STEMS))
     assert report.rendered == 3
     assert set(statuses(rendered, cfg, tiny_clip.identity).values()) == {"complete"}
 
@@ -116,7 +120,7 @@ def test_csv_in_the_article_format(rendered):
         f"method-1/{p.stem}.png" for p in harp_prompts()
     ]
     record = read_record(rendered / "method-1" / "cat-of-harp.png")
-    assert rows[1][1] == record["prompt"] and float(rows[1][2]) == record["sim"]
+    assert rows[1][1] == record.prompt and float(rows[1][2]) == record.sim
 
 
 def test_summary_measures_each_method(rendered):
@@ -131,7 +135,7 @@ def test_summary_measures_each_method(rendered):
 def test_stale_temp_files_are_removed(rendered, tiny_clip):
     stray = rendered / "method-1" / ".cat-of-harp.png.abc.tmp"
     stray.write_bytes(b"half")
-    render_gallery(rendered, [], configs(), tiny_clip, STEMS)
+    render_gallery(small.spec(rendered, tiny_clip), small.gallery(rendered, [], configs(), STEMS))
     assert not stray.exists()
 
 

@@ -29,7 +29,7 @@ from renderer.engine.history import (
 )
 from renderer.engine.optimise import BatchRender, plan_epoch, render
 from renderer.execution.jobs import ImageJob, render_files
-from renderer.runs.first import method_config
+from renderer.runs.configs import method_config
 from renderer.runs.histories import end_on
 
 
@@ -116,7 +116,7 @@ def test_the_webp_plays_once_fits_the_budget_and_ends_on_the_png(tmp_path, tiny_
     # The article's config: the budget is about its 224-pixel frames.
     config = method_config(1, 23)
     png = tmp_path / "cat.png"
-    render_files(config, tiny_clip, [ImageJob("a cat", 7, png, history=24)])
+    render_files(config, tiny_clip, [ImageJob("a cat", 7, png, frames=24)])
     data = history_path(png).read_bytes()
     assert len(data) <= BUDGET_BYTES
     with Image.open(io.BytesIO(data)) as image:
@@ -158,7 +158,7 @@ def test_end_on_replaces_only_the_last_frame():
 def test_a_render_without_history_removes_an_old_one(tmp_path, tiny_clip, small_configs):
     config = method_config(1, 3)
     png = tmp_path / "cat.png"
-    render_files(config, tiny_clip, [ImageJob("a cat", 7, png, history=4)])
+    render_files(config, tiny_clip, [ImageJob("a cat", 7, png, frames=4)])
     assert history_path(png).exists()
     render_files(config, tiny_clip, [ImageJob("a dog", 7, png)])
     assert png.exists() and not history_path(png).exists()

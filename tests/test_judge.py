@@ -17,13 +17,14 @@ from gallery.schema import Judgement, RenderRecord, ShortRuns, read_json
 from renderer.engine.clipmodel import load_clip
 from renderer.engine.rate import rate_pairs
 from renderer.execution.cache import read_record
-from renderer.runs.bestof import plan_best_of, render_best_of, winner
-from renderer.runs.first import method_config, plan, render_gallery, select
+from renderer.runs.bestof import BestOfSpec, plan_best_of, render_best_of, winner
+from renderer.runs.configs import method_config
+from renderer.runs.first import plan, render_gallery
 from renderer.runs.judge import SameModel, judge_cache
-from renderer.runs.ranking import Experiment, run_experiment
+from renderer.runs.ranking import Experiment, RankingSpec, run_experiment
+from renderer.runs.spec import Selection, select
 
 STEMS = [p.stem for p in load_prompts()]
-QUIET = dict(echo=lambda _: None)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,14 +53,16 @@ def rendered(tmp_path_factory, tiny_clip):
     tmp_path = tmp_path_factory.mktemp("rendered")
     prompts = select(load_prompts(), things=["harp"])[:2]
     configs = {m: method_config(m, 2) for m in (1, 2)}
-    render_gallery(tmp_path, plan(tmp_path, prompts, (1, 2), configs, tiny_clip.identity),
-                   configs, tiny_clip, STEMS, batch=2, **QUIET)
-    best = plan_best_of(tmp_path, tiny_clip.identity, 2, methods=(1,), things=["harp"],
-                        animals=["cat"], epochs_short=2, epochs_detail=2)
-    render_best_of(tmp_path, best, tiny_clip, {(1, "short"): 2, (1, "detail"): 1}, **QUIET)
+    items = plan(tmp_path, prompts, (1, 2), configs, tiny_clip.identity)
+    render_gallery(small.spec(tmp_path, tiny_clip, batch=2),
+                   small.gallery(tmp_path, items, configs, STEMS))
+    best = plan_best_of(tmp_path, tiny_clip.identity, BestOfSpec(2, 1, 2, 2),
+                        Selection((1,), ("cat",), ("harp",)))
+    render_best_of(small.spec(tmp_path, tiny_clip), best, {(1, "short"): 2, (1, "detail"): 1})
     snail = next(p for p in load_prompts() if p.stem == "snail-of-harp")
-    run_experiment(tmp_path, Experiment(snail.text, snail.stem, 1, "snail", "harp"), tiny_clip,
-                   runs=2, best=1, worst=0, batch=2, epochs_short=2, epochs_detail=2, **QUIET)
+    run_experiment(small.spec(tmp_path, tiny_clip, batch=2),
+                   Experiment(snail.text, snail.stem, 1, "snail", "harp"),
+                   RankingSpec(2, 1, 0, 2, 2))
     return tmp_path
 
 
@@ -84,9 +87,9 @@ def test_the_judge_rates_every_image_differently_from_the_optimised_model(cache,
     differ = 0
     for key, rating in judgement.ratings.items():
         record = read_record(cache / key)
-        expected = rate_pairs(judge, [(cache / key).read_bytes()], [record["prompt"]])[0]
+        expected = rate_pairs(judge, [(cache / key).read_bytes()], [record.prompt])[0]
         assert rating.sim == pytest.approx(expected, abs=1e-3)
-        differ += abs(rating.sim - record["sim"]) > 0.01
+        differ += abs(rating.sim - record.sim) > 0.01
     assert differ == 9  # another model, other ratings
     # per method beside sims.csv, naming the judge, gallery and best-of
     text = judge_csv_path(cache, 1).read_text().splitlines()
@@ -131,11 +134,9 @@ def test_the_optimised_weights_under_another_name_are_refused(cache, tiny_clip_p
 
 
 def test_select_by_judge_picks_the_judges_argmax(tmp_path, tiny_clip, judge):
-    best = plan_best_of(tmp_path, tiny_clip.identity, 5, methods=(1,), things=["harp"],
-                        animals=["cat", "pig"], epochs_short=2, epochs_detail=2,
-                        select_by="judge", judge_id=judge.identity)
-    render_best_of(tmp_path, best, tiny_clip, {(1, "short"): 3, (1, "detail"): 2},
-                   judge=judge, **QUIET)
+    best = plan_best_of(tmp_path, tiny_clip.identity, BestOfSpec(5, 1, 2, 2, judge),
+                        Selection((1,), ("cat", "pig"), ("harp",)))
+    render_best_of(small.spec(tmp_path, tiny_clip), best, {(1, "short"): 3, (1, "detail"): 2})
     by_sim_differs = 0
     for stem in ("cat-of-harp", "pig-of-harp"):
         path = short_sims_path(best_of_root(tmp_path), 1, stem)
@@ -161,8 +162,7 @@ def test_select_by_judge_picks_the_judges_argmax(tmp_path, tiny_clip, judge):
 def test_select_by_judge_refuses_the_optimised_model_and_checks_options(tmp_path, tiny_clip,
                                                                         tiny_clip_path):
     with pytest.raises(ValueError, match="the judge has the weights the runs are optimised"):
-        plan_best_of(tmp_path, tiny_clip.identity, 2, select_by="judge",
-                     judge_id=tiny_clip.identity)
+        plan_best_of(tmp_path, tiny_clip.identity, BestOfSpec(2, judge=tiny_clip))
     runner = CliRunner()
     common = ["--cache", str(tmp_path), "--model", str(tiny_clip_path), "--device", "cpu"]
     result = runner.invoke(main, ["render", "--select-by", "judge", *common])
@@ -177,27 +177,32 @@ def test_select_by_judge_refuses_the_optimised_model_and_checks_options(tmp_path
 
 
 def test_with_ray_the_judge_rates_on_this_machines_gpu_where_it_has_one(monkeypatch):
+    from types import SimpleNamespace
+
     import torch
 
-    from renderer.cli import judge_device
     from renderer.engine import device
+    from renderer.execution.executor import LocalExecutor
+    from renderer.runs.session import judge_device
 
     cpu = torch.device("cpu")
-    assert judge_device(cpu, on_ray=False) == cpu  # locally: where the runs render
+    model = SimpleNamespace(device=cpu)
+    local = SimpleNamespace(device=cpu, executor=LocalExecutor(model))
+    on_ray = SimpleNamespace(device=cpu, executor=object())  # any other executor
+    assert judge_device(local, "render") == cpu  # locally: where the runs render
     monkeypatch.setattr(device, "cuda_status", lambda: (True, ""))
-    assert judge_device(cpu, on_ray=True) == torch.device("cuda")
+    assert judge_device(on_ray, "render") == torch.device("cuda")
+    assert judge_device(on_ray, "estimate") == cpu  # a dry run's judge stays with the model
     monkeypatch.setattr(device, "cuda_status", lambda: (False, "no GPU here"))
     monkeypatch.setattr(device, "mps_status", lambda: (False, "no Apple GPU"))
-    assert judge_device(cpu, on_ray=True) == cpu
+    assert judge_device(on_ray, "render") == cpu
 
 
-def test_where_the_judge_rates_and_what_it_costs_is_said(tiny_clip, capsys):
-    from renderer.cli import _judge_cost
+def test_where_the_judge_rates_and_what_it_costs_is_said(tiny_clip):
+    from renderer.runs.bestof import judge_cost_line
 
-    _judge_cost(tiny_clip, 512, on_ray=True)
-    out = capsys.readouterr().out
+    out = judge_cost_line(tiny_clip, 512, on_ray=True)
     assert out.startswith("the judge rates the 512 short runs in this process on cpu (")
     assert "ms each (measured), about " in out
     assert "this machine has no GPU, so its CPU rates every run the workers render" in out
-    _judge_cost(tiny_clip, 3, on_ray=False)
-    assert "workers" not in capsys.readouterr().out
+    assert "workers" not in judge_cost_line(tiny_clip, 3, on_ray=False)

@@ -146,7 +146,7 @@ def test_fp32_on_cuda_turns_tf32_off_for_the_step_only():
 
 def test_every_step_runs_its_forward_and_backward_under_that_context(tiny_clip, monkeypatch):
     from renderer.engine import optimise as engine
-    from renderer.runs.first import method_config
+    from renderer.runs.configs import method_config
 
     entered = []
     real = engine.exact_fp32
@@ -234,12 +234,12 @@ def test_mps_renders_in_fp16_and_refuses_bf16(fake_mps, monkeypatch):
 def test_mps_has_a_fixed_batch_and_its_own_sync_and_cache(monkeypatch):
     from renderer.engine.device import device_name
     from renderer.execution import batching
-    from renderer.execution.jobs import batch_source
+    from renderer.execution.executor import batch_source
     from renderer.language.ops.transforms import _exact
 
     model = SimpleNamespace(device=torch.device("mps"))
     # torch keeps no peak-memory counter on MPS: a fixed batch, said as such
-    assert batching.auto_batch(None, model, "fp16", history=24) == batching.MPS_BATCH
+    assert batching.auto_batch(None, model, "fp16", frames=24) == batching.MPS_BATCH
     assert batch_source(model, None) == "fixed for Apple GPUs"
     calls = []
     monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append("sync"))

@@ -8,7 +8,7 @@ import torch
 import renderer.language.ops.constraints as C
 from renderer.engine.optimise import BatchRender, plan_epoch, render
 from renderer.engine.precision import PRECISIONS, autocast_for
-from renderer.runs.first import method_config
+from renderer.runs.configs import method_config
 
 
 def test_precisions_are_listed_for_the_cli():

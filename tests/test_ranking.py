@@ -20,7 +20,8 @@ from gallery.ratings import (
 from renderer.engine.imageio import load_rgb
 from renderer.engine.optimise import render
 from renderer.engine.rate import rate_images
-from renderer.runs.ranking import Experiment, ranking_config, run_experiment
+from renderer.runs.configs import ranking_config
+from renderer.runs.ranking import Experiment, RankingSpec, run_experiment
 
 ORIGINAL = Path(__file__).parent / "fixtures" / "original-csv"
 
@@ -92,19 +93,9 @@ EXPERIMENT = Experiment(
 )
 
 
-def _experiment(cache, tiny_clip, runs, **kwargs):
-    return run_experiment(
-        cache,
-        EXPERIMENT,
-        tiny_clip,
-        runs,
-        best=2,
-        worst=1,
-        batch=6,
-        epochs_short=3,
-        epochs_detail=4,
-        **kwargs,
-    )
+def _experiment(cache, tiny_clip, runs, **fields):
+    return run_experiment(small.spec(cache, tiny_clip, batch=6, **fields), EXPERIMENT,
+                          RankingSpec(runs, best=2, worst=1, epochs_short=3, epochs_detail=4))
 
 
 @pytest.fixture(scope="module", autouse=True)

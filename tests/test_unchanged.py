@@ -38,13 +38,16 @@ import json
 from pathlib import Path
 
 import pytest
+import small
 import torch
 from PIL import Image
 
 from gallery.layout import HISTORY_SUFFIX
 from gallery.prompts import load_prompts
-from renderer.runs.first import method_config, plan, render_gallery, select
-from renderer.runs.ranking import Experiment, run_experiment
+from renderer.runs.configs import method_config
+from renderer.runs.first import plan, render_gallery
+from renderer.runs.ranking import Experiment, RankingSpec, run_experiment
+from renderer.runs.spec import select
 
 REFERENCE = Path(__file__).parent / "fixtures" / "unchanged"
 
@@ -73,12 +76,12 @@ def render_sample(cache: Path, model, history: int = 0) -> None:
     chosen = select(prompts, things=["harp"])[:2]
     configs = {m: method_config(m, 3) for m in (1, 2)}
     items = plan(cache, chosen, (1, 2), configs, model.identity)
-    render_gallery(cache, items, configs, model, [p.stem for p in prompts], batch=2,
-                   echo=lambda _: None, history=history)
+    render_gallery(small.spec(cache, model, batch=2, frames=history),
+                   small.gallery(cache, items, configs, [p.stem for p in prompts]))
     snail = next(p for p in prompts if p.stem == "snail-of-harp")
-    run_experiment(cache, Experiment(snail.text, snail.stem, 2, "snail", "harp"), model,
-                   runs=3, best=1, worst=1, batch=3, epochs_short=2, epochs_detail=2,
-                   echo=lambda _: None, history=history)
+    run_experiment(small.spec(cache, model, batch=3, frames=history),
+                   Experiment(snail.text, snail.stem, 2, "snail", "harp"),
+                   RankingSpec(3, 1, 1, 2, 2))
 
 
 def sample_files(cache: Path) -> list[str]:

@@ -25,9 +25,6 @@ from .weights import weights_file
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-# A download that cannot reach the network should fail, not hang.
-DOWNLOAD_TIMEOUT_S = 60
-
 
 def import_clip():
     """Import the ``clip`` package, quieting its pkg_resources deprecation warning."""

@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gallery.settings import DEFAULT_HISTORY_FRAMES as DEFAULT_FRAMES
+
 from .imageio import to_uint8
 
-# Frames per image, and the size they are shown at: the selector's 224 pixels.
-DEFAULT_FRAMES = 24
+# The size frames are shown at: the selector's 224 pixels.
 DISPLAY_SIZE = 224
 # At most this many bytes per history: the gallery's average stays under it.
 BUDGET_BYTES = 80_000
@@ -81,9 +82,6 @@ class HistoryBuffer:
         width, height = size
         self.frames = torch.empty((len(self.steps), count, 3, height, width),
                                   dtype=torch.uint8, device=device)
-
-    def wants(self, steps_done: int) -> bool:
-        return steps_done in self.slots
 
     @torch.no_grad()
     def capture(self, steps_done: int, pixels: torch.Tensor) -> None:

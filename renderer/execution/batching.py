@@ -182,10 +182,10 @@ def step_peak_memory(config: Config, model: ClipModel, n: int, plan: EpochPlan,
 
 
 def auto_batch(config: Config, model: ClipModel, precision: str | None = None,
-               history: int = 0) -> int:
+               frames: int = 0) -> int:
     """Images per batch for this device: measured on CUDA, fixed on the CPU and MPS.
 
-    ``history`` is the frames each image keeps of its optimisation (0: none):
+    ``frames`` is the history frames each image keeps of its optimisation (0: none):
     they stay on the device until the batch ends, so they count per image.
     Raises OutOfMemory if not even one image fits.
     """
@@ -218,9 +218,9 @@ def auto_batch(config: Config, model: ClipModel, precision: str | None = None,
     one, two = peaks
     # Blocks the probe left in torch's cache are free for the real batch.
     memory.empty_cache()
-    frames = buffer_bytes(*final_size(config), config.epochs, history) if history else 0
+    kept = buffer_bytes(*final_size(config), config.epochs, frames) if frames else 0
     per_image = max(1, two - one)
-    return batch_from_memory(memory.free(), per_image + frames,
+    return batch_from_memory(memory.free(), per_image + kept,
                              fixed_bytes=max(0, one - per_image))
 
 

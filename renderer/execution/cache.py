@@ -1,9 +1,11 @@
 """The render cache's state: which images are complete, and its CSVs and summary.
 
 Where each file lives is ``gallery.layout``'s; what the JSON files hold is
-``gallery.schema``'s. An image counts as complete when its PNG reads back at
-the expected size and its record matches what would be rendered now (config
-hash, the model's weights identity, seed). Everything else is (re)rendered.
+``gallery.schema``'s. The one completeness rule (``job_status``): an image is
+complete when its PNG reads back at the config's final size and its record
+matches what would be rendered now: the config hash (counting its start
+image, if it continues one), the model's weights identity, the seed.
+Everything else is (re)rendered, and ``job_status`` says why.
 """
 
 from __future__ import annotations
@@ -23,7 +25,18 @@ from gallery.layout import (
     sims_csv_path,
     summary_path,
 )
-from gallery.schema import CacheSummary, MethodSummary, format_sims_csv, read_json
+from gallery.schema import (
+    CacheFormatError,
+    CacheSummary,
+    MethodSummary,
+    RenderRecord,
+    format_sims_csv,
+    read_json,
+)
+
+from ..engine.optimise import final_size
+from ..language.config import Config
+from .jobs import ImageJob, job_hash
 
 
 @dataclass(frozen=True)
@@ -36,13 +49,13 @@ class Expected:
     size: tuple[int, int] = (224, 224)
 
 
-def read_record(png: Path) -> dict | None:
-    """The record beside ``png`` as a dict, or None if it is missing or unreadable."""
+def read_record(png: Path) -> RenderRecord | None:
+    """The record beside ``png``, or None if it is missing or unreadable."""
+    path = record_path(png)
     try:
-        data = read_json(record_path(png))
-    except ValueError:
+        return RenderRecord.from_json(read_json(path), path)
+    except CacheFormatError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def png_is_whole(png: Path, size: tuple[int, int]) -> bool:
@@ -63,11 +76,25 @@ def status(png: Path, expected: Expected) -> str:
     if record is None or not png.exists():
         return "missing"
     for key, label in (("config_hash", "config_hash"), ("model_id", "model"), ("seed", "seed")):
-        if record.get(key) != getattr(expected, key):
+        if getattr(record, key) != getattr(expected, key):
             return f"changed ({label})"
     if not png_is_whole(png, expected.size):
         return "corrupt"
     return "complete"
+
+
+def expected(config: Config, model_id: str, seed: int, start: Path | None = None) -> Expected:
+    """What a complete render of ``config`` (from ``start``, if given) was made with."""
+    return Expected(job_hash(config, start), model_id, seed, final_size(config))
+
+
+def job_status(job: ImageJob, config: Config, model_id: str, start: Path | None = None) -> str:
+    """'complete', or why ``job``'s image must be rendered (the one rule, for every run)."""
+    return status(job.png, expected(config, model_id, job.seed, start))
+
+
+def is_complete(job: ImageJob, config: Config, model_id: str, start: Path | None = None) -> bool:
+    return job_status(job, config, model_id, start) == "complete"
 
 
 def remove_stale_temp_files(cache: Path) -> int:
@@ -79,7 +106,7 @@ def remove_stale_temp_files(cache: Path) -> int:
     return count
 
 
-def records(cache: Path, method: int) -> list[dict]:
+def records(cache: Path, method: int) -> list[RenderRecord]:
     """All readable records of a method whose PNG exists, in file-name order."""
     found = []
     for path in record_paths(cache, method):
@@ -91,11 +118,11 @@ def records(cache: Path, method: int) -> list[dict]:
 
 
 def write_sims_csv(
-    cache: Path, method: int, found: list[dict], stems_in_order: Iterable[str]
+    cache: Path, method: int, found: list[RenderRecord], stems_in_order: Iterable[str]
 ) -> Path:
     """The method's sims in the article's CSV style: empty index header, image path rows."""
-    by_stem = {r.get("stem"): r for r in found}
-    rows = [(sims_csv_image(method, stem), by_stem[stem]["prompt"], by_stem[stem]["sim"])
+    by_stem = {r.stem: r for r in found}
+    rows = [(sims_csv_image(method, stem), by_stem[stem].prompt, by_stem[stem].sim)
             for stem in stems_in_order if stem in by_stem]
     return write_text(format_sims_csv(rows), sims_csv_path(cache, method))
 

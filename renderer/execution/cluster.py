@@ -1,10 +1,10 @@
-"""Rendering on a Ray cluster: the same jobs and writers, batches on many workers.
+"""Rendering on a Ray cluster: the same tasks and writers, batches on many workers.
 
-``RayExecutor`` has ``LocalExecutor``'s methods, so the gallery, the ranking
-and the best-of runs plan exactly as they do locally and hand it their
-batches. Each worker is a Ray actor holding one CLIP, built from the
-driver's weights file, which travels through Ray's object store (workers need
-no network and no shared filesystem). A worker renders a batch and returns
+``RayExecutor`` follows ``renderer.execution.executor.Executor``, so every run
+plans exactly as it does locally and hands it the same tasks. Each worker is
+a Ray actor holding one CLIP, built from the driver's weights file, which
+travels through Ray's object store (workers need no network and no shared
+filesystem). A worker renders a batch and returns
 each image's PNG bytes and record; this process -- the driver -- writes
 them with the caller's writer as results arrive, so it stays the only writer
 of the cache. A batch whose worker dies is handed to another worker; a batch
@@ -28,7 +28,9 @@ from ..engine.clipmodel import ClipModel
 from ..engine.precision import Choice, PrecisionError, instead
 from ..language.config import Config
 from .batching import OutOfMemory, is_out_of_memory
-from .jobs import ImageJob, Writer, write_results
+from .executor import Task
+from .jobs import ImageJob
+from .report import Reporter
 
 CONNECT_TIMEOUT_S = 5.0
 MAX_FAILURES = 3  # a worker that dies this often is given up
@@ -157,7 +159,7 @@ class Worker:
 
         return batched_step_seconds(config, self.model, n, precision, steps=1)
 
-    def render(self, config: Config, jobs: Sequence[ImageJob], precision: str | None,
+    def render(self, config: Config, jobs: Sequence[ImageJob], precision: str,
                starts: Sequence[tuple[str, bytes] | None]) -> tuple[list, float]:
         """The batch's results and the seconds it took here."""
         from .jobs import render_results
@@ -286,9 +288,9 @@ class RayExecutor:
         """The workers (by index, as in ``pids``) with a batch in flight now."""
         return sorted(slot.index for slot, *_ in self._running.values())
 
-    def batch_size(self, config: Config, precision: str | None, history: int = 0) -> int:
+    def batch_size(self, config: Config, precision: str, frames: int = 0) -> int:
         ray = _ray()
-        return min(ray.get([s.actor.batch_size.remote(config, precision, history)
+        return min(ray.get([s.actor.batch_size.remote(config, precision, frames)
                             for s in self.slots]))
 
     def batch_source(self, batch: int | None) -> str:
@@ -316,20 +318,18 @@ class RayExecutor:
         return Choice(requested, "as asked; native on every worker")
 
     def step_seconds(self, config: Config, n: int, precision: str) -> float:
-        """One worker's step; the workers run in parallel, so divide by their number."""
+        """One batch's step on one worker (``parallel`` of them render at once: the
+        estimate counts that, not this)."""
         ray = _ray()
-        one = ray.get(self.slots[0].actor.step_seconds.remote(config, n, precision))
-        return one / len(self.slots)
+        return ray.get(self.slots[0].actor.step_seconds.remote(config, n, precision))
 
-    def run(self, config: Config, jobs: Sequence[ImageJob], size: int,
-            precision: str | None = None, on_batch: Callable[[int], None] | None = None,
-            init_images: Sequence[Path | None] | None = None,
-            echo: Callable[[str], None] = print, write: Writer = write_results) -> list[int]:
-        """Hand out ``jobs`` in batches of ``size``, one batch per idle worker; write
-        each batch as it comes back. Returns the sizes of the batches written."""
+    def run(self, task: Task, reporter: Reporter) -> list[int]:
+        """Hand out the task's batches, one per idle worker; write each as it comes
+        back. Returns the sizes of the batches written."""
         ray = _ray()
-        queue = deque((start, min(start + size, len(jobs)))
-                      for start in range(0, len(jobs), size))
+        jobs, init_images, echo = task.jobs, task.starts, reporter.say
+        queue = deque((start, min(start + task.size, len(jobs)))
+                      for start in range(0, len(jobs), task.size))
         idle = deque(self.slots)
         running = self._running
         running.clear()
@@ -343,7 +343,8 @@ class RayExecutor:
                 # Timed from before the hand-out: the worker may start before .remote()
                 # returns, so a clock read after it could miss part of the batch.
                 handed_out = time.perf_counter()
-                ref = slot.actor.render.remote(config, list(jobs[start:stop]), precision, starts)
+                ref = slot.actor.render.remote(task.config, list(jobs[start:stop]),
+                                               task.precision, starts)
                 running[ref] = (slot, start, stop, handed_out)
             if not running:
                 raise ClusterError("every worker has died; finished images are kept")
@@ -373,12 +374,11 @@ class RayExecutor:
                      f"{slot.index}: split in two")
                 continue
             idle.append(slot)
-            write(jobs[start:stop], results)
+            task.write(jobs[start:stop], results)
             self.timing.wall.append(time.perf_counter() - handed_out)
             self.timing.compute.append(seconds)
             sizes.append(stop - start)
-            if on_batch is not None:
-                on_batch(stop - start)
+            reporter.advance(stop - start)
         return sizes
 
 
@@ -393,60 +393,9 @@ def shutdown() -> None:
         ray.shutdown()
 
 
-def cluster_bench(model: ClipModel, device: str = "cpu", counts: Sequence[int] = (1, 2),
-                  epochs: int = 2, batch: int = 1, cpus_per_worker: int = 1,
-                  echo: Callable[[str], None] = print) -> dict:
-    """Images per hour on this process and on 1, 2, ... workers of the joined cluster,
-    in the same run, and the overhead per batch (hand-out to result, minus the
-    worker's own render time: scheduling and transfer).
-
-    Renders ``2 * max(counts)`` images of method 1 at ``epochs`` epochs and
-    writes nothing. The workers start once, as many as the largest count (each
-    loads the model once, as in a real run); a setting of k workers hands its
-    batches to the first k, after one warm-up batch each.
-    """
-    from ..engine.device import device_name
-    from ..runs.first import method_config
-    from .jobs import LocalExecutor
-
-    ray = _ray()
-    config = method_config(1, epochs)
-    images = 2 * max(counts) * batch
-    jobs = [ImageJob(f"a penguin made of piano {i}.", i, Path(f"/bench/{i}.png"))
-            for i in range(images)]
-
-    def discard(_jobs, _results) -> None:
+def leave() -> None:
+    """Disconnect on the way out: a failed disconnect must not hide the run's result."""
+    try:
+        shutdown()
+    except Exception:  # noqa: BLE001 -- on the way out, whatever went wrong
         pass
-
-    def timed(executor, warm: int) -> float:
-        executor.run(config, jobs[:warm * batch], batch, write=discard)
-        executor.timing = BatchTiming()  # the warm-up's batches do not count
-        started = time.perf_counter()
-        executor.run(config, jobs, batch, write=discard)
-        return time.perf_counter() - started
-
-    local = timed(LocalExecutor(model), 1)
-    result = {"images": images, "epochs": epochs, "batch": batch, "config": "method-1.yaml",
-              "local": {"device": device_name(model.device), "seconds": round(local, 2),
-                        "images_per_hour": round(3600 * images / local, 1)},
-              "workers": []}
-    echo(f"ray bench: {images} images of method 1, {epochs} epochs, batch {batch}")
-    echo(f"  this process ({result['local']['device']}): {local:.1f} s, "
-         f"{result['local']['images_per_hour']:.0f} images/h")
-    executor = RayExecutor(model, device, max(counts), cpus_per_worker, echo=lambda _: None)
-    every = executor.slots
-    for count in counts:
-        executor.slots = every[:count]
-        seconds = timed(executor, count)
-        entry = {"workers": count, "device": executor.device_label, "seconds": round(seconds, 2),
-                 "images_per_hour": round(3600 * images / seconds, 1),
-                 "vs_this_process": round(local / seconds, 2)}
-        entry["overhead_per_batch_s"] = round(executor.timing.overhead, 3)
-        entry["batches"] = len(executor.timing.wall)
-        result["workers"].append(entry)
-        echo(f"  {count} worker(s) ({entry['device']}): {seconds:.1f} s, "
-             f"{entry['images_per_hour']:.0f} images/h, {entry['vs_this_process']:.2f}x this "
-             f"process; overhead {entry['overhead_per_batch_s'] * 1000:.0f} ms per batch")
-    for slot in every:
-        ray.kill(slot.actor)
-    return result

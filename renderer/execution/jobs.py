@@ -1,34 +1,33 @@
 """Render jobs: the seam between planning, the engine and the cache.
 
-A job is plain data (prompt text, seed, where it belongs in the cache, extra
-record fields), so any executor can take it. Rendering a batch of jobs gives
-back, per image, the PNG's bytes and its record; nothing touches the disk
-until ``write_results``, the one place a render lands in the cache. The
-gallery and the ranking both go through ``render_in_batches``.
+A job is plain data (prompt text, seed, where it belongs in the cache, the
+record fields that say which prompt and run it is), so any executor can take
+it. Rendering a batch of jobs gives back, per image, the PNG's bytes and its
+record; nothing touches the disk until ``write_results``, the one place a
+render lands in the cache. Every run hands its jobs to an executor
+(``renderer.execution.executor``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from gallery.atomic import atomic_path
 from gallery.layout import history_path, record_path
-from gallery.schema import RenderRecord
+from gallery.schema import BestOf, RenderRecord
 
 from ..engine.clipmodel import ClipModel
 from ..engine.device import device_name
 from ..engine.history import encode_histories
 from ..engine.imageio import encode_png
 from ..engine.optimise import Progress, render
-from ..engine.precision import Choice, choose
 from ..engine.rate import rate_images
 from ..language.config import Config
-from .batching import auto_batch, run_batches
 
 
 def derive_seed(*parts: object) -> int:
@@ -41,12 +40,26 @@ def derive_seed(*parts: object) -> int:
 
 
 @dataclass(frozen=True)
+class Tags:
+    """The record fields that say which image a job is (``RenderRecord``'s names):
+    a misspelt one fails when the job is planned, not after its batch rendered."""
+
+    animal: str | None = None
+    thing: str | None = None
+    stem: str | None = None
+    method: int | None = None
+    run: int | None = None  # ranking and best-of short runs
+    init_image: str | None = None  # the start image's file name, for continued runs
+    best_of: BestOf | None = None  # best-of winners: the short runs behind them
+
+
+@dataclass(frozen=True)
 class ImageJob:
     text: str
     seed: int
     png: Path  # where the image belongs; its record goes beside it
-    meta: Mapping[str, object] = field(default_factory=dict)  # extra record fields
-    history: int = 0  # frames of its optimisation history to keep (0: none)
+    tags: Tags = field(default_factory=Tags)
+    frames: int = 0  # frames of its optimisation history to keep (0: none)
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,7 @@ class ImageResult:
 
     png: bytes
     record: RenderRecord
-    history: bytes | None = None  # the animated WebP, if the job asked for one
+    history_webp: bytes | None = None  # the animated history, if the job asked for one
 
 
 def job_hash(config: Config, init_image: Path | None = None) -> str:
@@ -77,13 +90,13 @@ def render_results(
     batch keeps a history if any of its jobs asks for one, and gives it to
     those that asked.
     """
-    frames = max((j.history for j in jobs), default=0)
+    frames = max((j.frames for j in jobs), default=0)
     result = render(
         config, model, [j.seed for j in jobs], [j.text for j in jobs],
         precision=precision, progress=progress, init_images=init_images, history=frames,
     )
     pngs = [encode_png(image) for image in result.images]
-    histories = (encode_histories(result.history, [bool(j.history) for j in jobs])
+    histories = (encode_histories(result.history, [bool(j.frames) for j in jobs])
                  if result.history is not None else [None] * len(jobs))
     sims = rate_images(model, pngs, [j.text for j in jobs]).diagonal()
     starts = init_images or [None] * len(jobs)
@@ -103,11 +116,17 @@ def render_results(
             sim=round(float(sim), 4),
             device_name=device_name(result.device),
             torch=torch.__version__,
-            **job.meta,
+            **_tag_fields(job.tags),
         ), history)
         for job, png, sim, start, history
         in zip(jobs, pngs, sims.tolist(), starts, histories, strict=True)
     ]
+
+
+def _tag_fields(tags: Tags) -> dict:
+    fields = asdict(tags)
+    fields["best_of"] = tags.best_of  # kept as the dataclass the record holds
+    return fields
 
 
 def write_results(jobs: Sequence[ImageJob], results: Sequence[ImageResult]) -> None:
@@ -121,7 +140,7 @@ def write_results(jobs: Sequence[ImageJob], results: Sequence[ImageResult]) -> N
     for job, result in zip(jobs, results, strict=True):
         with atomic_path(job.png) as tmp:
             tmp.write_bytes(result.png)
-        write_history(job.png, result.history)
+        write_history(job.png, result.history_webp)
         result.record.write(record_path(job.png))
 
 
@@ -151,107 +170,3 @@ def render_files(
 
 # What becomes of a finished batch: by default its images land in the cache.
 Writer = Callable[[Sequence[ImageJob], Sequence[ImageResult]], None]
-
-
-def batch_source(model: ClipModel, batch: int | None) -> str:
-    """Where a batch size comes from, for the line printed before rendering."""
-    if batch:
-        return "--batch"
-    return {"cuda": "measured free memory", "mps": "fixed for Apple GPUs"}.get(
-        model.device.type, "fixed for the CPU")
-
-
-def run_jobs(
-    config: Config,
-    model: ClipModel,
-    jobs: Sequence[ImageJob],
-    size: int,
-    precision: str | None = None,
-    on_batch: Callable[[int], None] | None = None,
-    init_images: Sequence[Path | None] | None = None,
-    echo: Callable[[str], None] = print,
-    write: Writer = write_results,
-) -> list[int]:
-    """Render ``jobs`` with one config, ``size`` at a time, and hand each batch to ``write``.
-
-    ``init_images`` (aligned with ``jobs``, None entries for noise) are start
-    images. A batch that runs out of device memory is halved and retried.
-    ``on_batch`` gets the number of images of every batch written. Returns the
-    batch sizes used.
-    """
-    def render(start: int, stop: int) -> None:
-        starts = list(init_images[start:stop]) if init_images is not None else []
-        batch = jobs[start:stop]
-        write(batch, render_results(config, model, batch, precision,
-                                    init_images=starts if any(starts) else None))
-        if on_batch is not None:
-            on_batch(stop - start)
-
-    return run_batches(len(jobs), size, render, model.device, echo) if jobs else []
-
-
-class LocalExecutor:
-    """Renders batches in this process on its model: what every command uses
-    unless told to use a cluster (``renderer.execution.cluster.RayExecutor`` has the same
-    methods)."""
-
-    parallel = 1  # batches rendered at once
-
-    def __init__(self, model: ClipModel):
-        self.model = model
-
-    @property
-    def device_label(self) -> str:
-        """Where the batches render, in words."""
-        return device_name(self.model.device)
-
-    def batch_size(self, config: Config, precision: str | None, history: int = 0) -> int:
-        """Images per batch of ``config`` here, each keeping ``history`` frames."""
-        return auto_batch(config, self.model, precision, history)
-
-    def batch_source(self, batch: int | None) -> str:
-        return batch_source(self.model, batch)
-
-    def precision(self, requested: str | None) -> Choice:
-        """The precision batches render in here: ``requested`` if this device computes
-        it natively (else PrecisionError), or its fastest native one."""
-        return choose(self.model.device, requested)
-
-    def step_seconds(self, config: Config, n: int, precision: str) -> float:
-        """Seconds of one step of ``n`` images at the last epoch, after a warm-up step."""
-        from ..runs.bench import batched_step_seconds
-
-        return batched_step_seconds(config, self.model, n, precision, steps=1)
-
-    def run(self, config: Config, jobs: Sequence[ImageJob], size: int,
-            precision: str | None = None, on_batch: Callable[[int], None] | None = None,
-            init_images: Sequence[Path | None] | None = None,
-            echo: Callable[[str], None] = print, write: Writer = write_results) -> list[int]:
-        return run_jobs(config, self.model, jobs, size, precision, on_batch, init_images, echo,
-                        write)
-
-
-def render_in_batches(
-    config: Config,
-    model: ClipModel,
-    jobs: Sequence[ImageJob],
-    batch: int | None = None,
-    precision: str | None = None,
-    on_batch: Callable[[int], None] | None = None,
-    init_images: Sequence[Path | None] | None = None,
-    echo: Callable[[str], None] = print,
-    label: str = "",
-    executor: LocalExecutor | None = None,
-) -> list[int]:
-    """Run ``jobs`` at ``batch`` (or an automatic number), said before the first image.
-
-    ``executor`` renders them (default: this process, on ``model``).
-    """
-    if not jobs:
-        return []
-    executor = executor or LocalExecutor(model)
-    frames = max(job.history for job in jobs)
-    size = min(len(jobs), batch or executor.batch_size(config, precision, frames))
-    echo(f"{label + ': ' if label else ''}{len(jobs)} images, batch {size} "
-         f"({executor.batch_source(batch)})")
-    return executor.run(config, jobs, size, precision, on_batch, init_images, echo)

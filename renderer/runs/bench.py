@@ -25,8 +25,9 @@ import contextlib
 import copy
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -36,11 +37,15 @@ from gallery.prompts import load_prompts
 from ..engine.clipmodel import CLIP_MEAN, CLIP_STD, ClipModel, import_clip, load_clip
 from ..engine.device import device_name
 from ..engine.history import DEFAULT_FRAMES, encode_histories
-from ..engine.optimise import BatchRender, EpochPlan, final_size, plan_epoch
+from ..engine.optimise import BatchRender, EpochPlan, final_size
 from ..engine.precision import PRECISIONS, autocast_for, matmul_ms, support, synchronize
 from ..engine.rng import ImageStreams
-from ..engine.standin import VIT_B_32, Dims, build_clip
+from ..engine.standin import VIT_B_32, Dims, build_clip, standin_checkpoint
 from ..execution.batching import CudaMemory, auto_batch, cuda_memory, is_out_of_memory, release
+from ..execution.executor import LocalExecutor, Task
+from ..execution.jobs import ImageJob
+from ..execution.report import QUIET
+from ..execution.timing import batched_step_seconds, measure_plan, timed
 from ..language.config import Config, is_active
 from ..language.ops.constraints import CONSTRAINTS
 from ..language.ops.transforms import TRANSFORMS, resize_views
@@ -48,7 +53,12 @@ from .first import method_config
 from .ranking import ranking_config
 
 RANDOM_VIT_B_32 = "random-ViT-B/32"
-PROMPTS = len(load_prompts())  # per method: 9 animals x 90 things
+
+
+def prompt_count() -> int:
+    """Prompts per method, 9 animals x 90 things: read when the bench runs, not on import."""
+    return len(load_prompts())
+
 OPS_DIMS = Dims(embed_dim=32, image_resolution=64, vision_layers=1, vision_width=64,
                 vision_patch_size=16, transformer_width=64, transformer_layers=1)
 
@@ -57,17 +67,6 @@ def random_clip(dims: Dims, device: torch.device, name: str) -> ClipModel:
     """A frozen CLIP of the given architecture with random weights."""
     model = build_clip(dims, seed=0).float().to(device).eval().requires_grad_(False)
     return ClipModel(model=model, preprocess=None, name=name, device=device)
-
-
-def _timed(fn: Callable[[], None], steps: int, device: torch.device) -> float:
-    """Seconds per call after one warm-up call."""
-    fn()
-    synchronize(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    synchronize(device)
-    return (time.perf_counter() - started) / steps
 
 
 def unless_out_of_memory(device: torch.device, fn: Callable, *args):
@@ -82,20 +81,6 @@ def unless_out_of_memory(device: torch.device, fn: Callable, *args):
     return None
 
 
-def measure_plan(config: Config) -> EpochPlan:
-    """The step that is measured: the last epoch, at the final (largest) resolution."""
-    return plan_epoch(config, config.epochs - 1)
-
-
-def batched_step_seconds(config: Config, model: ClipModel, n: int, precision: str,
-                         steps: int) -> float:
-    texts = [f"prompt {i}" for i in range(n)]
-    job = BatchRender(config, model, list(range(n)), texts, precision=precision)
-    state = job.start()
-    plan = measure_plan(config)
-    return _timed(lambda: job.step(state, plan), steps, model.device)
-
-
 def history_bench(config: Config, model: ClipModel, n: int, precision: str, steps: int,
                   frames: int = DEFAULT_FRAMES) -> dict:
     """What a history costs at a batch of ``n``: taking a frame, against a step; the
@@ -108,10 +93,10 @@ def history_bench(config: Config, model: ClipModel, n: int, precision: str, step
                       precision=precision)
     state = job.start()
     plan = measure_plan(config)
-    step = _timed(lambda: job.step(state, plan), steps, model.device)
+    step = timed(lambda: job.step(state, plan), steps, model.device)
     buffer = job.history_buffer(frames)
     due = buffer.steps[-1]
-    capture = _timed(lambda: buffer.capture(due, state.pixels), steps, model.device)
+    capture = timed(lambda: buffer.capture(due, state.pixels), steps, model.device)
     started = time.perf_counter()
     buffer.read()
     read = time.perf_counter() - started
@@ -164,7 +149,7 @@ def _clip_alone(model: ClipModel, views: int, precision: str) -> Callable[[], No
 
 def clip_floor_seconds(model: ClipModel, views: int, precision: str, steps: int) -> float:
     """Seconds of CLIP's forward and backward alone for ``views`` views."""
-    return _timed(_clip_alone(model, views, precision), steps, model.device)
+    return timed(_clip_alone(model, views, precision), steps, model.device)
 
 
 def step_over_floor(config: Config, model: ClipModel, precision: str, steps: int) -> float:
@@ -261,7 +246,7 @@ def reference_step_seconds(config: Config, model: ClipModel, steps: int,
     plan = measure_plan(config)
     try:
         with torch.autograd.set_detect_anomaly(True):
-            return _timed(lambda: ref.step(plan), steps, model.device)
+            return timed(lambda: ref.step(plan), steps, model.device)
     finally:
         ref.close()
 
@@ -483,7 +468,7 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
         ]
     if set(methods) == set(METHODS):
         result["best_of"] = best_of_projection(result["ranking"])
-        echo(f"best of 512 over the whole gallery ({2 * PROMPTS} prompt x method): "
+        echo(f"best of 512 over the whole gallery ({2 * prompt_count()} prompt x method): "
              f"{result['best_of']['hours_one_device']:.0f} h on this device, "
              f"{result['best_of']['hours_eight_devices']:.0f} h on eight like it")
     result["peak_memory_mb"] = peaks.overall()
@@ -492,7 +477,7 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
         if peaks.cuda else f"not measured on {device.type}"
     )
     gallery = sum(
-        PROMPTS / max(r for r in m["images_per_hour"].values() if r) * 3600
+        prompt_count() / max(r for r in m["images_per_hour"].values() if r) * 3600
         for m in result["methods"]
     ) if set(methods) == {1, 2} else None
     result["projected_gallery_seconds"] = gallery
@@ -538,12 +523,12 @@ def ranking_bench(method: int, model: ClipModel, steps: int, batch: int | None,
     short_rate, detail_rate = max(rates.values()), max(entry["continued_per_hour"].values())
     entry["hours_for_512"] = 512 / short_rate
     entry["best_of_512_hours_per_prompt"] = 512 / short_rate + 1 / detail_rate
-    entry["best_of_512_gallery_hours"] = PROMPTS * entry["best_of_512_hours_per_prompt"]
+    entry["best_of_512_gallery_hours"] = prompt_count() * entry["best_of_512_hours_per_prompt"]
     echo(f"short runs, method {method} ({short.epochs} epochs, {precision}): "
          + ", ".join(f"{k}: {v:.0f} runs/h" for k, v in rates.items())
          + f"; continued ({detail.epochs} epochs) N={n_detail}: {detail_rate:.1f} images/h")
     echo(f"  best of 512, method {method}: {entry['best_of_512_hours_per_prompt']:.2f} h per "
-         f"prompt, {entry['best_of_512_gallery_hours']:.0f} h for its {PROMPTS} prompts "
+         f"prompt, {entry['best_of_512_gallery_hours']:.0f} h for its {prompt_count()} prompts "
          f"on this device")
     return entry
 
@@ -556,7 +541,7 @@ def best_of_projection(ranking: list[dict]) -> dict:
     (not measured here) come on top.
     """
     hours = sum(entry["best_of_512_gallery_hours"] for entry in ranking)
-    return {"runs": 512, "prompts": PROMPTS, "methods": len(ranking),
+    return {"runs": 512, "prompts": prompt_count(), "methods": len(ranking),
             "hours_one_device": hours, "hours_eight_devices": hours / 8}
 
 
@@ -582,3 +567,91 @@ def _echo_method(bench: MethodBench, device: str, echo) -> None:
         echo(f"  ops per step ({key}, small model): {counts['ops']} torch ops = "
              f"{counts['other_ops']} + {counts['draw_calls']} random draws; "
              f"{counts['host_syncs']} host syncs")
+
+
+def cluster_bench(model: ClipModel, device: str = "cpu", counts: Sequence[int] = (1, 2),
+                  epochs: int = 2, batch: int = 1, cpus_per_worker: int = 1,
+                  echo: Callable[[str], None] = print) -> dict:
+    """Images per hour on this process and on 1, 2, ... workers of the joined cluster,
+    in the same run, and the overhead per batch (hand-out to result, minus the
+    worker's own render time: scheduling and transfer).
+
+    Renders ``2 * max(counts)`` images of method 1 at ``epochs`` epochs and
+    writes nothing. The workers start once, as many as the largest count (each
+    loads the model once, as in a real run); a setting of k workers hands its
+    batches to the first k, after one warm-up batch each.
+    """
+    from ..execution.cluster import BatchTiming, RayExecutor, _ray
+
+    ray = _ray()
+    config = method_config(1, epochs)
+    images = 2 * max(counts) * batch
+    jobs = [ImageJob(f"a penguin made of piano {i}.", i, Path(f"/bench/{i}.png"))
+            for i in range(images)]
+
+    def discard(_jobs, _results) -> None:
+        pass
+
+    def timed_run(executor, warm: int) -> float:
+        precision = executor.precision(None).precision
+        executor.run(Task(config, jobs[:warm * batch], batch, precision, write=discard), QUIET)
+        executor.timing = BatchTiming()  # the warm-up's batches do not count
+        started = time.perf_counter()
+        executor.run(Task(config, jobs, batch, precision, write=discard), QUIET)
+        return time.perf_counter() - started
+
+    local = timed_run(LocalExecutor(model), 1)
+    result = {"images": images, "epochs": epochs, "batch": batch, "config": "method-1.yaml",
+              "local": {"device": device_name(model.device), "seconds": round(local, 2),
+                        "images_per_hour": round(3600 * images / local, 1)},
+              "workers": []}
+    echo(f"ray bench: {images} images of method 1, {epochs} epochs, batch {batch}")
+    echo(f"  this process ({result['local']['device']}): {local:.1f} s, "
+         f"{result['local']['images_per_hour']:.0f} images/h")
+    executor = RayExecutor(model, device, max(counts), cpus_per_worker, echo=lambda _: None)
+    every = executor.slots
+    for count in counts:
+        executor.slots = every[:count]
+        seconds = timed_run(executor, count)
+        entry = {"workers": count, "device": executor.device_label, "seconds": round(seconds, 2),
+                 "images_per_hour": round(3600 * images / seconds, 1),
+                 "vs_this_process": round(local / seconds, 2)}
+        entry["overhead_per_batch_s"] = round(executor.timing.overhead, 3)
+        entry["batches"] = len(executor.timing.wall)
+        result["workers"].append(entry)
+        echo(f"  {count} worker(s) ({entry['device']}): {seconds:.1f} s, "
+             f"{entry['images_per_hour']:.0f} images/h, {entry['vs_this_process']:.2f}x this "
+             f"process; overhead {entry['overhead_per_batch_s'] * 1000:.0f} ms per batch")
+    for slot in every:
+        ray.kill(slot.actor)
+    return result
+
+
+def ray_bench(machine, epochs: int, batch: int, echo: Callable[[str], None] = print) -> dict:
+    """`bench --ray`: this process against 1 and 2 (or ``machine.ray.workers``) workers
+    of the cluster, each image ``epochs`` epochs at ``batch`` per batch."""
+    import tempfile
+
+    from ..execution.cluster import connect, leave
+    from ..execution.report import Reporter
+    from .session import load_model, local_device
+
+    ray_request = machine.ray
+    with tempfile.TemporaryDirectory() as scratch:
+        # Workers get the weights as a file: ViT-B/32's shape, random weights.
+        name = (str(standin_checkpoint(Path(scratch), VIT_B_32))
+                if machine.model == RANDOM_VIT_B_32 else machine.model)
+        # This process renders the same-run baseline on its own device.
+        model = load_model(name, local_device(machine, "any", Reporter(echo).note))
+        connect(ray_request.address, echo=echo)
+        try:
+            device = machine.device
+            if device == "auto":  # the cluster's GPUs if it has any, else its CPUs
+                import ray
+
+                device = "cuda" if ray.cluster_resources().get("GPU") else "cpu"
+            counts = sorted({1, ray_request.workers or 2})
+            return cluster_bench(model, device, counts, epochs, batch,
+                                 ray_request.cpus_per_worker, echo=echo)
+        finally:
+            leave()

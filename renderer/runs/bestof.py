@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,22 +42,39 @@ from gallery.ratings import format_ratings, ratings_for_runs, select_runs
 from gallery.schema import (
     BestOf,
     CacheFormatError,
-    RenderRecord,
     ShortRun,
     ShortRuns,
     read_json,
 )
 
 from ..engine.clipmodel import ClipModel
-from ..engine.optimise import final_size
 from ..engine.rate import rate_pairs
-from ..execution.cache import Expected, read_record, refresh, remove_stale_temp_files, status
-from ..execution.jobs import ImageJob, ImageResult, LocalExecutor, job_hash, write_results
+from ..execution.cache import expected, job_status, read_record, refresh, remove_stale_temp_files
+from ..execution.cache import status as image_status
+from ..execution.jobs import ImageJob, ImageResult, write_results
+from ..execution.timing import Piece
 from ..language.config import Config
-from .first import select
-from .ranking import Experiment, ranking_config
+from .configs import ranking_config
+from .ranking import Experiment
+from .spec import EVERYTHING, PlanError, RunSpec, Selection
 
 SELECT_BY = ("sim", "judge")  # what may choose the winner
+
+
+@dataclass(frozen=True)
+class BestOfSpec:
+    """N short runs per prompt x method, the best ``keep`` short images kept, the
+    winner chosen by sim or, given a ``judge`` model, by its rating."""
+
+    runs: int
+    keep: int = 1
+    epochs_short: int | None = None
+    epochs_detail: int | None = None
+    judge: ClipModel | None = None
+
+    @property
+    def select_by(self) -> str:
+        return "judge" if self.judge is not None else "sim"
 
 
 @dataclass(frozen=True)
@@ -115,12 +132,27 @@ class BestOfPlan:
     keep: int
     configs: dict[int, Configs]
     entries: list[Entry]  # every selected prompt x method
-    pending: list[Entry]  # to work on in this run (after --limit)
+    todo: list[Entry]  # to work on in this run (after the selection's limit)
     stems: list[str]  # every prompt's stem in list order (the CSVs' row order)
     select_by: str = "sim"
+    judge: ClipModel | None = None
 
     def work(self) -> Work:
         return Work.of(self)
+
+    def dry_run_lines(self, cache: Path) -> list[str]:
+        """Each prompt x method: its recorded short runs and the state of its winner."""
+        lines = []
+        for entry in self.entries:
+            done = sum(r.run < self.runs for r in entry.state.runs)
+            verdict = ("render" if entry in self.todo
+                       else "skip" if not entry.pending else "later")
+            lines.append(f"{verdict:6}  method {entry.method}  {entry.stem:32} "
+                         f"{done} of {self.runs} short runs; final {entry.final_status}")
+        complete = sum(not e.pending for e in self.entries)
+        lines.append(f"{len(self.todo)} to work on, {complete} complete, of "
+                     f"{len(self.entries)} in {cache}/best-of/")
+        return lines
 
 
 # ----------------------------------------------------------------- planning
@@ -129,8 +161,7 @@ class BestOfPlan:
 def _short_png_complete(entry_folder: Path, stem: str, run: int, config: Config,
                         model_id: str, seed: int) -> bool:
     png = entry_folder / short_run_name(stem, run)
-    expected = Expected(config.hash, model_id, seed, final_size(config))
-    return status(png, expected) == "complete"
+    return image_status(png, expected(config, model_id, seed)) == "complete"
 
 
 def read_state(path: Path, header: ShortRuns) -> ShortRuns:
@@ -181,46 +212,36 @@ def _entry(cache: Path, prompt: Prompt, method: int, configs: Configs, model_id:
         entry.state = replace(state, runs=tuple(r for r in state.runs if r.run != best))
         entry.missing_runs = [best]
         return entry
-    entry.final_status = status(entry.png, _expected_final(entry, configs.detail, model_id,
-                                                           best))
+    start = entry.short_png(best)
+    job = entry.experiment.job(entry.png, "detail", best, start)
+    entry.final_status = job_status(job, configs.detail, model_id, start)
     return entry
 
 
-def _expected_final(entry: Entry, detail: Config, model_id: str, run: int) -> Expected:
-    start = entry.short_png(run)
-    return Expected(job_hash(detail, start), model_id, entry.experiment.seed("detail", run),
-                    final_size(detail))
-
-
-def plan_best_of(cache: Path, model_id: str, runs: int, *, methods: Sequence[int] = METHODS,
-                 animals: Sequence[str] = (), things: Sequence[str] = (),
-                 epochs_short: int | None = None, epochs_detail: int | None = None,
-                 seed: int = 0, keep: int = 1, limit: int | None = None,
-                 select_by: str = "sim", judge_id: str = "") -> BestOfPlan:
+def plan_best_of(cache: Path, model_id: str, best: BestOfSpec,
+                 selection: Selection = EVERYTHING, seed: int = 0) -> BestOfPlan:
     """What a best-of run will do, for `render --best-of` and its dry run.
 
-    ``select_by`` "judge" needs the judge's weights identity (``judge_id``).
-    Raises ValueError naming an unknown animal or thing, or a bad N or keep.
+    Raises PlanError naming an unknown animal or thing, a bad N or keep, or a
+    judge with the weights the runs are optimised against.
     """
-    if runs < 1:
-        raise ValueError(f"--best-of must be at least 1, got {runs}")
-    if keep < 1:
-        raise ValueError(f"--keep must be at least 1 (the winner's short image), got {keep}")
-    if select_by not in SELECT_BY:
-        raise ValueError(f"cannot select by {select_by!r}; use one of {', '.join(SELECT_BY)}")
-    if (select_by == "judge") != bool(judge_id):
-        raise ValueError("a judge's identity goes with select_by 'judge', and only with it")
+    if best.runs < 1:
+        raise PlanError(f"--best-of must be at least 1, got {best.runs}")
+    if best.keep < 1:
+        raise PlanError(f"--keep must be at least 1 (the winner's short image), "
+                         f"got {best.keep}")
+    judge_id = best.judge.identity if best.judge is not None else ""
     if judge_id == model_id:
-        raise ValueError(f"the judge has the weights the runs are optimised against "
+        raise PlanError(f"the judge has the weights the runs are optimised against "
                          f"({model_id}); choose another model")
     every = load_prompts()
-    prompts = select(every, animals, things)
-    configs = {m: Configs.of(m, epochs_short, epochs_detail) for m in METHODS}
-    entries = [_entry(cache, p, m, configs[m], model_id, runs, seed, judge_id)
-               for m in sorted(set(methods)) for p in prompts]
-    pending = [e for e in entries if e.pending][:limit]
-    return BestOfPlan(runs, keep, configs, entries, pending, [p.stem for p in every],
-                      select_by)
+    prompts = selection.prompts(every)
+    configs = {m: Configs.of(m, best.epochs_short, best.epochs_detail) for m in METHODS}
+    entries = [_entry(cache, p, m, configs[m], model_id, best.runs, seed, judge_id)
+               for m in selection.methods for p in prompts]
+    todo = selection.cut([e for e in entries if e.pending])
+    return BestOfPlan(best.runs, best.keep, configs, entries, todo, [p.stem for p in every],
+                      best.select_by, best.judge)
 
 
 # ----------------------------------------------------------------- the work
@@ -243,7 +264,7 @@ class Work:
     def of(cls, plan: BestOfPlan) -> Work:
         short = {m: 0 for m in plan.configs}
         continued = {m: 0 for m in plan.configs}
-        for entry in plan.pending:
+        for entry in plan.todo:
             short[entry.method] += len(entry.missing_runs)
             continued[entry.method] += entry.final_status != "complete"
         return cls(short, continued, plan.configs)
@@ -272,64 +293,27 @@ class Work:
                 + (" -- " + "; ".join(parts) if parts else ""))
 
 
-@dataclass(frozen=True)
-class Speed:
-    """Measured seconds of one step for a batch of ``n`` images, per config."""
-
-    device: str
-    seconds: dict[tuple[int, str], tuple[int, float]]  # (method, kind) -> (n, s/step)
-
-    def estimate(self, work: Work) -> float:
-        total = 0.0
-        for m, count in work.short_runs.items():
-            total += self._seconds(m, "short", count, work.configs[m].short.epochs)
-        for m, count in work.continued.items():
-            total += self._seconds(m, "detail", count, work.configs[m].detail.epochs)
-        return total
-
-    def _seconds(self, method: int, kind: str, images: int, epochs: int) -> float:
-        if not images:
-            return 0.0
-        n, per_step = self.seconds[method, kind]
-        return -(-images // n) * epochs * per_step  # whole batches
+    def pieces(self, sizes: dict[tuple[int, str], int]) -> list[Piece]:
+        """The work for an estimate: each config with its images, at its batch."""
+        return [Piece(getattr(self.configs[m], kind), count, sizes[m, kind])
+                for m in sorted(self.configs)
+                for kind, count in (("short", self.short_runs[m]),
+                                    ("detail", self.continued[m])) if count]
 
 
-def measure_speed(plan: BestOfPlan, model: ClipModel, sizes: dict[tuple[int, str], int],
-                  precision: str | None, executor=None) -> Speed:
-    """One warm-up step and one timed step of each config that has work, at its batch."""
-    executor = executor or LocalExecutor(model)
-    work = plan.work()
-    seconds = {}
-    for m, configs in plan.configs.items():
-        for kind, config, count in (("short", configs.short, work.short_runs[m]),
-                                    ("detail", configs.detail, work.continued[m])):
-            if count:
-                n = min(count, sizes[m, kind])
-                seconds[m, kind] = (n, executor.step_seconds(
-                    config, n, precision or _default_precision(model)))
-    return Speed(executor.device_label, seconds)
-
-
-def _default_precision(model: ClipModel) -> str:
-    from ..engine.precision import default_precision
-
-    return default_precision(model.device)
-
-
-def batch_sizes(plan: BestOfPlan, model: ClipModel, batch: int | None,
-                precision: str | None, executor=None,
-                history: int = 0) -> dict[tuple[int, str], int]:
-    """The batch of each config that has work: ``batch``, or measured once per config
-    (the continued winners keeping ``history`` frames each, the short runs none)."""
-    executor = executor or LocalExecutor(model)
+def batch_sizes(plan: BestOfPlan, spec: RunSpec) -> dict[tuple[int, str], int]:
+    """The batch of each config that has work: ``spec.batch``, or measured once per
+    config (the continued winners keeping ``spec.frames`` frames each, the short
+    runs none)."""
     work = plan.work()
     sizes = {}
     for m, configs in plan.configs.items():
         for kind, config, count in (("short", configs.short, work.short_runs[m]),
                                     ("detail", configs.detail, work.continued[m])):
             if count:
-                frames = history if kind == "detail" else 0
-                sizes[m, kind] = batch or executor.batch_size(config, precision, frames)
+                frames = spec.frames if kind == "detail" else 0
+                sizes[m, kind] = spec.batch or spec.executor.batch_size(
+                    config, spec.precision.precision, frames)
     return sizes
 
 
@@ -400,18 +384,18 @@ class _ShortWriter:
                   if self.judge is not None else [None] * len(jobs))
         verdict = {}
         for job, result, value in zip(jobs, results, judged, strict=True):
-            touched.setdefault(str(job.meta["stem"]), []).append((job, result))
+            touched.setdefault(str(job.tags.stem), []).append((job, result))
             verdict[job.png] = None if value is None else round(float(value), 4)
         for stem, done in touched.items():
             entry = self.by_stem[stem]
-            new = {int(j.meta["run"]): (r.record, verdict[j.png]) for j, r in done}
+            new = {int(j.tags.run): (r.record, verdict[j.png]) for j, r in done}
             others = tuple(r for r in entry.state.runs if r.run not in new)
             entry.state = replace(entry.state, runs=others + tuple(
                 ShortRun(run=run, seed=rec.seed, sim=float(rec.sim), seconds=rec.seconds,
                          device=rec.device, precision=rec.precision, judge=judge)
                 for run, (rec, judge) in sorted(new.items())))
             keep = _keep_set(entry.state, self.runs, self.keep)
-            kept = [(j, r) for j, r in done if int(j.meta["run"]) in keep]
+            kept = [(j, r) for j, r in done if int(j.tags.run) in keep]
             write_results([j for j, _ in kept], [r for _, r in kept])
             _write_state(entry, self.runs)
             for run in _kept_on_disk(entry) - keep:
@@ -454,52 +438,38 @@ def _best_of_info(entry: Entry, plan: BestOfPlan, run: int) -> BestOf:
 
 
 def continue_job(entry: Entry, plan: BestOfPlan, run: int,
-                  history: int) -> tuple[ImageJob, Path]:
+                 frames: int) -> tuple[ImageJob, Path]:
     start = entry.short_png(run)
-    job = entry.experiment.job(entry.png, "detail", run, start, history)
-    meta = {**job.meta, "best_of": _best_of_info(entry, plan, run)}
-    return replace(job, meta=meta), start
+    job = entry.experiment.job(entry.png, "detail", run, start, frames)
+    return replace(job, tags=replace(job.tags, best_of=_best_of_info(entry, plan, run))), start
 
 
 def _update_record(entry: Entry, info: BestOf) -> bool:
     """Give a complete image's record the current best-of facts; True if it changed."""
-    data = read_record(entry.png)
-    record = RenderRecord.from_json(data, record_path(entry.png))
+    record = read_record(entry.png)
     if record.best_of == info:
         return False
     replace(record, best_of=info).write(record_path(entry.png))
     return True
 
 
-def render_best_of(
-    cache: Path,
-    plan: BestOfPlan,
-    model: ClipModel,
-    sizes: dict[tuple[int, str], int],
-    precision: str | None = None,
-    on_batch: Callable[[int], None] | None = None,
-    echo: Callable[[str], None] = print,
-    executor=None,
-    judge: ClipModel | None = None,
-    history: int = 0,
-) -> BestOfReport:
-    """Render the plan's pending entries: short runs, then their winners, chunk by chunk.
+def render_best_of(spec: RunSpec, plan: BestOfPlan,
+                   sizes: dict[tuple[int, str], int]) -> BestOfReport:
+    """Render the plan's entries to do: short runs, then their winners, chunk by chunk.
 
-    ``executor`` renders the batches (default: this process, on ``model``);
-    ``judge`` rates every short run in this process when the plan selects by judge.
-    The continued winners keep ``history`` frames of their optimisation (0: none).
+    The plan's judge (if it selects by judge) rates every short run in this
+    process. The continued winners keep ``spec.frames`` frames of their
+    optimisation.
     """
-    executor = executor or LocalExecutor(model)
-    if (plan.select_by == "judge") != (judge is not None):
-        raise ValueError("a judge model goes with a plan that selects by judge, and only then")
-    cache = Path(cache)
-    root = best_of_root(cache)
+    executor, reporter, judge = spec.executor, spec.reporter, plan.judge
+    root = best_of_root(Path(spec.cache))
     if root.exists():
         remove_stale_temp_files(root)
     report = BestOfReport()
     started = time.perf_counter()
+    model_id = spec.model.identity
     for method in METHODS:
-        entries = [e for e in plan.pending if e.method == method]
+        entries = [e for e in plan.todo if e.method == method]
         if not entries:
             continue
         configs = plan.configs[method]
@@ -511,10 +481,11 @@ def render_best_of(
             chunk = entries[first:first + chunk_size]
             for entry in chunk:
                 tidy(entry, plan.runs, plan.keep)
+            writer = _ShortWriter(chunk, plan.runs, plan.keep, judge)
             jobs = [entry.experiment.job(entry.short_png(run), "short", run)
                     for entry in chunk for run in entry.missing_runs]
-            used = executor.run(configs.short, jobs, short_size, precision, on_batch,
-                                echo=echo, write=_ShortWriter(chunk, plan.runs, plan.keep, judge))
+            used = executor.run(spec.task(configs.short, jobs, short_size, write=writer),
+                                reporter)
             short_size = min(used, default=short_size)  # after halving, stay there
             report.short_rendered += len(jobs)
             report.batches += used
@@ -522,12 +493,12 @@ def render_best_of(
                 # A winner recorded earlier whose image has gone since: its run again.
                 redo = [entry.experiment.job(entry.short_png(run), "short", run)
                         for entry in chunk
-                        if not winner_png_complete(entry, plan, configs.short, model.identity)
+                        if not winner_png_complete(entry, plan, configs.short, model_id)
                         for run in [winner(entry.state, plan.runs)]]
                 if not redo:
                     break
-                executor.run(configs.short, redo, short_size, precision, echo=echo,
-                             write=_ShortWriter(chunk, plan.runs, plan.keep, judge))
+                executor.run(spec.task(configs.short, redo, short_size, write=writer),
+                             _unmetered(reporter))
                 report.short_rendered += len(redo)
             else:
                 raise RuntimeError("the winners' short images could not be kept: "
@@ -535,21 +506,19 @@ def render_best_of(
             continued, starts = [], []
             for entry in chunk:
                 run = winner(entry.state, plan.runs)
-                expected = _expected_final(entry, configs.detail, model.identity, run)
-                if status(entry.png, expected) == "complete":
+                job, start = continue_job(entry, plan, run, spec.frames)
+                if job_status(job, configs.detail, model_id, start) == "complete":
                     report.kept_winners += _update_record(entry, _best_of_info(entry, plan, run))
                     continue
-                job, start = continue_job(entry, plan, run, history)
                 continued.append(job)
                 starts.append(start)
 
-            def written(count: int, method: int = method) -> None:
+            def written(jobs, results, method: int = method) -> None:
+                write_results(jobs, results)
                 refresh(root, METHODS, method, plan.stems)
-                if on_batch is not None:
-                    on_batch(count)
 
-            used = executor.run(configs.detail, continued, detail_size, precision, written,
-                                init_images=starts, echo=echo)
+            used = executor.run(spec.task(configs.detail, continued, detail_size, starts,
+                                          written), reporter)
             detail_size = min(used, default=detail_size)
             report.continued += len(continued)
             report.batches += used
@@ -558,10 +527,76 @@ def render_best_of(
     return report
 
 
-def describe_sizes(plan: BestOfPlan, model: ClipModel, sizes: dict[tuple[int, str], int],
-                   batch: int | None, executor=None) -> list[str]:
+class _unmetered:
+    """A reporter's lines without its progress: images rendered again do not count
+    towards the planned total."""
+
+    def __init__(self, reporter):
+        self.say = reporter.say
+
+    def advance(self, images: int) -> None:
+        pass
+
+
+def describe_sizes(spec: RunSpec, sizes: dict[tuple[int, str], int]) -> list[str]:
     """A line per config that has work: its batch and where that number comes from."""
-    source = (executor or LocalExecutor(model)).batch_source(batch)
+    source = spec.executor.batch_source(spec.batch)
     order = sorted(sizes, key=lambda key: (key[0], key[1] == "detail"))
     return [f"method {m} {'short runs' if kind == 'short' else 'continued'}: batch "
             f"{sizes[m, kind]} ({source})" for m, kind in order]
+
+
+def judge_cost_line(judge: ClipModel, runs: int, on_ray: bool) -> str:
+    """Where the judge rates the short runs and what that costs, measured here."""
+    from ..engine.device import device_name
+    from ..execution.timing import duration
+    from .judge import seconds_per_image
+
+    per_run = seconds_per_image(judge)
+    where = f"{judge.device} ({device_name(judge.device)})"
+    note = (" -- this machine has no GPU, so its CPU rates every run the workers render"
+            if on_ray and judge.device.type == "cpu" else "")
+    return (f"the judge rates the {runs} short runs in this process on {where}: "
+            f"{1000 * per_run:.0f} ms each (measured), about {duration(runs * per_run)} "
+            f"in all{note}")
+
+
+def run_best_of(spec: RunSpec, best: BestOfSpec, dry_run: bool = False) -> BestOfReport | None:
+    """`render --best-of N`: plan, say the work and its estimated time (measured on
+    the spec's executor), then (unless ``dry_run``) render it."""
+    from ..execution.executor import LocalExecutor
+    from ..execution.timing import duration
+    from .histories import size_line
+
+    say = spec.reporter.say
+    plan = plan_best_of(spec.cache, spec.model.identity, best, spec.selection, spec.seed)
+    if dry_run:
+        for line in plan.dry_run_lines(spec.cache):
+            say(line)
+    if not plan.todo:
+        say(f"nothing to render: best of {best.runs} complete for {len(plan.entries)} "
+            f"prompt x method in {spec.cache}/best-of/")
+        return None
+    spec.announce()
+    sizes = batch_sizes(plan, spec)
+    for line in describe_sizes(spec, sizes):
+        say(line)
+    work = plan.work()
+    seconds = spec.estimate(work.pieces(sizes))
+    say(f"best of {best.runs}, {len(plan.todo)} prompt x method to do: {work.text()}")
+    if best.judge is not None:
+        say(judge_cost_line(best.judge, sum(work.short_runs.values()),
+                            not isinstance(spec.executor, LocalExecutor)))
+    say(f"estimated {duration(seconds)} on {spec.executor.device_label} (one measured step "
+        f"per config at its batch; continuations counted for every prompt not complete)")
+    if dry_run:
+        return None
+    with spec.reporter.progress(work.images, f"best of {best.runs}"):
+        report = render_best_of(spec, plan, sizes)
+    say(f"{report.short_rendered} short runs and {report.continued} continued in "
+        f"{report.seconds:.1f} s; {report.kept_winners} earlier winners kept; "
+        f"cache {spec.cache}/best-of/")
+    line = size_line([e.png for e in plan.entries], spec.frames)
+    if line:
+        say(line)
+    return report

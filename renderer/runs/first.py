@@ -1,4 +1,4 @@
-"""The gallery render: every prompt x method into the cache, batched, resumable.
+"""First attempts: every prompt x method into the cache, batched, resumable.
 
 Prompts of one method share a batch (one config, one CLIP call per step).
 After every batch the finished images, their records, the method's CSV and
@@ -10,29 +10,25 @@ changed or corrupt.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gallery.layout import png_path
-from gallery.paths import METHODS, method_config_path
+from gallery.paths import METHODS
 from gallery.prompts import Prompt, load_prompts
 
-from ..engine.clipmodel import ClipModel
-from ..engine.device import device_name
-from ..engine.optimise import final_size
-from ..execution.cache import Expected, refresh, remove_stale_temp_files, status
-from ..execution.jobs import ImageJob, derive_seed, render_in_batches
-from ..language.config import Config, load_config
+from ..execution.cache import expected, read_record, refresh, remove_stale_temp_files, status
+from ..execution.jobs import ImageJob, Tags, derive_seed, write_results
+from ..execution.timing import Piece
+from ..language.config import Config
+from .configs import method_config
+from .spec import EVERYTHING, RunSpec, Selection
 
 
 def image_seed(prompt: Prompt, method: int, base_seed: int) -> int:
     return derive_seed(prompt.stem, method, base_seed)
-
-
-def method_config(method: int, epochs: int | None = None) -> Config:
-    config = load_config(method_config_path(method))
-    return config.with_epochs(epochs) if epochs is not None else config
 
 
 @dataclass(frozen=True)
@@ -49,25 +45,11 @@ class Item:
     def pending(self) -> bool:
         return self.status != "complete"
 
-    def job(self, history: int = 0) -> ImageJob:
-        """Its render job, keeping ``history`` frames of the optimisation (0: none)."""
-        meta = {"animal": self.prompt.animal, "thing": self.prompt.thing,
-                "stem": self.prompt.stem, "method": self.method}
-        return ImageJob(self.prompt.for_method(self.method), self.seed, self.png, meta, history)
-
-
-def select(prompts: Sequence[Prompt], animals: Sequence[str] = (),
-           things: Sequence[str] = ()) -> list[Prompt]:
-    """Prompts matching the animal and thing filters (an empty filter matches all)."""
-    known_animals = {p.animal for p in prompts}
-    known_things = {p.thing for p in prompts}
-    for value, known, what in ((animals, known_animals, "animal"),
-                               (things, known_things, "thing")):
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown {what}(s): {', '.join(unknown)}")
-    return [p for p in prompts
-            if (not animals or p.animal in animals) and (not things or p.thing in things)]
+    def job(self, frames: int = 0) -> ImageJob:
+        """Its render job, keeping ``frames`` frames of the optimisation (0: none)."""
+        tags = Tags(animal=self.prompt.animal, thing=self.prompt.thing,
+                    stem=self.prompt.stem, method=self.method)
+        return ImageJob(self.prompt.for_method(self.method), self.seed, self.png, tags, frames)
 
 
 def plan(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int], configs: dict,
@@ -76,39 +58,68 @@ def plan(cache: Path, prompts: Sequence[Prompt], methods: Sequence[int], configs
     items = []
     for method in methods:
         config = configs[method]
-        size = final_size(config)
         for prompt in prompts:
             seed = image_seed(prompt, method, base_seed)
             png = png_path(cache, method, prompt.stem)
-            expected = Expected(config.hash, model_id, seed, size)
-            items.append(Item(prompt, method, seed, png, status(png, expected)))
+            items.append(Item(prompt, method, seed, png,
+                              status(png, expected(config, model_id, seed))))
     return items
 
 
 @dataclass(frozen=True)
 class GalleryPlan:
-    """What a gallery run will do: every selected image's status, and the pending ones."""
+    """What a gallery run will do: every selected image's status, and the ones to do."""
 
+    cache: Path
     configs: dict[int, Config]  # every method's, as rendered now
     items: list[Item]  # the selected prompt x method, with status
-    pending: list[Item]  # to render in this run (after --limit)
+    todo: list[Item]  # to render in this run (after the selection's limit)
     stems: list[str]  # every prompt's stem in list order (the CSVs' row order)
 
+    def pieces(self, batch_of) -> list[Piece]:
+        """The work, per method, for an estimate (``batch_of(config, count)``: its batch)."""
+        counts = Counter(i.method for i in self.todo)
+        return [Piece(self.configs[m], n, batch_of(self.configs[m], n))
+                for m, n in sorted(counts.items())]
 
-def plan_gallery(cache: Path, model_id: str, *, methods: Sequence[int] = METHODS,
-                 animals: Sequence[str] = (), things: Sequence[str] = (),
-                 epochs: int | None = None, seed: int = 0,
-                 limit: int | None = None) -> GalleryPlan:
+    def dry_run_lines(self) -> list[str]:
+        """Each image's verdict, and how the complete ones were made (device, precision):
+        what `render --dry-run` prints."""
+        made_with = Counter()
+        lines = []
+        for item in self.items:
+            verdict = ("render" if item in self.todo
+                       else "skip" if not item.pending else "later")
+            status = item.status
+            if not item.pending:
+                record = read_record(item.png)
+                how = (f"{(record.device if record else '?').split(':')[0]} "
+                       f"{record.precision if record else '?'}")
+                made_with[how] += 1
+                status = f"{status} ({how})"
+            lines.append(f"{verdict:6}  method {item.method}  {item.prompt.stem:32} {status}")
+        complete = sum(not i.pending for i in self.items)
+        lines.append(f"{len(self.todo)} to render, {len(self.items) - len(self.todo)} not in "
+                     f"this run ({complete} complete) in {self.cache}/")
+        if made_with:
+            kinds = ", ".join(f"{n} on {how}" for how, n in made_with.most_common())
+            mixed = " -- a mixed cache" if len(made_with) > 1 else ""
+            lines.append(f"complete images were rendered: {kinds}{mixed}")
+        return lines
+
+
+def plan_gallery(cache: Path, model_id: str, selection: Selection = EVERYTHING,
+                 epochs: int | None = None, seed: int = 0) -> GalleryPlan:
     """The plan of a gallery run, for `render` and `demo` alike.
 
     Raises ValueError naming an unknown animal or thing.
     """
     every = load_prompts()
-    prompts = select(every, animals, things)
+    prompts = selection.prompts(every)
     configs = {m: method_config(m, epochs) for m in METHODS}
-    items = plan(cache, prompts, sorted(set(methods)), configs, model_id, seed)
-    pending = [i for i in items if i.pending][:limit]
-    return GalleryPlan(configs, items, pending, [p.stem for p in every])
+    items = plan(cache, prompts, selection.methods, configs, model_id, seed)
+    todo = selection.cut([i for i in items if i.pending])
+    return GalleryPlan(Path(cache), configs, items, todo, [p.stem for p in every])
 
 
 @dataclass
@@ -123,45 +134,57 @@ class GalleryReport:
     def images_per_hour(self) -> float:
         return 3600.0 * self.rendered / self.seconds if self.seconds else 0.0
 
+    def text(self, cache: Path) -> str:
+        return (f"{self.rendered} images in {self.seconds:.1f} s "
+                f"({self.images_per_hour:.0f} images/hour) on {self.device}; "
+                f"batches {sorted(set(self.batches))}; cache {cache}/")
 
-def render_gallery(
-    cache: Path,
-    items: Sequence[Item],
-    configs: dict[int, Config],
-    model: ClipModel,
-    stems_in_order: Sequence[str],
-    batch: int | None = None,
-    precision: str | None = None,
-    on_batch: Callable[[int], None] | None = None,
-    echo: Callable[[str], None] = print,
-    executor=None,
-    history: int = 0,
-) -> GalleryReport:
-    """Render the pending items, ``batch`` (or an automatic number) at a time.
 
-    ``executor`` renders the batches (default: this process, on ``model``; a
-    ``renderer.execution.cluster.RayExecutor`` for a cluster); this process writes them.
-    Each image keeps ``history`` frames of its optimisation (0: none).
-    """
-    cache = Path(cache)
+def render_gallery(spec: RunSpec, planned: GalleryPlan) -> GalleryReport:
+    """Render the plan's images to do on the spec's executor, method by method; each
+    keeps ``spec.frames`` frames of its optimisation. This process writes them."""
+    cache = Path(spec.cache)
     remove_stale_temp_files(cache)
-    report = GalleryReport(skipped=sum(not i.pending for i in items),
-                           device=device_name(model.device))
+    report = GalleryReport(skipped=sum(not i.pending for i in planned.items),
+                           device=spec.executor.device_label)
     started = time.perf_counter()
-    for method in METHODS:
-        pending = [i for i in items if i.method == method and i.pending]
+    with spec.reporter.progress(len(planned.todo), "render"):
+        for method in METHODS:
+            todo = [i for i in planned.todo if i.method == method]
+            jobs = [i.job(spec.frames) for i in todo]
 
-        def written(count: int, method: int = method) -> None:
-            # Keep the CSV and summary current, so an interrupted run's work
-            # is visible to the site build right away.
-            refresh(cache, METHODS, method, stems_in_order)
-            report.rendered += count
-            if on_batch is not None:
-                on_batch(count)
+            def write(batch, results, method: int = method) -> None:
+                write_results(batch, results)
+                # Keep the CSV and summary current, so an interrupted run's work
+                # is visible to the site build right away.
+                refresh(cache, METHODS, method, planned.stems)
+                report.rendered += len(batch)
 
-        report.batches += render_in_batches(
-            configs[method], model, [i.job(history) for i in pending], batch, precision,
-            on_batch=written, echo=echo, label=f"method {method}", executor=executor,
-        )
+            report.batches += spec.render(planned.configs[method], jobs, f"method {method}",
+                                          write=write)
     report.seconds = time.perf_counter() - started
+    return report
+
+
+def run_gallery(spec: RunSpec, epochs: int | None = None,
+                dry_run: bool = False) -> GalleryReport | None:
+    """`render`: plan the selection, then list it (``dry_run``) or render what is to do,
+    saying each step through the spec's reporter."""
+    from .histories import size_line
+
+    say = spec.reporter.say
+    planned = plan_gallery(spec.cache, spec.model.identity, spec.selection, epochs, spec.seed)
+    if dry_run:
+        for line in planned.dry_run_lines():
+            say(line)
+        return None
+    if not planned.todo:
+        say(f"nothing to render: {len(planned.items)} images complete in {spec.cache}/")
+        return None
+    spec.announce()
+    report = render_gallery(spec, planned)
+    say(report.text(spec.cache))
+    line = size_line([i.png for i in planned.items], spec.frames)
+    if line:
+        say(line)
     return report

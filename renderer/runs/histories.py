@@ -16,20 +16,25 @@ differed, and by how much, is reported.
 from __future__ import annotations
 
 import io
-import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from gallery.layout import history_path
+from gallery.layout import SUMMARY, history_path
+from gallery.schema import RankingSummary, read_json
 
 from ..engine.history import decode_history, encode_history, scaled_frame
+from ..execution.cache import is_complete
 from ..execution.jobs import ImageJob, ImageResult, write_history
+from ..execution.timing import Piece
 from ..language.config import Config
+from .bestof import continue_job, winner, winner_png_complete
+from .ranking import Experiment, RankingSpec
+from .spec import RunSpec
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,30 @@ class Missing:
 
     label: str
     config: Config
-    jobs: list[ImageJob]  # with ``history`` set
+    jobs: list[ImageJob]  # with ``frames`` set
     starts: list[Path | None]
+
+
+def limited(groups: Sequence[Missing], limit: int | None) -> list[Missing]:
+    """The first ``limit`` images of the groups, in order (all without a limit)."""
+    if limit is None:
+        return list(groups)
+    kept, left = [], limit
+    for group in groups:
+        if left > 0:
+            kept.append(replace(group, jobs=group.jobs[:left], starts=group.starts[:left]))
+            left -= len(kept[-1].jobs)
+    return kept
+
+
+def batch_sizes(spec: RunSpec, groups: Sequence[Missing]) -> dict[str, int]:
+    """Each group's batch (its images keep ``spec.frames`` frames)."""
+    return {g.label: spec.size(g.config, len(g.jobs), spec.frames) for g in groups}
+
+
+def pieces(groups: Sequence[Missing], sizes: dict[str, int]) -> list[Piece]:
+    """The work of rendering every group again, for an estimate."""
+    return [Piece(g.config, len(g.jobs), sizes[g.label]) for g in groups]
 
 
 def lacking(jobs_and_starts: Sequence[tuple[ImageJob, Path | None]]
@@ -57,19 +84,6 @@ class HistoryReport:
     batches: list[int] = field(default_factory=list)
 
 
-def estimate_seconds(groups: Sequence[Missing], executor, sizes: dict[str, int],
-                     precision: str) -> float:
-    """Time to render every group: one timed step per config at its batch, times epochs."""
-    total = 0.0
-    for group in groups:
-        size = sizes[group.label]
-        batches = math.ceil(len(group.jobs) / size)
-        rounds = math.ceil(batches / executor.parallel)
-        total += rounds * group.config.epochs * executor.step_seconds(group.config, size,
-                                                                       precision)
-    return total
-
-
 class HistoryWriter:
     """Writes only the history of each re-rendered image, ending on its saved PNG."""
 
@@ -78,10 +92,10 @@ class HistoryWriter:
 
     def __call__(self, jobs: Sequence[ImageJob], results: Sequence[ImageResult]) -> None:
         for job, result in zip(jobs, results, strict=True):
-            if result.history is None:
+            if result.history_webp is None:
                 continue
             saved = job.png.read_bytes()
-            data = result.history
+            data = result.history_webp
             if saved != result.png:
                 difference = _largest_difference(saved, result.png)
                 self.report.differed += 1
@@ -119,20 +133,21 @@ def end_on(history: bytes, png: bytes) -> bytes:
     return encode_history(torch.stack(frames)).data
 
 
-def add_histories(groups: Sequence[Missing], executor, sizes: dict[str, int],
-                  precision: str | None, on_batch: Callable[[int], None] | None = None,
-                  echo: Callable[[str], None] = print) -> HistoryReport:
-    """Render every group again, keeping only the histories."""
+def add_histories(spec: RunSpec, groups: Sequence[Missing],
+                  sizes: dict[str, int]) -> HistoryReport:
+    """Render every group again on the spec's executor, keeping only the histories."""
     report = HistoryReport()
     started = time.perf_counter()
     writer = HistoryWriter(report)
-    for group in groups:
-        if not group.jobs:
-            continue
-        echo(f"{group.label}: {len(group.jobs)} histories, batch {sizes[group.label]}")
-        report.batches += executor.run(
-            group.config, group.jobs, sizes[group.label], precision, on_batch,
-            init_images=group.starts if any(group.starts) else None, echo=echo, write=writer)
+    with spec.reporter.progress(sum(len(g.jobs) for g in groups), "history"):
+        for group in groups:
+            if not group.jobs:
+                continue
+            size = sizes[group.label]
+            spec.reporter.say(f"{group.label}: {len(group.jobs)} histories, batch {size}")
+            task = spec.task(group.config, group.jobs, size,
+                             group.starts if any(group.starts) else None, writer)
+            report.batches += spec.executor.run(task, spec.reporter)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -158,8 +173,6 @@ def best_of_missing(plan, model_id: str, frames: int) -> list[Missing]:
     A winner whose short image has gone cannot be continued again, so it is
     left out (`render --best-of` renders that short run again first).
     """
-    from .bestof import continue_job, winner, winner_png_complete
-
     groups = []
     for method in sorted({e.method for e in plan.entries}):
         configs = plan.configs[method]
@@ -177,31 +190,91 @@ def best_of_missing(plan, model_id: str, frames: int) -> list[Missing]:
     return groups
 
 
-def ranking_missing(cache: Path, experiment, model_id: str, frames: int,
-                    epochs_detail: int | None = None) -> list[Missing]:
+def ranking_missing(spec: RunSpec, experiment: Experiment,
+                    ranking: RankingSpec | None = None) -> list[Missing]:
     """The experiment's complete continued runs without a history."""
-    from gallery.layout import SUMMARY
-    from gallery.schema import RankingSummary, read_json
-
-    from ..engine.optimise import final_size
-    from ..execution.cache import Expected, status
-    from ..execution.jobs import job_hash
-    from .ranking import ranking_config
-
-    summary = experiment.folder(cache) / SUMMARY
+    summary = experiment.folder(spec.cache) / SUMMARY
     if not summary.exists():
         return []
-    config = ranking_config(experiment.method, "detail", experiment.text, epochs_detail)
+    _, config = (ranking or RankingSpec()).configs(experiment)
     found = []
     for row in RankingSummary.from_json(read_json(summary), summary).rows:
-        start = experiment.run_png(cache, row.run)
-        job = experiment.job(experiment.continued_png(cache, row.run), "detail", row.run,
-                             start, frames)
-        expected = Expected(job_hash(config, start), model_id, job.seed, final_size(config))
-        if status(job.png, expected) == "complete":
+        job, start = experiment.continued_job(spec.cache, row.run, spec.frames)
+        if is_complete(job, config, spec.model.identity, start):
             found.append((job, start))
     found = lacking(found)
     if not found:
         return []
     return [Missing(f"{experiment.stem} method {experiment.method} continued", config,
                     [j for j, _ in found], [s for _, s in found])]
+
+
+def size_line(pngs: Sequence[Path], frames: int) -> str | None:
+    """The histories' sizes over the selection, against the budget (None: nothing to
+    say)."""
+    from ..engine.history import BUDGET_BYTES
+
+    sizes = [p.stat().st_size for p in map(history_path, pngs) if p.exists()]
+    if not sizes:
+        return "no histories in the selection" if frames else None
+    average = sum(sizes) / len(sizes)
+    hint = (" (--history-only adds them to complete images without one)"
+            if frames and len(sizes) < len(pngs) else "")
+    return (f"histories: {len(sizes)} of {len(pngs)} images, average "
+            f"{average / 1000:.1f} KB, largest {max(sizes) / 1000:.1f} KB "
+            f"(budget {BUDGET_BYTES // 1000} KB on average){hint}")
+
+
+def missing_in_gallery(spec: RunSpec, epochs: int | None = None
+                       ) -> tuple[list[Missing], list[Path]]:
+    """The selected first attempts that lack a history, and every selected image."""
+    from .first import plan_gallery
+
+    planned = plan_gallery(spec.cache, spec.model.identity, spec.selection, epochs, spec.seed)
+    return gallery_missing(planned, spec.frames), [i.png for i in planned.items]
+
+
+def missing_in_best_of(spec: RunSpec, best) -> tuple[list[Missing], list[Path]]:
+    """The selected best-of winners that lack a history, and every selected winner."""
+    from .bestof import plan_best_of
+
+    planned = plan_best_of(spec.cache, spec.model.identity, best, spec.selection, spec.seed)
+    return (best_of_missing(planned, spec.model.identity, spec.frames),
+            [e.png for e in planned.entries])
+
+
+def add_missing(spec: RunSpec, groups: Sequence[Missing], pngs: Sequence[Path],
+                dry_run: bool = False) -> HistoryReport | None:
+    """`--history-only`: say how many histories are missing and how long they take;
+    then (unless ``dry_run``) render them."""
+    from ..execution.timing import duration
+
+    say = spec.reporter.say
+    groups = limited(groups, spec.selection.limit)
+    count = sum(len(g.jobs) for g in groups)
+    if not count:
+        say(f"no history to add: every complete image of the {len(pngs)} selected has "
+            f"one, or none is complete")
+        return None
+    sizes = batch_sizes(spec, groups)
+    seconds = spec.estimate(pieces(groups, sizes))
+    lack = "1 image lacks" if count == 1 else f"{count} images lack"
+    say(f"{lack} a history of {spec.frames} frames; rendering again takes about "
+        f"{duration(seconds)} on {spec.executor.device_label} (one measured step per "
+        f"config at its batch)")
+    if dry_run:
+        for group in groups:
+            for job in group.jobs:
+                say(f"history  {job.png}")
+        return None
+    spec.announce()
+    report = add_histories(spec, groups, sizes)
+    differed = (f"; {report.differed} re-renders differed from the saved image (by up to "
+                f"{report.largest_difference}/255), their histories end on the saved image"
+                if report.differed else "; every re-render matched its saved image")
+    added = "1 history" if report.added == 1 else f"{report.added} histories"
+    say(f"{added} added in {report.seconds:.1f} s{differed}")
+    line = size_line(pngs, spec.frames)
+    if line:
+        say(line)
+    return report

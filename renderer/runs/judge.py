@@ -11,7 +11,7 @@ only new or changed images; the file is rewritten after every batch.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from gallery.schema import CacheFormatError, Judgement, JudgeRating, format_sims
 from ..engine.clipmodel import ClipModel
 from ..engine.rate import rate_pairs
 from ..execution.cache import read_record
+from ..execution.report import QUIET, Reporter
 
 DEFAULT_JUDGE = "ViT-B/16"  # an OpenAI CLIP the gallery is not optimised against
 
@@ -60,11 +61,11 @@ def cache_images(cache: Path) -> list[Image]:
     found = []
     for png in sorted(cache.rglob("*.png")):
         record = read_record(png)
-        if record is None or not isinstance(record.get("prompt"), str):
+        if record is None or not isinstance(record.prompt, str):
             continue
         found.append(Image(
-            key=png.relative_to(cache).as_posix(), png=png, prompt=record["prompt"],
-            model_id=str(record.get("model_id", "")), png_digest=_digest(png.read_bytes()),
+            key=png.relative_to(cache).as_posix(), png=png, prompt=record.prompt,
+            model_id=str(record.model_id), png_digest=_digest(png.read_bytes()),
             record_digest=_digest(record_path(png).read_bytes()),
         ))
     return found
@@ -123,12 +124,11 @@ class JudgeReport:
 
 
 def judge_cache(cache: Path, judge: ClipModel, stems_in_order: list[str], batch: int = 32,
-                on_batch: Callable[[int], None] | None = None,
-                on_start: Callable[[int], None] | None = None) -> JudgeReport:
+                reporter: Reporter = QUIET) -> JudgeReport:
     """Rate what is new or changed since its last rating; write judge.json and the CSVs.
 
-    ``on_start`` gets the number of images to rate, ``on_batch`` each batch's.
-    Raises SameModel when the judge has weights an image was optimised against.
+    ``reporter`` shows the progress over the images to rate. Raises SameModel
+    when the judge has weights an image was optimised against.
     """
     cache = Path(cache)
     images = cache_images(cache)
@@ -141,21 +141,20 @@ def judge_cache(cache: Path, judge: ClipModel, stems_in_order: list[str], batch:
     pending = [i for i in images
                if (r := ratings.get(i.key)) is None
                or (r.png, r.record) != (i.png_digest, i.record_digest)]
-    if on_start is not None:
-        on_start(len(pending))
     path = judge_path(cache)
     if report.removed or not path.exists():
         Judgement(judge_name(judge), judge.identity, ratings).write(path)
-    for start in range(0, len(pending), batch):
-        chunk = pending[start:start + batch]
-        sims = rate_pairs(judge, [i.png.read_bytes() for i in chunk], [i.prompt for i in chunk])
-        for image, sim in zip(chunk, sims, strict=True):
-            ratings[image.key] = JudgeRating(round(float(sim), 4), image.png_digest,
-                                             image.record_digest)
-        Judgement(judge_name(judge), judge.identity, ratings).write(path)
-        report.judged += len(chunk)
-        if on_batch is not None:
-            on_batch(len(chunk))
+    with reporter.progress(len(pending), "judge"):
+        for start in range(0, len(pending), batch):
+            chunk = pending[start:start + batch]
+            sims = rate_pairs(judge, [i.png.read_bytes() for i in chunk],
+                              [i.prompt for i in chunk])
+            for image, sim in zip(chunk, sims, strict=True):
+                ratings[image.key] = JudgeRating(round(float(sim), 4), image.png_digest,
+                                                 image.record_digest)
+            Judgement(judge_name(judge), judge.identity, ratings).write(path)
+            report.judged += len(chunk)
+            reporter.advance(len(chunk))
     write_judge_csvs(cache, Judgement(judge_name(judge), judge.identity, ratings), stems_in_order,
                      images)
     return report

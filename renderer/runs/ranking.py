@@ -12,7 +12,6 @@ Finished runs are skipped, so raising N renders only the new runs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,21 +24,15 @@ from gallery.layout import (
     ranking_dir,
     run_name,
 )
-from gallery.paths import RANKING_DIR
+from gallery.prompts import load_prompts, stem
 from gallery.ratings import Kept, format_ratings, ratings_for_runs, select_runs
-from gallery.schema import RankingRow, RankingSummary
+from gallery.schema import RankingRow, RankingSummary, RenderRecord
 
-from ..engine.clipmodel import ClipModel
-from ..engine.optimise import final_size
-from ..execution.cache import Expected, read_record, remove_stale_temp_files, status
-from ..execution.jobs import ImageJob, derive_seed, job_hash, render_in_batches
-from ..language.config import Config, load_config
-
-
-def ranking_config(method: int, kind: str, text: str, epochs: int | None = None) -> Config:
-    """The short or detail config of a method, with the prompt substituted."""
-    config = load_config(RANKING_DIR / f"method-{method}-{kind}.yaml").with_text(text)
-    return config.with_epochs(epochs) if epochs is not None else config
+from ..execution.cache import is_complete, read_record, remove_stale_temp_files
+from ..execution.jobs import ImageJob, Tags, derive_seed
+from ..language.config import Config
+from .configs import ranking_config
+from .spec import PlanError, RunSpec
 
 
 @dataclass(frozen=True)
@@ -50,6 +43,27 @@ class Experiment:
     animal: str | None = None
     thing: str | None = None
     base_seed: int = 0
+
+    @classmethod
+    def of(cls, animal: str | None, thing: str | None, text: str | None, method: int,
+           seed: int = 0) -> Experiment:
+        """The experiment `rank` runs: a prompt of the list (``animal`` and ``thing``,
+        its full two-sentence text for both methods) or a free ``text``. PlanError
+        when neither is given or the list has no such prompt."""
+        if text is not None:
+            if animal or thing:
+                name = stem(animal or "prompt", thing or "text")
+            else:
+                name = "-".join(filter(None, "".join(c if c.isalnum() else " " for c in text)
+                                       .lower().split()))[:60] or "prompt"
+            return cls(text, name, method, animal, thing, seed)
+        if not (animal and thing):
+            raise PlanError("give --animal and --thing, or --text")
+        by_key = {(p.animal, p.thing): p for p in load_prompts()}
+        if (animal, thing) not in by_key:
+            raise PlanError(f"no prompt for animal {animal!r} and thing {thing!r}")
+        prompt = by_key[animal, thing]
+        return cls(prompt.text, prompt.stem, method, animal, thing, seed)
 
     def folder(self, cache: Path) -> Path:
         return ranking_dir(cache, self.stem, self.method)
@@ -71,16 +85,33 @@ class Experiment:
         return derive_seed(self.stem, self.method, kind, run, self.base_seed)
 
     def job(self, png: Path, kind: str, run: int, start: Path | None = None,
-            history: int = 0) -> ImageJob:
-        meta = {
-            "animal": self.animal,
-            "thing": self.thing,
-            "stem": self.stem,
-            "method": self.method,
-            "run": run,
-            "init_image": str(start.name) if start else None,
-        }
-        return ImageJob(self.text, self.seed(kind, run), png, meta, history)
+            frames: int = 0) -> ImageJob:
+        tags = Tags(animal=self.animal, thing=self.thing, stem=self.stem, method=self.method,
+                    run=run, init_image=str(start.name) if start else None)
+        return ImageJob(self.text, self.seed(kind, run), png, tags, frames)
+
+    def continued_job(self, cache: Path, run: int, frames: int = 0) -> tuple[ImageJob, Path]:
+        """Run ``run`` continued from its short run's image, and that image."""
+        start = self.run_png(cache, run)
+        return self.job(self.continued_png(cache, run), "detail", run, start, frames), start
+
+
+@dataclass(frozen=True)
+class RankingSpec:
+    """How many short runs, how many of the best and worst continue, and (for demos
+    and tests) the epochs of each."""
+
+    runs: int = 512
+    best: int = 6
+    worst: int = 2
+    epochs_short: int | None = None
+    epochs_detail: int | None = None
+
+    def configs(self, experiment: Experiment) -> tuple[Config, Config]:
+        """The short and the detail config, with the experiment's prompt."""
+        return (ranking_config(experiment.method, "short", experiment.text, self.epochs_short),
+                ranking_config(experiment.method, "detail", experiment.text,
+                               self.epochs_detail))
 
 
 @dataclass
@@ -91,123 +122,78 @@ class RankingReport:
     kept: list[Kept] | None = None
 
 
-def _pending(jobs_and_starts, config: Config, model_id: str):
-    pending = []
-    size = final_size(config)
-    for job, start in jobs_and_starts:
-        expected = Expected(job_hash(config, start), model_id, job.seed, size)
-        if status(job.png, expected) != "complete":
-            pending.append((job, start))
-    return pending
+def _incomplete(jobs_and_starts, config: Config, model_id: str):
+    return [(job, start) for job, start in jobs_and_starts
+            if not is_complete(job, config, model_id, start)]
 
 
-def _render(config, model, pending, batch, precision, on_batch, echo, label,
-            executor=None) -> None:
-    render_in_batches(config, model, [j for j, _ in pending], batch, precision, on_batch,
-                      init_images=[s for _, s in pending], echo=echo, label=label,
-                      executor=executor)
+def _render(spec: RunSpec, config: Config, todo, label: str) -> None:
+    spec.render(config, [j for j, _ in todo], label, starts=[s for _, s in todo])
 
 
-def run_experiment(
-    cache: Path,
-    experiment: Experiment,
-    model: ClipModel,
-    runs: int,
-    best: int = 6,
-    worst: int = 2,
-    batch: int | None = None,
-    precision: str | None = None,
-    epochs_short: int | None = None,
-    epochs_detail: int | None = None,
-    on_batch: Callable[[int], None] | None = None,
-    echo: Callable[[str], None] = print,
-    executor=None,
-    history: int = 0,
-) -> RankingReport:
+def run_experiment(spec: RunSpec, experiment: Experiment,
+                   ranking: RankingSpec | None = None) -> RankingReport:
     """Render what is missing of the experiment and write its CSVs and summary.
 
-    ``executor`` renders the batches (default: this process, on ``model``).
-    The continued runs keep ``history`` frames of their optimisation (0: none).
+    The continued runs keep ``spec.frames`` frames of their optimisation.
     """
-    if runs < 1:
-        raise ValueError(f"runs must be at least 1, got {runs}")
+    ranking = ranking or RankingSpec()
+    if ranking.runs < 1:
+        raise ValueError(f"runs must be at least 1, got {ranking.runs}")
+    cache = spec.cache
     started = time.perf_counter()
     folder = experiment.folder(cache)
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(folder)
     report = RankingReport()
+    short, detail = ranking.configs(experiment)
+    total = ranking.runs + ranking.best + ranking.worst
+    with spec.reporter.progress(total, f"rank {experiment.stem} m{experiment.method}"):
+        short_jobs = [(experiment.job(experiment.run_png(cache, i), "short", i), None)
+                      for i in range(ranking.runs)]
+        todo = _incomplete(short_jobs, short, spec.model.identity)
+        _render(spec, short, todo, "short runs")
+        report.short_rendered = len(todo)
 
-    short = ranking_config(experiment.method, "short", experiment.text, epochs_short)
-    short_jobs = [
-        (experiment.job(experiment.run_png(cache, i), "short", i), None) for i in range(runs)
-    ]
-    pending = _pending(short_jobs, short, model.identity)
-    _render(short, model, pending, batch, precision, on_batch, echo, "short runs",
-            executor)
-    report.short_rendered = len(pending)
+        # Each record is read once; its sim is the rating of the saved PNG.
+        short_records = {i: read_record(job.png) for i, (job, _) in enumerate(short_jobs)}
+        initial = {i: float(r.sim) for i, r in short_records.items()}
+        kept = select_runs(initial, ranking.best, ranking.worst)
+        report.kept = kept
 
-    # Each record is read once; its sim is the rating of the saved PNG.
-    short_records = {i: read_record(job.png) for i, (job, _) in enumerate(short_jobs)}
-    initial = {i: float(r["sim"]) for i, r in short_records.items()}
-    kept = select_runs(initial, best, worst)
-    report.kept = kept
-
-    detail = ranking_config(experiment.method, "detail", experiment.text, epochs_detail)
-    detail_jobs = [
-        (
-            experiment.job(
-                experiment.continued_png(cache, k.run),
-                "detail",
-                k.run,
-                experiment.run_png(cache, k.run),
-                history,
-            ),
-            experiment.run_png(cache, k.run),
-        )
-        for k in kept
-    ]
-    pending = _pending(detail_jobs, detail, model.identity)
-    _render(detail, model, pending, batch, precision, on_batch, echo, "continued runs",
-            executor)
-    report.detail_rendered = len(pending)
+        detail_jobs = [experiment.continued_job(cache, k.run, spec.frames) for k in kept]
+        todo = _incomplete(detail_jobs, detail, spec.model.identity)
+        _render(spec, detail, todo, "continued runs")
+        report.detail_rendered = len(todo)
 
     detail_records = {
         k.run: read_record(job.png) for k, (job, _) in zip(kept, detail_jobs, strict=True)
     }
-    _write_outputs(
-        folder,
-        experiment,
-        runs,
-        (best, worst),
-        kept,
-        short_records,
-        detail_records,
-        (short.epochs, detail.epochs),
-    )
+    _write_outputs(folder, experiment, ranking, kept, (short_records, detail_records),
+                   (short.epochs, detail.epochs))
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _mean_seconds(records: dict[int, dict]) -> float:
-    values = [float(r.get("seconds", 0.0)) for r in records.values()]
+def _mean_seconds(records: dict[int, RenderRecord]) -> float:
+    values = [float(r.seconds) for r in records.values()]
     return round(sum(values) / len(values), 4) if values else 0.0
 
 
 def _write_outputs(
     folder: Path,
     experiment: Experiment,
-    runs: int,
-    best_worst: tuple[int, int],
+    ranking: RankingSpec,
     kept: list[Kept],
-    short_records: dict[int, dict],
-    detail_records: dict[int, dict],
+    records: tuple[dict[int, RenderRecord], dict[int, RenderRecord]],
     epochs: tuple[int, int],
 ) -> None:
     """The initial and final CSVs and the summary the site reads."""
-    final = {run: float(r["sim"]) for run, r in detail_records.items()}
+    short_records, detail_records = records
+    final = {run: float(r.sim) for run, r in detail_records.items()}
     tables = {
         INITIAL_CSV: [
-            (experiment.run_name(i), float(r["sim"])) for i, r in short_records.items()
+            (experiment.run_name(i), float(r.sim)) for i, r in short_records.items()
         ],
         FINAL_CSV: [(experiment.continued_name(k.run), final[k.run]) for k in kept],
     }
@@ -219,9 +205,9 @@ def _write_outputs(
         thing=experiment.thing,
         stem=experiment.stem,
         method=experiment.method,
-        runs=runs,
-        best=best_worst[0],
-        worst=best_worst[1],
+        runs=ranking.runs,
+        best=ranking.best,
+        worst=ranking.worst,
         rows=tuple(
             RankingRow(
                 run=k.run,
@@ -240,3 +226,23 @@ def _write_outputs(
             "detail_per_run": _mean_seconds(detail_records),
         },
     ).write(folder / SUMMARY)
+
+
+def run_ranking(spec: RunSpec, experiment: Experiment,
+                ranking: RankingSpec | None = None) -> RankingReport:
+    """`rank`: the experiment rendered where missing, and what it kept, said."""
+    from .histories import size_line
+
+    say = spec.reporter.say
+    spec.announce()
+    report = run_experiment(spec, experiment, ranking)
+    say(f"{experiment.stem} method {experiment.method}: {report.short_rendered} short and "
+        f"{report.detail_rendered} continued runs rendered in {report.seconds:.1f} s; "
+        f"{experiment.folder(spec.cache)}/summary.json")
+    for kept in report.kept or []:
+        say(f"  #{kept.run:<4} {kept.group:5} sim {kept.initial_sim:6.2f}")
+    line = size_line([experiment.continued_png(spec.cache, k.run) for k in report.kept or []],
+                     spec.frames)
+    if line:
+        say(line)
+    return report
