@@ -38,7 +38,8 @@ def batch_of_three(request, method_configs, tiny_clip):
     """
     config = method_configs[request.param].with_epochs(30)
     reports = []
-    result = render(config, tiny_clip, SEEDS, TEXTS, progress=reports.append, report_every=5)
+    result = BatchRender(config, tiny_clip, SEEDS, TEXTS).run(progress=reports.append,
+                                                              report_every=5)
     return config, result, reports
 
 

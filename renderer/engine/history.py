@@ -20,11 +20,13 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gallery.layout import history_path
 from gallery.settings import DEFAULT_HISTORY_FRAMES as DEFAULT_FRAMES
 
 from .imageio import to_uint8
@@ -165,3 +167,17 @@ def decode_history(data: bytes) -> list[Image.Image]:
             image.seek(index)
             frames.append(image.convert("RGB"))
         return frames
+
+
+def sizes_line(pngs: Sequence[Path], frames: int) -> str | None:
+    """The histories' sizes over the selection, against the budget (None: nothing to
+    say)."""
+    sizes = [p.stat().st_size for p in map(history_path, pngs) if p.exists()]
+    if not sizes:
+        return "no histories in the selection" if frames else None
+    average = sum(sizes) / len(sizes)
+    hint = (" (--history-only adds them to complete images without one)"
+            if frames and len(sizes) < len(pngs) else "")
+    return (f"histories: {len(sizes)} of {len(pngs)} images, average "
+            f"{average / 1000:.1f} KB, largest {max(sizes) / 1000:.1f} KB "
+            f"(budget {BUDGET_BYTES // 1000} KB on average){hint}")

@@ -308,9 +308,9 @@ def render(
     init_images: Sequence[Path] | None = None,
     precision: str | None = None,
     progress: Callable[[Progress], None] | None = None,
-    report_every: int = DEFAULT_REPORT_EVERY,
     history: int = 0,
 ) -> RenderResult:
-    """Render one image per seed (and text) with ``config``; see BatchRender."""
+    """Render one image per seed (and text) with ``config``; see BatchRender (whose
+    ``run`` also takes how often to report progress)."""
     job = BatchRender(config, model, seeds, texts, init_images=init_images, precision=precision)
-    return job.run(progress=progress, report_every=report_every, history=history)
+    return job.run(progress=progress, history=history)

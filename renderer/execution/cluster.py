@@ -155,7 +155,7 @@ class Worker:
         return auto_batch(config, self.model, precision, history)
 
     def step_seconds(self, config: Config, n: int, precision: str) -> float:
-        from ..runs.bench import batched_step_seconds
+        from .timing import batched_step_seconds
 
         return batched_step_seconds(config, self.model, n, precision, steps=1)
 

@@ -564,9 +564,9 @@ def judge_cost_line(judge: ClipModel, runs: int, on_ray: bool) -> str:
 def run_best_of(spec: RunSpec, best: BestOfSpec, dry_run: bool = False) -> BestOfReport | None:
     """`render --best-of N`: plan, say the work and its estimated time (measured on
     the spec's executor), then (unless ``dry_run``) render it."""
+    from ..engine.history import sizes_line
     from ..execution.executor import LocalExecutor
     from ..execution.timing import duration
-    from .histories import size_line
 
     say = spec.reporter.say
     plan = plan_best_of(spec.cache, spec.model.identity, best, spec.selection, spec.seed)
@@ -596,7 +596,7 @@ def run_best_of(spec: RunSpec, best: BestOfSpec, dry_run: bool = False) -> BestO
     say(f"{report.short_rendered} short runs and {report.continued} continued in "
         f"{report.seconds:.1f} s; {report.kept_winners} earlier winners kept; "
         f"cache {spec.cache}/best-of/")
-    line = size_line([e.png for e in plan.entries], spec.frames)
+    line = sizes_line([e.png for e in plan.entries], spec.frames)
     if line:
         say(line)
     return report

@@ -170,7 +170,7 @@ def run_gallery(spec: RunSpec, epochs: int | None = None,
                 dry_run: bool = False) -> GalleryReport | None:
     """`render`: plan the selection, then list it (``dry_run``) or render what is to do,
     saying each step through the spec's reporter."""
-    from .histories import size_line
+    from ..engine.history import sizes_line
 
     say = spec.reporter.say
     planned = plan_gallery(spec.cache, spec.model.identity, spec.selection, epochs, spec.seed)
@@ -184,7 +184,7 @@ def run_gallery(spec: RunSpec, epochs: int | None = None,
     spec.announce()
     report = render_gallery(spec, planned)
     say(report.text(spec.cache))
-    line = size_line([i.png for i in planned.items], spec.frames)
+    line = sizes_line([i.png for i in planned.items], spec.frames)
     if line:
         say(line)
     return report

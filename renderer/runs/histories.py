@@ -27,12 +27,13 @@ from PIL import Image
 from gallery.layout import SUMMARY, history_path
 from gallery.schema import RankingSummary, read_json
 
-from ..engine.history import decode_history, encode_history, scaled_frame
+from ..engine.history import decode_history, encode_history, scaled_frame, sizes_line
 from ..execution.cache import is_complete
 from ..execution.jobs import ImageJob, ImageResult, write_history
 from ..execution.timing import Piece
 from ..language.config import Config
-from .bestof import continue_job, winner, winner_png_complete
+from .bestof import continue_job, plan_best_of, winner, winner_png_complete
+from .first import plan_gallery
 from .ranking import Experiment, RankingSpec
 from .spec import RunSpec
 
@@ -209,35 +210,15 @@ def ranking_missing(spec: RunSpec, experiment: Experiment,
                     [j for j, _ in found], [s for _, s in found])]
 
 
-def size_line(pngs: Sequence[Path], frames: int) -> str | None:
-    """The histories' sizes over the selection, against the budget (None: nothing to
-    say)."""
-    from ..engine.history import BUDGET_BYTES
-
-    sizes = [p.stat().st_size for p in map(history_path, pngs) if p.exists()]
-    if not sizes:
-        return "no histories in the selection" if frames else None
-    average = sum(sizes) / len(sizes)
-    hint = (" (--history-only adds them to complete images without one)"
-            if frames and len(sizes) < len(pngs) else "")
-    return (f"histories: {len(sizes)} of {len(pngs)} images, average "
-            f"{average / 1000:.1f} KB, largest {max(sizes) / 1000:.1f} KB "
-            f"(budget {BUDGET_BYTES // 1000} KB on average){hint}")
-
-
 def missing_in_gallery(spec: RunSpec, epochs: int | None = None
                        ) -> tuple[list[Missing], list[Path]]:
     """The selected first attempts that lack a history, and every selected image."""
-    from .first import plan_gallery
-
     planned = plan_gallery(spec.cache, spec.model.identity, spec.selection, epochs, spec.seed)
     return gallery_missing(planned, spec.frames), [i.png for i in planned.items]
 
 
 def missing_in_best_of(spec: RunSpec, best) -> tuple[list[Missing], list[Path]]:
     """The selected best-of winners that lack a history, and every selected winner."""
-    from .bestof import plan_best_of
-
     planned = plan_best_of(spec.cache, spec.model.identity, best, spec.selection, spec.seed)
     return (best_of_missing(planned, spec.model.identity, spec.frames),
             [e.png for e in planned.entries])
@@ -274,7 +255,7 @@ def add_missing(spec: RunSpec, groups: Sequence[Missing], pngs: Sequence[Path],
                 if report.differed else "; every re-render matched its saved image")
     added = "1 history" if report.added == 1 else f"{report.added} histories"
     say(f"{added} added in {report.seconds:.1f} s{differed}")
-    line = size_line(pngs, spec.frames)
+    line = sizes_line(pngs, spec.frames)
     if line:
         say(line)
     return report

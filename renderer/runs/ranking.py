@@ -231,7 +231,7 @@ def _write_outputs(
 def run_ranking(spec: RunSpec, experiment: Experiment,
                 ranking: RankingSpec | None = None) -> RankingReport:
     """`rank`: the experiment rendered where missing, and what it kept, said."""
-    from .histories import size_line
+    from ..engine.history import sizes_line
 
     say = spec.reporter.say
     spec.announce()
@@ -241,7 +241,7 @@ def run_ranking(spec: RunSpec, experiment: Experiment,
         f"{experiment.folder(spec.cache)}/summary.json")
     for kept in report.kept or []:
         say(f"  #{kept.run:<4} {kept.group:5} sim {kept.initial_sim:6.2f}")
-    line = size_line([experiment.continued_png(spec.cache, k.run) for k in report.kept or []],
+    line = sizes_line([experiment.continued_png(spec.cache, k.run) for k in report.kept or []],
                      spec.frames)
     if line:
         say(line)
