@@ -14,14 +14,8 @@ import click
 from gallery.atomic import disk_full_message, is_disk_full
 from generator.cli import COMMANDS as GENERATOR_COMMANDS
 from renderer.cli import COMMANDS as RENDERER_COMMANDS
-from renderer.cli import (
-    ClickReporter,
-    device_option,
-    machine,
-    model_option,
-    precision_option,
-    reported,
-)
+from renderer.cli import device_option, machine, model_option, precision_option
+from renderer.terminal import ClickReporter, reported
 
 
 class Commands(click.Group):
