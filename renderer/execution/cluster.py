@@ -149,10 +149,10 @@ class Worker:
                 "identity": self.model.identity, "native": list(native.native),
                 "emulated": dict(native.emulated), **versions()}
 
-    def batch_size(self, config: Config, precision: str | None, history: int = 0) -> int:
+    def batch_size(self, config: Config, precision: str, frames: int = 0) -> int:
         from .batching import auto_batch
 
-        return auto_batch(config, self.model, precision, history)
+        return auto_batch(config, self.model, precision, frames)
 
     def step_seconds(self, config: Config, n: int, precision: str) -> float:
         from .timing import batched_step_seconds
