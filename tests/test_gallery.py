@@ -212,3 +212,25 @@ def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
         assert after[path] == data
         assert os.stat(path).st_mtime_ns == mtimes[path]
     assert not list(cache.rglob("*.tmp"))
+
+
+def test_the_gallery_run_says_its_plan_without_the_command_line(rendered, tiny_clip):
+    from renderer.runs.first import run_gallery
+    from renderer.runs.spec import Selection
+
+    lines = small.Lines()
+    selection = Selection(things=("harp",), animals=tuple(p.animal for p in harp_prompts()))
+    spec = small.spec(rendered, tiny_clip, reporter=lines, selection=selection,
+                      device_line="device cpu, as the session says")
+    assert run_gallery(spec, epochs=2, dry_run=True) is None
+    assert lines.lines[:2] == [f"skip    method 1  {harp_prompts()[0].stem:32} complete (cpu fp32)",
+                               f"skip    method 1  {harp_prompts()[1].stem:32} complete (cpu fp32)"]
+    assert lines.lines[-2:] == [f"0 to render, 6 not in this run (6 complete) in {rendered}/",
+                                "complete images were rendered: 6 on cpu fp32"]
+    lines.lines.clear()
+    assert run_gallery(spec, epochs=2) is None  # nothing to do: nothing announced
+    assert lines.lines == [f"nothing to render: 6 images complete in {rendered}/"]
+    lines.lines.clear()
+    report = run_gallery(spec, epochs=3)  # another epoch count: every image again
+    assert report.rendered == 6 and lines.lines[0] == "device cpu, as the session says"
+    assert lines.lines[1] == "method 1: 3 images, batch 1 (fixed for the CPU)"

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 from gallery.settings import default_model_name
 
@@ -60,11 +61,11 @@ class Machine:
 class Settings:
     """What a run covers, whatever the machine."""
 
-    cache: object  # a Path
+    cache: Path
     batch: int | None = None
     frames: int = 0
     seed: int = 0
-    selection: Selection = field(default=EVERYTHING)
+    selection: Selection = EVERYTHING
 
 
 def check_device(machine: Machine) -> None:
@@ -136,8 +137,6 @@ def ray_executor(machine: Machine, model: ClipModel, reporter: Reporter):
 def judge_device(spec: RunSpec, purpose: str):
     """Where a judge rates short runs (always in this process): on the render device;
     with Ray (rendering), on this machine's own GPU where it has one, else its CPU."""
-    from ..execution.executor import LocalExecutor as Local
-
-    if isinstance(spec.executor, Local) or purpose != "render":
+    if isinstance(spec.executor, LocalExecutor) or purpose != "render":
         return spec.device
     return resolve_device("auto", need_gpu=False, echo=lambda _: None)
