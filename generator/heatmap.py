@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .layout import selection_fragment
+from .sitepaths import selection_fragment
 
 CELL_W = 14
 CELL_H = 10

@@ -27,8 +27,8 @@ from gallery.prompts import Prompt
 
 from .bestof import signed
 from .cachedata import Render
-from .layout import BEST, FIRST, selection_fragment
 from .selector import thing_order
+from .sitepaths import BEST, FIRST, selection_fragment
 
 NOT_RUN = "(not run yet)"
 NOT_DEFINED = "n/a"  # a correlation of fewer than two images, or of equal values

@@ -24,21 +24,9 @@ from .figures import DALLE_SAMPLES, NOT_MEASURED, cost_figures, format_duration
 from .heatmap import build_best_of_heatmap, build_heatmap
 from .inputs import Inputs
 from .judge import JudgeFacts, build_scatter, judged_pairs
-from .layout import (
-    BEST,
-    Urls,
-    best_of_judge_csv,
-    best_of_sims_csv,
-    config_file,
-    history_strip,
-    history_webp,
-    judge_csv,
-    render_webp,
-    selection_fragment,
-    sims_csv,
-)
 from .ranking import build_table, lowest_final
 from .selector import best_of_label, choose_default, selector_context, sim_text, thing_order
+from .sitepaths import BEST, BEST_OF_IMAGES, IMAGES, Urls, config_file, selection_fragment
 
 NOT_RUN = "(not run yet)"
 
@@ -113,10 +101,14 @@ class PostParts:
         for site_path, source in self.table.webp:
             self.files.web(site_path, source)
 
-    def _csvs(self, cache_path, site_path, best: bool = False) -> list[int]:
-        """The methods whose CSV is in the cache, each copied into the site."""
+    def _csvs(self, kind: str, best: bool = False) -> list[int]:
+        """The methods whose ``kind`` CSV (sims or judge) is in the cache, each copied
+        into the site: of the first attempts, or with ``best`` of best of N."""
         found = []
         cache = best_of_root(self.inputs.cache) if best else self.inputs.cache
+        tree = BEST_OF_IMAGES if best else IMAGES
+        cache_path, site_path = {"sims": (sims_csv_path, tree.sims_csv),
+                                 "judge": (judge_csv_path, tree.judge_csv)}[kind]
         for m in self.inputs.methods:
             source = cache_path(cache, m)
             if (not best or self.inputs.best_of.get(m)) and source.is_file():
@@ -132,13 +124,12 @@ class PostParts:
         # The judge's CSVs only beside its judge.json: without it the page is as before.
         judge_csvs = {} if judge is None else {
             "judge_model": judge.model,
-            "judge_csv_methods": self._csvs(judge_csv_path, judge_csv),
-            "best_judge_csv_methods": self._csvs(judge_csv_path, best_of_judge_csv, best=True),
+            "judge_csv_methods": self._csvs("judge"),
+            "best_judge_csv_methods": self._csvs("judge", best=True),
         }
         self.selector = selector_context(prompts, self.inputs.renders, methods, self.default,
-                                         self.urls, self._csvs(sims_csv_path, sims_csv),
-                                         self.inputs.best_of,
-                                         self._csvs(sims_csv_path, best_of_sims_csv, best=True),
+                                         self.urls, self._csvs("sims"),
+                                         self.inputs.best_of, self._csvs("sims", best=True),
                                          histories=self.inputs.histories, **judge_csvs)
 
     def _judge(self, best_label: str | None) -> None:
@@ -283,9 +274,9 @@ class PostParts:
         return self._render(
             "parts/history.html", method=method, prompt=render.prompt, sim=sim_text(render.sim),
             frames=history.frames, ms=history.ms, duration=format_duration(history.seconds),
-            href=self.urls(history_webp(method, render.stem)),
-            strip=self.urls(history_strip(method, render.stem)),
-            final=self.urls(render_webp(method, render.stem)),
+            href=self.urls(IMAGES.history_webp(method, render.stem)),
+            strip=self.urls(IMAGES.history_strip(method, render.stem)),
+            final=self.urls(IMAGES.webp(method, render.stem)),
             alt=f"method {method}: {render.prompt}",
             selection="#" + selection_fragment(prompt.thing, method))
 

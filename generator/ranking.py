@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cachedata import RankingColumn, RankingRow
-from .layout import ranking_file, webp_of
+from .sitepaths import ranking_file, webp_of
 
 SiteFile = tuple[str, Path]  # (site path, cache path) of a file to publish
 Url = Callable[[str], str]

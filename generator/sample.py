@@ -74,8 +74,6 @@ from gallery.schema import (
     format_sims_csv,
 )
 
-from .selector import method_prompt
-
 SIZE = 224
 # The article's ranking columns: (stem, animal, thing, method, runs)
 RANKING_COLUMNS = (("snail-of-harp", "snail", "harp", 1, 512),
@@ -248,7 +246,7 @@ def write_renders(cache: Path, prompts: Sequence[Prompt], method: int, noisy: bo
         _png(png, index * 7 + method, noisy)
         histories.append((png, index, history and keeps_history(method, prompt.animal)))
         record = RenderRecord(
-            prompt=method_prompt(prompt, method), animal=prompt.animal, thing=prompt.thing,
+            prompt=prompt.for_method(method), animal=prompt.animal, thing=prompt.thing,
             stem=prompt.stem, method=method, config=f"method-{method}.yaml",
             config_hash=f"sample{method}", seed=index, model="ViT-B/32", model_id="sample",
             device="cpu", precision="fp32", epochs=200, seconds=seconds, batch=64, sim=sim,
@@ -331,7 +329,7 @@ def write_best_of(cache: Path, prompts: Sequence[Prompt], method: int, runs: int
     folder = method_dir(root, method)
     rows, histories = [], []
     for index, prompt in enumerate(prompts):
-        text = method_prompt(prompt, method)
+        text = prompt.for_method(method)
         rng = random.Random(f"best-of/{prompt.stem}/{method}")
         sims = {run: round(rng.uniform(18, 30), 4) for run in range(runs)}
         winner = sorted_runs(sims)[0][0]
@@ -399,7 +397,7 @@ def write_sample_cache(cache: Path, prompts: Sequence[Prompt], methods: Sequence
         texts = {(p.animal, p.thing): p for p in load_prompts()}
         for stem, animal, thing, method, runs in RANKING_COLUMNS:
             prompt = texts.get((animal, thing))
-            text = method_prompt(prompt, method) if prompt else f"a {animal} made of {thing}."
+            text = prompt.for_method(method) if prompt else f"a {animal} made of {thing}."
             write_ranking(cache, stem, animal, thing, method, runs, text)
     return cache
 

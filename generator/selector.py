@@ -32,24 +32,7 @@ from gallery.prompts import Prompt, animals, things
 
 from .cachedata import BestOfRender, Render
 from .histories import History
-from .layout import (
-    Urls,
-    best_of_history_strip,
-    best_of_history_webp,
-    best_of_judge_csv,
-    best_of_png,
-    best_of_short_sims,
-    best_of_short_webp,
-    best_of_sims_csv,
-    best_of_webp,
-    history_strip,
-    history_webp,
-    judge_csv,
-    render_png,
-    render_webp,
-    selection_fragment,
-    sims_csv,
-)
+from .sitepaths import BEST_OF_IMAGES, IMAGES, ImageTree, Urls, selection_fragment
 
 BestOfs = Mapping[int, Mapping[str, BestOfRender]]
 Histories = Mapping[Path, History]  # by the image's path in the cache
@@ -58,10 +41,6 @@ Histories = Mapping[Path, History]  # by the image's path in the cache
 def thing_order(prompts: Sequence[Prompt]) -> list[str]:
     """Things alphabetically, so stepping with the arrow keys is predictable."""
     return sorted(things(prompts), key=str.casefold)
-
-
-def method_prompt(prompt: Prompt, method: int) -> str:
-    return prompt.for_method(method)
 
 
 def script_json(data: object) -> Markup:
@@ -157,7 +136,7 @@ def history_ms(render: Render | None, histories: Histories) -> int:
 
 def _history_data(grid: Mapping[tuple[str, str], Prompt], thing_names, animal_names,
                   renders: Mapping[int, Mapping[str, Render]], methods, histories: Histories,
-                  webp: str, strip: str) -> dict | None:
+                  patterns: dict[str, str]) -> dict | None:
     """Each cell's history play time in ms (0: none) and the URL patterns; None without any.
 
     Per thing: None (no history in that row) or per animal: None or per method,
@@ -174,7 +153,18 @@ def _history_data(grid: Mapping[tuple[str, str], Prompt], thing_names, animal_na
         rows.append(row if any(row) else None)
     if not any(rows):
         return None
-    return {"webp": webp, "strip": strip, "ms": rows}
+    return {"webp": patterns["history_webp"], "strip": patterns["history_strip"], "ms": rows}
+
+
+def url_patterns(tree: ImageTree, urls: Urls) -> dict[str, str]:
+    """The URL patterns of one image tree over ``{method}``, ``{stem}`` and ``{run}``:
+    stems are letters and "-" only, so the script may fill these in as is."""
+    return {"webp": urls.root + tree.webp("{method}", "{stem}"),
+            "png": urls.root + tree.png("{method}", "{stem}"),
+            "history_webp": urls.root + tree.history_webp("{method}", "{stem}"),
+            "history_strip": urls.root + tree.history_strip("{method}", "{stem}"),
+            "short": urls.root + tree.short_webp("{method}", "{stem}", "{run}"),
+            "csv": urls.root + tree.short_sims("{method}", "{stem}")}
 
 
 def _best_data(grid: Mapping[tuple[str, str], Prompt], thing_names, animal_names,
@@ -182,16 +172,13 @@ def _best_data(grid: Mapping[tuple[str, str], Prompt], thing_names, animal_names
     label = best_of_label(best_of)
     if label is None:
         return None
+    patterns = url_patterns(BEST_OF_IMAGES, urls)
     history = _history_data(grid, thing_names, animal_names, best_of, methods, histories,
-                            urls.root + best_of_history_webp("{method}", "{stem}"),
-                            urls.root + best_of_history_strip("{method}", "{stem}"))
+                            patterns)
     return {
         "label": label,
         "missing": [best_of_missing_label(a) for a in animal_names],
-        "webp": urls.root + best_of_webp("{method}", "{stem}"),
-        "png": urls.root + best_of_png("{method}", "{stem}"),
-        "short": urls.root + best_of_short_webp("{method}", "{stem}", "{run}"),
-        "csv": urls.root + best_of_short_sims("{method}", "{stem}"),
+        **{key: patterns[key] for key in ("webp", "png", "short", "csv")},
         # per thing: None (no best-of image at all) or per animal: per method
         "cells": [_best_row([grid.get((t, a)) for a in animal_names], best_of, methods)
                   for t in thing_names],
@@ -203,7 +190,7 @@ def _entry(prompt: Prompt, renders: Mapping[int, Mapping[str, Render]], methods)
     # [stem, the prompt of each method..., the sim label of each method...]:
     # the script shows these strings as they are and derives nothing from them.
     labels = [sim_label(renders.get(m, {}).get(prompt.stem)) for m in methods]
-    return [prompt.stem, *(method_prompt(prompt, m) for m in methods), *labels]
+    return [prompt.stem, *(prompt.for_method(m) for m in methods), *labels]
 
 
 def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Render]],
@@ -216,6 +203,7 @@ def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Re
     """
     grid = {(p.thing, p.animal): p for p in prompts}
     thing_names, animal_names = thing_order(prompts), animals(prompts)
+    patterns = url_patterns(IMAGES, urls)
     cells = [
         [_entry(grid[(t, a)], renders, methods) if (t, a) in grid else None
          for a in animal_names]
@@ -227,14 +215,11 @@ def script_data(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[str, Re
         "missing": [missing_label(a) for a in animal_names],
         "methods": list(methods),
         "default": {"thing": default.thing, "method": default.method},
-        # Stems are letters and "-" only, so the script may fill these in as is.
-        "webp": urls.root + render_webp("{method}", "{stem}"),
-        "png": urls.root + render_png("{method}", "{stem}"),
+        **{key: patterns[key] for key in ("webp", "png")},
         "cells": cells,
     }
     history = _history_data(grid, thing_names, animal_names, renders, methods, histories or {},
-                            urls.root + history_webp("{method}", "{stem}"),
-                            urls.root + history_strip("{method}", "{stem}"))
+                            patterns)
     if history is not None:
         data["history"] = history
     best = _best_data(grid, thing_names, animal_names, best_of or {}, methods, urls,
@@ -255,8 +240,8 @@ def _cell_history(render: Render, urls: Urls, histories: Histories) -> dict | No
     """What the cell's history control links to (a first attempt's); None without one."""
     ms = history_ms(render, histories)
     return {
-        "href": urls(history_webp(render.method, render.stem)),
-        "strip": urls(history_strip(render.method, render.stem)),
+        "href": urls(IMAGES.history_webp(render.method, render.stem)),
+        "strip": urls(IMAGES.history_strip(render.method, render.stem)),
         "ms": ms,
     } if ms else None
 
@@ -271,9 +256,9 @@ def _cell(prompt: Prompt | None, animal: str, method: int,
     return {
         "animal": animal,
         "missing": False,
-        "alt": method_prompt(prompt, method),
-        "webp": urls(render_webp(method, prompt.stem)),
-        "png": urls(render_png(method, prompt.stem)),
+        "alt": prompt.for_method(method),
+        "webp": urls(IMAGES.webp(method, prompt.stem)),
+        "png": urls(IMAGES.png(method, prompt.stem)),
         "sim": sim_label(render),
         "history": _cell_history(render, urls, histories),
     }
@@ -300,12 +285,12 @@ def selector_context(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[st
     label = best_of_label(best_of or {})
     best = None if label is None else {
         "label": label,
-        "csv": [{"method": m, "href": urls(best_of_sims_csv(m))} for m in best_csv_methods],
+        "csv": [{"method": m, "href": urls(BEST_OF_IMAGES.sims_csv(m))} for m in best_csv_methods],
     }
     judge = None if judge_model is None else {
         "model": judge_model,
-        "csv": [{"method": m, "href": urls(judge_csv(m))} for m in judge_csv_methods],
-        "best_csv": [{"method": m, "href": urls(best_of_judge_csv(m))}
+        "csv": [{"method": m, "href": urls(IMAGES.judge_csv(m))} for m in judge_csv_methods],
+        "best_csv": [{"method": m, "href": urls(BEST_OF_IMAGES.judge_csv(m))}
                      for m in best_judge_csv_methods],
     }
     return {
@@ -314,7 +299,7 @@ def selector_context(prompts: Sequence[Prompt], renders: Mapping[int, Mapping[st
         "cells": [_cell(by_animal.get(a), a, default.method, renders, urls, histories)
                   for a in animals(prompts)],
         "state": selection_fragment(default.thing, default.method),
-        "csv": [{"method": m, "href": urls(sims_csv(m))} for m in csv_methods],
+        "csv": [{"method": m, "href": urls(IMAGES.sims_csv(m))} for m in csv_methods],
         "blank": BLANK_CELLS,
         "best": best,
         "judge": judge,

@@ -12,7 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .layout import normalise_base_url
+from .sitepaths import normalise_base_url
 
 HOST = "127.0.0.1"
 

@@ -22,26 +22,18 @@ from .files import publish_copy, write_if_changed
 from .histories import make_strips
 from .images import make_web_copies
 from .inputs import Inputs, load_inputs
-from .layout import (
+from .linkcheck import check_site, parse_html, resolve
+from .parts import PostParts, SiteFiles
+from .sitepaths import (
+    BEST_OF_IMAGES,
+    IMAGES,
     MANIFEST,
     Urls,
-    best_of_history_strip,
-    best_of_history_webp,
-    best_of_png,
-    best_of_short_sims,
-    best_of_short_webp,
-    best_of_webp,
-    history_strip,
-    history_webp,
     link_to_page,
     normalise_base_url,
     page_for_permalink,
-    render_png,
-    render_webp,
     static_file,
 )
-from .linkcheck import check_site, parse_html, resolve
-from .parts import PostParts, SiteFiles
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 SITE_NAME = "clipig-gallery"
@@ -218,12 +210,12 @@ def page_weight(out: Path, page: str) -> PageWeight:
 def _history_files(inputs: Inputs) -> dict[Path, tuple[str, str]]:
     """(copy, strip) site paths of each image's history, by the image's path in the cache."""
     paths = {}
-    for renders, copy, strip in ((inputs.renders, history_webp, history_strip),
-                                 (inputs.best_of, best_of_history_webp, best_of_history_strip)):
+    for renders, tree in ((inputs.renders, IMAGES), (inputs.best_of, BEST_OF_IMAGES)):
         for method, by_stem in renders.items():
             for stem, render in by_stem.items():
                 if render.png in inputs.histories:
-                    paths[render.png] = (copy(method, stem), strip(method, stem))
+                    paths[render.png] = (tree.history_webp(method, stem),
+                                         tree.history_strip(method, stem))
     return paths
 
 
@@ -261,18 +253,16 @@ def build_site(cache: Path, out: Path, base_url: str = "/", *, article: Path | N
     out.mkdir(parents=True, exist_ok=True)
     files = SiteFiles()
     inputs, strips_made = _publish_histories(inputs, out, files, workers)
-    for method, renders in inputs.renders.items():
-        for stem, render in renders.items():
-            files.copy(render_png(method, stem), render.png)
-            files.web(render_webp(method, stem), render.png)
-    for method, best in inputs.best_of.items():
-        for stem, render in best.items():
-            files.copy(best_of_png(method, stem), render.png)
-            files.web(best_of_webp(method, stem), render.png)
-            if render.short_image is not None:  # shown small: a WebP is enough
-                files.web(best_of_short_webp(method, stem, render.run), render.short_image)
-            if render.short_sims is not None:
-                files.copy(best_of_short_sims(method, stem), render.short_sims)
+    for renders, tree in ((inputs.renders, IMAGES), (inputs.best_of, BEST_OF_IMAGES)):
+        for method, by_stem in renders.items():
+            for stem, render in by_stem.items():
+                files.copy(tree.png(method, stem), render.png)
+                files.web(tree.webp(method, stem), render.png)
+                # Best of N: the winner's short run, shown small (a WebP is enough).
+                if getattr(render, "short_image", None) is not None:
+                    files.web(tree.short_webp(method, stem, render.run), render.short_image)
+                if getattr(render, "short_sims", None) is not None:
+                    files.copy(tree.short_sims(method, stem), render.short_sims)
     for source in sorted((templates / "static").iterdir()):
         files.copy(static_file(source.name), source)
     pages = _pages(inputs, env, templates, base_url, files)
@@ -302,7 +292,7 @@ def build_site(cache: Path, out: Path, base_url: str = "/", *, article: Path | N
     report.weight = page_weight(out, report.post)
     for method, renders in inputs.renders.items():
         for stem in renders:
-            report.png_bytes += (out / render_png(method, stem)).stat().st_size
-            report.webp_bytes += (out / render_webp(method, stem)).stat().st_size
+            report.png_bytes += (out / IMAGES.png(method, stem)).stat().st_size
+            report.webp_bytes += (out / IMAGES.webp(method, stem)).stat().st_size
     report.seconds = time.perf_counter() - started
     return report

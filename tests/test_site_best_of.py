@@ -30,11 +30,11 @@ from generator.heatmap import (
     build_heatmap,
     gain_edges,
 )
-from generator.layout import selection_fragment
 from generator.linkcheck import check_site
 from generator.sample import sample_gain, sample_sim, write_sample_cache
 from generator.selector import best_of_entry, runs_text
 from generator.site import build_site
+from generator.sitepaths import selection_fragment
 
 THINGS = ("harmonica", "harp", "hospital", "piano")
 BEST_THINGS = ("harp", "piano")  # the sample's best-of gallery

@@ -27,7 +27,7 @@ from gallery.prompts import load_prompts
 from generator.cli import site as site_command
 from generator.linkcheck import check_site
 from generator.sample import noisy_image, write_renders, write_sample_cache
-from generator.selector import method_prompt, thing_order
+from generator.selector import thing_order
 from generator.serve import make_server
 from generator.site import build_site
 
@@ -116,7 +116,7 @@ def test_default_selection_shows_nine_animals_with_sized_lazy_images(built):
         stem = prompts[animal].stem
         assert img["src"] == f"../../img/method-2/{stem}.webp"
         assert (img["width"], img["height"], img["loading"]) == ("224", "224", "lazy")
-        assert img["alt"] == method_prompt(prompts[animal], 2)
+        assert img["alt"] == prompts[animal].for_method(2)
         assert img.parent["href"] == f"../../img/method-2/{stem}.png"
 
 

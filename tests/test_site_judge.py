@@ -36,11 +36,11 @@ from generator.judge import (
     judged_pairs,
     pearson,
 )
-from generator.layout import BEST
 from generator.linkcheck import check_site
 from generator.sample import JUDGE_MODEL, write_sample_cache
 from generator.selector import best_of_entry, sim_label
 from generator.site import build_site
+from generator.sitepaths import BEST
 
 THINGS = ("harp", "piano")  # the sample's best-of gallery covers both
 POST = "2021/clipig-animal-transfer/index.html"

@@ -13,16 +13,16 @@ from gallery.prompts import Prompt
 from generator.article import ArticleError, Slots, display_date, parse_article
 from generator.figures import NOT_MEASURED, cost_figures, format_duration
 from generator.heatmap import MISSING, PALETTE, bin_edges, bin_index, build_heatmap
-from generator.layout import (
+from generator.linkcheck import check_site, resolve
+from generator.ranking import cell_id
+from generator.selector import Default, script_data, script_json
+from generator.sitepaths import (
     Urls,
     link_to_page,
     normalise_base_url,
     page_for_permalink,
     selection_fragment,
 )
-from generator.linkcheck import check_site, resolve
-from generator.ranking import cell_id
-from generator.selector import Default, script_data, script_json
 
 
 @pytest.mark.parametrize("seconds, text", [

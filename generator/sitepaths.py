@@ -10,6 +10,7 @@ for: it links through the ``--base-url``.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import quote, urlencode
 
@@ -21,71 +22,51 @@ MANIFEST = ".clipig-build.json"
 _PERMALINK_PART = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
-def render_png(method: int | str, stem: str) -> str:
-    return f"img/method-{method}/{stem}.png"
+@dataclass(frozen=True)
+class ImageTree:
+    """The site's files of one gallery root: the first attempts under ``img``, best of
+    N under ``img/best-of``, with the same names below each. Stems are letters and
+    "-" and runs numbers, so the script may fill in these patterns as they are."""
+
+    root: str
+
+    def _method(self, method: int | str) -> str:
+        return f"{self.root}/method-{method}"
+
+    def png(self, method: int | str, stem: str) -> str:
+        return f"{self._method(method)}/{stem}.png"
+
+    def webp(self, method: int | str, stem: str) -> str:
+        return f"{self._method(method)}/{stem}.webp"
+
+    def sims_csv(self, method: int | str) -> str:
+        return f"{self._method(method)}/sims.csv"
+
+    def judge_csv(self, method: int | str) -> str:
+        """The judge model's ratings of a method's images, beside its sims.csv."""
+        return f"{self._method(method)}/judge.csv"
+
+    # Optimisation histories, in a folder of their own beside the images they show
+    # (so nothing that lists a method's images counts them), each with the
+    # four-frame strip shown instead where a reader asked for reduced motion.
+    def history_webp(self, method: int | str, stem: str) -> str:
+        return f"{self._method(method)}/history/{stem}{HISTORY_SUFFIX}"
+
+    def history_strip(self, method: int | str, stem: str) -> str:
+        return f"{self._method(method)}/history/{stem}{STRIP_SUFFIX}"
+
+    # Best of N only: the winner's image after its short run (a WebP: it is shown
+    # small) and every short run's sim of one prompt, in the article's CSV format.
+    def short_webp(self, method: int | str, stem: str, run: int | str) -> str:
+        return f"{self._method(method)}/runs/{stem}-{run}.webp"
+
+    def short_sims(self, method: int | str, stem: str) -> str:
+        return f"{self._method(method)}/short-sims/{stem}.csv"
 
 
-def render_webp(method: int | str, stem: str) -> str:
-    return f"img/method-{method}/{stem}.webp"
-
-
-def sims_csv(method: int) -> str:
-    return f"img/method-{method}/sims.csv"
-
-
-def judge_csv(method: int) -> str:
-    """The judge model's ratings of a method's images, beside its sims.csv."""
-    return f"img/method-{method}/judge.csv"
-
-
-# The best-of gallery's files: stems are letters and "-", runs are numbers, so
-# the script may fill these patterns in as they are.
-def best_of_png(method: int | str, stem: str) -> str:
-    return f"img/best-of/method-{method}/{stem}.png"
-
-
-def best_of_webp(method: int | str, stem: str) -> str:
-    return f"img/best-of/method-{method}/{stem}.webp"
-
-
-def best_of_short_webp(method: int | str, stem: str, run: int | str) -> str:
-    """The winner's image after its short run (only a WebP: it is shown small)."""
-    return f"img/best-of/method-{method}/runs/{stem}-{run}.webp"
-
-
-def best_of_short_sims(method: int | str, stem: str) -> str:
-    """Every short run's sim of one prompt, the article's CSV format."""
-    return f"img/best-of/method-{method}/short-sims/{stem}.csv"
-
-
-def best_of_sims_csv(method: int) -> str:
-    return f"img/best-of/method-{method}/sims.csv"
-
-
-def best_of_judge_csv(method: int) -> str:
-    return f"img/best-of/method-{method}/judge.csv"
-
-
-# Optimisation histories, in a folder of their own beside the images they show
-# (so nothing that lists a method's images counts them), each with the
-# four-frame strip shown instead where a reader asked for reduced motion.
 STRIP_SUFFIX = ".strip.webp"
-
-
-def history_webp(method: int | str, stem: str) -> str:
-    return f"img/method-{method}/history/{stem}{HISTORY_SUFFIX}"
-
-
-def history_strip(method: int | str, stem: str) -> str:
-    return f"img/method-{method}/history/{stem}{STRIP_SUFFIX}"
-
-
-def best_of_history_webp(method: int | str, stem: str) -> str:
-    return f"img/best-of/method-{method}/history/{stem}{HISTORY_SUFFIX}"
-
-
-def best_of_history_strip(method: int | str, stem: str) -> str:
-    return f"img/best-of/method-{method}/history/{stem}{STRIP_SUFFIX}"
+IMAGES = ImageTree("img")  # first attempts
+BEST_OF_IMAGES = ImageTree("img/best-of")
 
 
 def config_file(name: str) -> str:
