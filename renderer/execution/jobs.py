@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -124,9 +124,8 @@ def render_results(
 
 
 def _tag_fields(tags: Tags) -> dict:
-    fields = asdict(tags)
-    fields["best_of"] = tags.best_of  # kept as the dataclass the record holds
-    return fields
+    """The tags as record fields (``best_of`` stays the dataclass the record holds)."""
+    return {f.name: getattr(tags, f.name) for f in fields(tags)}
 
 
 def write_results(jobs: Sequence[ImageJob], results: Sequence[ImageResult]) -> None:
