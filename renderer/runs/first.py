@@ -21,7 +21,6 @@ from gallery.prompts import Prompt, load_prompts
 
 from ..execution.cache import expected, read_record, refresh, remove_stale_temp_files, status
 from ..execution.jobs import ImageJob, Tags, derive_seed, write_results
-from ..execution.timing import Piece
 from ..language.config import Config
 from .configs import method_config
 from .spec import EVERYTHING, RunSpec, Selection
@@ -75,12 +74,6 @@ class GalleryPlan:
     items: list[Item]  # the selected prompt x method, with status
     todo: list[Item]  # to render in this run (after the selection's limit)
     stems: list[str]  # every prompt's stem in list order (the CSVs' row order)
-
-    def pieces(self, batch_of) -> list[Piece]:
-        """The work, per method, for an estimate (``batch_of(config, count)``: its batch)."""
-        counts = Counter(i.method for i in self.todo)
-        return [Piece(self.configs[m], n, batch_of(self.configs[m], n))
-                for m, n in sorted(counts.items())]
 
     def dry_run_lines(self) -> list[str]:
         """Each image's verdict, and how the complete ones were made (device, precision):
