@@ -19,9 +19,16 @@ THREADS = int(os.environ.get("CLIPIG_TEST_THREADS") or 1)
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = str(THREADS)
 os.environ["CLIPIG_PRECISION"] = "fp32"
-# The cluster tests' Ray head asks drivers for its token (~/.ray/auth_token);
-# Ray reads this once, when a process first talks to a cluster.
+# The cluster tests' Ray head asks drivers for its token; Ray reads these once,
+# when a process first talks to a cluster. The token is made here for the
+# suite and inherited by the head, its workers and the drivers (Ray 2.60's
+# `ray start` no longer writes one to ~/.ray/auth_token by itself, and the
+# tests write nothing to the home directory).
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+    import secrets
+
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 import signal  # noqa: E402
 import subprocess  # noqa: E402
