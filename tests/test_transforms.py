@@ -450,6 +450,16 @@ REQUIRED_ARGS: dict[str, dict[str, object]] = {
     "bwnoise": {"std": (0.2,)},
     "clamp": {"range": (0.0, 1.0)},
     "blur": {},
+    "crop": {"xywh": (2.0, 3.0, 30.0, 20.0)},
+    "repeat": {"count": (2, 1)},
+    "shift": {"offset": (3.0, 0.25)},
+    "random_shift": {"offset": (0.0, 1.0, 0.0, 1.0)},
+    "random_scale": {"scale": (0.8, 1.2)},
+    "random_translate": {"offset": (0.1, 0.2)},
+    "border": {},
+    "edge": {},
+    "rnoise": {"std": (0.1, 0.2, 0.3), "resolution": (8, 6)},
+    "fnoise": {"std": (0.01, 0.02, 0.03)},
 }
 
 
@@ -482,8 +492,9 @@ def test_every_transform_has_test_arguments() -> None:
     # The names a config may use, written out (not read from the registry):
     # a transform dropped or renamed fails here, and the list must be sorted.
     assert TRANSFORMS.names() == [
-        "add", "blur", "bwnoise", "center_crop", "clamp", "mean", "mul", "noise", "pad",
-        "random_crop", "random_rotate", "resize", "rotate",
+        "add", "blur", "border", "bwnoise", "center_crop", "clamp", "crop", "edge", "fnoise",
+        "mean", "mul", "noise", "pad", "random_crop", "random_rotate", "random_scale",
+        "random_shift", "random_translate", "repeat", "resize", "rnoise", "rotate", "shift",
     ]
 
 

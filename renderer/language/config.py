@@ -575,10 +575,11 @@ class _Parser:
             items = value.split(",") if "," in value else value.split()
         else:
             items = [value]
-        if len(items) == 1 and spec.length > 1:
-            items = items * spec.length
+        if len(items) in spec.tiles and spec.length % len(items) == 0:
+            items = items * (spec.length // len(items))
         if len(items) != spec.length:
-            expected = "1" if spec.length == 1 else f"1 or {spec.length}"
+            counts = sorted({*spec.tiles, spec.length})
+            expected = " or ".join(str(c) for c in counts)
             self.fail(key, f"expected {expected} value(s), got {len(items)}: {_show(value)}")
         return Param(tuple(self.item(i, spec, key, variables) for i in items), spec.kind)
 

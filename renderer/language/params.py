@@ -21,6 +21,9 @@ class ParamSpec:
     default: object = REQUIRED  # REQUIRED, None (optional) or a value in YAML form
     choices: tuple[str, ...] = ()  # for str parameters
     minimum: float | None = None  # smallest allowed value of a constant
+    # Shorter lists that are repeated up to ``length``: one number is copied to
+    # every entry; random_shift also takes 2 numbers (min max) for both axes.
+    tiles: tuple[int, ...] = (1,)
 
     @property
     def required(self) -> bool:

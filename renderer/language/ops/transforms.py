@@ -380,3 +380,187 @@ def gaussian_blur(x: torch.Tensor, kernel_size, sigma=None, *, form: str | None 
 def blur(x, args, rng):
     """Gaussian blur; sigma defaults to torchvision's choice for the kernel size."""
     return gaussian_blur(x, args["kernel_size"], args["sigma"])
+
+
+# --- CLIPig's other transforms ---------------------------------------------------------
+#
+# Sizes and offsets below 1 (in absolute value, for offsets) are fractions of
+# the image, others pixels; a fraction becomes pixels by a product in double
+# precision truncated towards zero, as the reference's Python floats did.
+
+
+def _to_pixels(value: float, size: int) -> int:
+    """``value * size`` for a fraction (below 1), else ``value``, truncated."""
+    return int(value * size if value < 1 else value)
+
+
+@_register("crop", {"xywh": ParamSpec(float, 4)}, resizes=True)
+def crop(x, args, rng):
+    """Cut a fixed window (x y width height, fractions below 1 or pixels); zeros outside."""
+    h, w = x.shape[-2:]
+    left, top, width, height = (
+        _to_pixels(v, n) for v, n in zip(args["xywh"], (w, h, w, h), strict=True)
+    )
+    if width < 1 or height < 1:
+        raise ValueError(f"crop: the window {width}x{height} has no pixels")
+    pads = (max(0, -left), max(0, left + width - w), max(0, -top), max(0, top + height - h))
+    if any(pads):
+        # torchvision's crop fills what lies outside the image with zeros.
+        x = F.pad(x, pads)
+        left, top = left + pads[0], top + pads[2]
+    return x[:, :, top : top + height, left : left + width]
+
+
+@_register("repeat", {"count": ParamSpec(int, 2, minimum=1)}, resizes=True)
+def repeat(x, args, rng):
+    """Tile the image ``count`` times to the right and downwards (x y)."""
+    cx, cy = args["count"]
+    if cx < 1 or cy < 1:
+        raise ValueError(f"repeat: counts must be >= 1, got {cx} {cy}")
+    return x.repeat(1, 1, cy, cx)
+
+
+def _wrap_offset(value, size: int):
+    """A shift in whole pixels in [0, size): fractions (|v| < 1) scaled, truncated, wrapped.
+
+    ``value`` is a Python number or a tensor of them (one per view).
+    """
+    if isinstance(value, torch.Tensor):
+        pixels = torch.where(value.abs() < 1, value * size, value)
+        return torch.remainder(torch.trunc(pixels), size).long()
+    return int(value * size if abs(value) < 1 else value) % size
+
+
+@_register("shift", {"offset": ParamSpec(float, 2)})
+def shift(x, args, rng):
+    """Move the image right and down by ``offset`` (x y), wrapping around the edges."""
+    h, w = x.shape[-2:]
+    dx, dy = (_wrap_offset(v, n) for v, n in zip(args["offset"], (w, h), strict=True))
+    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+def roll_views(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+    """Each view moved right by ``dx`` and down by ``dy`` pixels ((M,) in [0, size)),
+    wrapping around: out[i, j] = x[(i - dy) % H, (j - dx) % W]. One gather."""
+    m, c, h, w = x.shape
+    rows = torch.remainder(torch.arange(h, device=x.device).view(1, h) - dy.view(m, 1), h)
+    cols = torch.remainder(torch.arange(w, device=x.device).view(1, w) - dx.view(m, 1), w)
+    index = (rows.view(m, h, 1) * w + cols.view(m, 1, w)).view(m, 1, h * w).expand(m, c, h * w)
+    return x.reshape(m, c, h * w).gather(2, index).view(m, c, h, w)
+
+
+@_register("random_shift", {"offset": ParamSpec(float, 4, tiles=(1, 2))}, random=True)
+def random_shift(x, args, rng):
+    """Wrap-around move by a uniform offset: min max for both axes, or x-min x-max y-min y-max."""
+    h, w = x.shape[-2:]
+    x0, x1, y0, y1 = args["offset"]
+    u = rng.uniform(2).to(_exact(x.device))  # x, then y
+    dx = _wrap_offset(x0 + (x1 - x0) * u[:, 0], w)
+    dy = _wrap_offset(y0 + (y1 - y0) * u[:, 1], h)
+    return roll_views(x, dx, dy)
+
+
+def affine_views(x: torch.Tensor, scale: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor):
+    """Scale each view about the image centre, then move it by (tx, ty) pixels; (M,) each.
+
+    The output pixel p shows the source at centre + (p - centre - t) / scale,
+    nearest neighbour, zeros outside: torchvision's affine without rotation.
+    """
+    m, _, h, w = x.shape
+    s = scale.to(torch.float32).view(m, 1, 1)
+    cx, cy = (w - 1) * 0.5, (h - 1) * 0.5
+    px = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
+    py = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
+    sx = (px - cx - tx.to(torch.float32).view(m, 1, 1)) / s + cx
+    sy = (py - cy - ty.to(torch.float32).view(m, 1, 1)) / s + cy
+    sx, sy = sx.expand(m, h, w), sy.expand(m, h, w)
+    grid = torch.stack(((2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1), dim=-1)
+    return F.grid_sample(
+        x, grid.to(x.dtype), mode="nearest", padding_mode="zeros", align_corners=False
+    )
+
+
+@_register("random_scale", {"scale": ParamSpec(float, 2)}, random=True)
+def random_scale(x, args, rng):
+    """Scale the content by a uniform factor in [min, max] about the centre; zeros outside."""
+    lo, hi = args["scale"]
+    u = rng.uniform(1)[:, 0]
+    zero = torch.zeros_like(u)
+    return affine_views(x, lo + (hi - lo) * u, zero, zero)
+
+
+@_register("random_translate", {"offset": ParamSpec(float, 2)}, random=True)
+def random_translate(x, args, rng):
+    """Move by whole pixels drawn from +-offset (fractions x y of the size); zeros outside."""
+    h, w = x.shape[-2:]
+    a, b = args["offset"]
+    u = rng.uniform(2).to(_exact(x.device))  # x, then y
+    # uniform in [-max, max], rounded half to even as Python's round did
+    tx = torch.round((2 * u[:, 0] - 1) * (a * w))
+    ty = torch.round((2 * u[:, 1] - 1) * (b * h))
+    return affine_views(x, torch.ones_like(tx), tx, ty)
+
+
+@_register("border", {
+    "size": ParamSpec(int, 2, default=1, minimum=0),
+    "color": ParamSpec(float, 3, default=0.0),
+})
+def border(x, args, rng):
+    """Paint a frame of ``size`` pixels (x y) in ``color``; the size does not change."""
+    h, w = x.shape[-2:]
+    sx, sy = (max(0, min(s, n)) for s, n in zip(args["size"], (w, h), strict=True))
+    rows = torch.arange(h, device=x.device).view(h, 1)
+    cols = torch.arange(w, device=x.device).view(1, w)
+    frame = (rows < sy) | (rows >= h - sy) | (cols < sx) | (cols >= w - sx)
+    return torch.where(frame, _rgb(args["color"], x), x)
+
+
+def _odd_kernel_only(kernel_size, name: str) -> tuple[int, int]:
+    sizes = tuple(int(k) for k in kernel_size)
+    if any(k < 1 or k % 2 == 0 for k in sizes):
+        raise ValueError(f"{name}: kernel_size must be odd and positive, got {sizes}")
+    return sizes
+
+
+@_register("edge", {
+    "kernel_size": ParamSpec(int, 2, default=3, minimum=1),
+    "sigma": ParamSpec(float, 2, default=None),
+    "amount": ParamSpec(float, 3, default=1.0),
+})
+def edge(x, args, rng):
+    """Keep only edges: (image - blurred image) x amount, clamped to [0, 1]."""
+    sizes = _odd_kernel_only(args["kernel_size"], "edge")
+    sigma = args["sigma"]
+    if sigma is not None and min(sigma) <= 0:
+        raise ValueError(f"edge: sigma must be > 0, got {tuple(sigma)}")
+    blurred = gaussian_blur(x, sizes, sigma)
+    # The reference clamps the signed difference (its docs say abs).
+    return torch.clamp((x - blurred) * _rgb(args["amount"], x), 0, 1)
+
+
+@_register("rnoise", {"std": ParamSpec(float, 3), "resolution": ParamSpec(int, 2, minimum=1)},
+           random=True)
+def rnoise(x, args, rng):
+    """Add gaussian noise drawn at ``resolution`` (x y) and resized to the image."""
+    h, w = x.shape[-2:]
+    rw, rh = args["resolution"]
+    if rw < 1 or rh < 1:
+        raise ValueError(f"rnoise: resolution must be >= 1, got {rw} {rh}")
+    noise = resize_views(rng.normal(3, rh, rw).to(x.dtype), w, h)
+    return x + noise * _rgb(args["std"], x)
+
+
+@_register("fnoise", {"std": ParamSpec(float, 3)}, random=True)
+def fnoise(x, args, rng):
+    """Add gaussian noise (std x 15) to the Fourier transform of each channel's pixels."""
+    m, c, h, w = x.shape
+    # One 1-D transform of the flattened pixels per channel, as the reference did.
+    space = torch.fft.rfft(x.reshape(m, c, h * w).float())
+    k = space.shape[-1]
+    std = _rgb(args["std"], x)
+    std = 15.0 * (std.view(1, c, 1).float() if isinstance(std, torch.Tensor) else std)
+    real = space.real + rng.normal(c, k) * std
+    imag = space.imag + rng.normal(c, k) * std
+    # n given, so an odd pixel count (where the reference failed) keeps its size.
+    out = torch.fft.irfft(torch.complex(real, imag), n=h * w)
+    return out.view(m, c, h, w).to(x.dtype)
