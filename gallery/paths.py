@@ -7,6 +7,8 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 METHODS_DIR = DATA_DIR / "methods"
 RANKING_DIR = DATA_DIR / "ranking"
+# A CLIPig config beyond the methods (the bench's "clipig" setting, an example).
+SHOWCASE_CONFIG = DATA_DIR / "clipig" / "showcase.yaml"
 
 METHODS = (1, 2)
 

@@ -249,3 +249,62 @@ def test_memory_peaks_keep_the_maximum_across_settings(fake_cuda):
     assert peaks.overall() == 400.0
 
 
+
+
+def test_the_clipig_setting_times_the_showcase_against_the_reference(tiny_clip):
+    from gallery.paths import SHOWCASE_CONFIG
+    from renderer.language.config import load_config
+    from renderer.runs.bench import config_bench
+
+    config = load_config(SHOWCASE_CONFIG)
+    entry = config_bench(config, tiny_clip, ["fp32"], "fp32", steps=1, batch=2, half=False)
+    assert entry["new_ops"] == [
+        "repeat", "random_shift", "random_scale", "random_translate", "fnoise",
+        "constraint contrast", "constraint edge_mean", "constraint normalize",
+        "constraint border", "postproc border"]
+    assert set(entry["seconds_per_step"]) == {"reference", "fp32 N=1", "fp32 N=2"}
+    assert all(s > 0 for s in entry["seconds_per_step"].values())
+    assert entry["speedup"]["reference"] == 1.0
+
+
+def test_the_showcase_step_never_reads_values_back(tiny_clip):
+    from dataclasses import replace
+
+    from gallery.paths import SHOWCASE_CONFIG
+    from renderer.language.config import load_config
+
+    # torch's Adam reads its step counter with .item(); that counter is a CPU
+    # tensor on every device (not a device read), but the guard cannot tell on
+    # the CPU, so the step is checked with the methods' optimiser.
+    config = replace(load_config(SHOWCASE_CONFIG).with_epochs(20), optimizer="rmsprob")
+    job = BatchRender(config, tiny_clip, [1, 2], ["a", "b"])
+    state = job.start()
+    with no_reads_from_the_device():
+        for epoch in (0, 9, 10, 19):  # normalize starts at 50%, the postproc border at 90%
+            job.step(state, plan_epoch(config, epoch))
+
+
+def test_a_step_with_similarity_weights_and_select_never_reads_values_back(tiny_clip):
+    from renderer.language.config import parse_config
+
+    config = parse_config("""
+epochs: 4
+resolution: 48
+optimizer: rmsprob
+targets:
+  - batch_size: 3
+    select: worst
+    features:
+      - {text: a cat, weight: "1 if sim > 10 else max(0.5, sim / 20)", loss: l2}
+      - {text: a dog, scale: 1.5}
+    transforms: [{random_shift: 0 1}, {rnoise: {std: 0.1, resolution: 4}}]
+    constraints:
+      - std: {above: 0.2, weight: "time_step(0, 1) * (1 - sim / 100)"}
+  - features: [{text: a bird}]
+    select: mix
+""")
+    job = BatchRender(config, tiny_clip, [1, 2])
+    state = job.start()
+    with no_reads_from_the_device():
+        for epoch in range(4):
+            job.step(state, plan_epoch(config, epoch))

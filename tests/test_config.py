@@ -412,12 +412,17 @@ def test_declared_constraint_rule_is_enforced(name: str) -> None:
     parse(TARGET + f"    constraints:\n      - {name}: {{below: 0.5}}\n")
 
 
-@pytest.mark.parametrize(
-    "line", ["noise: 0.1", "random_rotate: {degree: -5 5}", "pad: {size: 4}"]
-)
-def test_postproc_takes_no_random_or_resizing_transform(line: str) -> None:
+@pytest.mark.parametrize("line", ["pad: {size: 4}", "repeat: 2", "crop: 0 0 .5 .5"])
+def test_postproc_takes_no_resizing_transform(line: str) -> None:
     name = line.split(":")[0]
     refused(f"postproc:\n  - {line}\n" + TARGET, f"postproc[0].{name}")
+
+
+@pytest.mark.parametrize("line", ["noise: 0.1", "random_rotate: {degree: -5 5}",
+                                  "random_shift: 0 1", "fnoise: 0.01"])
+def test_postproc_takes_random_transforms_as_clipig_did(line: str) -> None:
+    name = line.split(":")[0]
+    assert parse(f"postproc:\n  - {line}\n" + TARGET).postproc[0].step.name == name
 
 
 def test_expression_failing_at_the_first_epoch() -> None:
@@ -453,7 +458,7 @@ def test_every_registered_optimizer_parses(name: str) -> None:
     assert parse(f"optimizer: {name}\n" + TARGET).optimizer == name
 
 
-def test_image_feature_is_unsupported() -> None:
+def test_a_missing_feature_image_is_refused() -> None:
     refused("targets:\n  - features: [{image: a.png}]\n", "targets[0].features[0].image")
 
 

@@ -27,7 +27,11 @@ def loss(name: str, views: torch.Tensor, **args) -> torch.Tensor:
     full = {"loss": "l2"}
     for pname, spec in CONSTRAINTS[name].params.items():
         if not spec.required:
-            full[pname] = spec.default
+            # As the config parser gives a default: one number copied to every entry.
+            default = spec.default
+            if default is not None and spec.kind is not str:
+                default = (spec.kind(default),) * spec.length
+            full[pname] = default
     full.update(args)
     return CONSTRAINTS[name].fn(views, full)
 
@@ -139,6 +143,57 @@ def test_blur_gradient_flows() -> None:
     assert views.grad is not None and views.grad.abs().sum() > 0
 
 
+# --- CLIPig's other constraints ------------------------------------------------------
+
+
+def test_border_charges_the_frame_only():
+    # 8 of 9 pixels are frame: 0.5 away from black
+    views = constant(0.5, h=3, w=3)
+    assert loss("border", views, size=(1, 1), color=(0.0,) * 3).item() == \
+        pytest.approx(100 * 0.25 * 8 / 9)
+    assert loss("border", views, size=(1, 1), color=(0.0,) * 3, loss="l1").item() == \
+        pytest.approx(100 * 0.5 * 8 / 9)
+
+
+# Channel 0: 0 .2 .4 1 (mean .4: above it 1, below it 0 and .2, so 1 - .1 = .9);
+# channel 1 flat (0); channel 2: 0 1 0 1 (1 - 0 = 1).
+CONTRASTY = torch.tensor([[0.0, 0.2, 0.4, 1.0], [0.3] * 4, [0.0, 1.0, 0.0, 1.0]]).view(1, 3, 1, 4)
+
+
+def test_contrast_value_by_hand():
+    from renderer.language.ops.constraints import contrast_of
+
+    assert contrast_of(CONTRASTY)[0].tolist() == pytest.approx([0.9, 0.0, 1.0])
+
+
+def test_contrast_has_no_factor_of_100():
+    # above 1: distances .1, 1, 0 -> (0.01 + 1) / 3, times 1 (not 100)
+    assert loss("contrast", CONTRASTY, above=(1.0,) * 3).item() == pytest.approx(1.01 / 3)
+
+
+def test_edge_mean_of_an_impulse_by_hand():
+    import math
+
+    # 3-tap kernel, sigma 0.8: side weight a, centre weight b (2a + b = 1). The
+    # blurred impulse is the kernel's outer product: |x - blur| is 1 - b^2 at
+    # the centre, ab at 4 neighbours, a^2 at 4 corners; mean over 25 pixels.
+    side = math.exp(-0.5 / 0.64)
+    a, b = side / (1 + 2 * side), 1 / (1 + 2 * side)
+    views = torch.zeros(1, 3, 5, 5)
+    views[0, :, 2, 2] = 1
+    value = (1 - b * b + 4 * a * b + 4 * a * a) / 25
+    out = loss("edge_mean", views, above=(0.0,) * 3, kernel_size=(3, 3), sigma=None)
+    assert out.item() == pytest.approx(100 * value ** 2, rel=1e-5)
+
+
+def test_normalize_by_hand():
+    # .2 .4 .6 stretched to 0 .5 1: differences .2 -.1 -.4, squared mean .07, x 10
+    views = torch.tensor([0.2, 0.4, 0.6]).view(1, 1, 1, 3).repeat(1, 3, 1, 1)
+    assert loss("normalize", views).item() == pytest.approx(0.7)
+    # a flat view cannot be stretched: it is compared with the desired minimum
+    assert loss("normalize", constant(0.5)).item() == pytest.approx(10 * 0.25)
+
+
 # --- registry and batching -------------------------------------------------------------
 
 
@@ -150,6 +205,10 @@ TEST_ARGS: dict[str, dict[str, object]] = {
     "mean": {"above": (0.1, 0.2, 0.3), "below": (0.3, 0.35, 0.4)},
     "std": {"above": (0.05, 0.1, 0.15), "below": (0.15, 0.2, 0.25)},
     "blur": {"kernel_size": (3, 3), "sigma": None},
+    "border": {"size": (2, 1), "color": (0.1, 0.2, 0.3)},
+    "contrast": {"above": (0.7,) * 3},
+    "edge_mean": {"above": (0.5,) * 3, "kernel_size": (3, 3), "sigma": None},
+    "normalize": {"min": (0.2, 0.1, 0.0), "max": (0.8, 0.9, 1.0)},
 }
 
 
@@ -158,7 +217,9 @@ def test_every_constraint_has_test_arguments() -> None:
     assert set(TEST_ARGS) == set(CONSTRAINTS)
     # The names a config may use, written out (not read from the registry):
     # a constraint dropped or renamed fails here, and the list must be sorted.
-    assert CONSTRAINTS.names() == ["blur", "mean", "saturation", "std"]
+    assert CONSTRAINTS.names() == [
+        "blur", "border", "contrast", "edge_mean", "mean", "normalize", "saturation", "std",
+    ]
 
 
 def test_common_params_are_param_specs() -> None:
@@ -171,7 +232,8 @@ def test_threshold_constraints_declare_their_rule() -> None:
     # The config parser reads "needs above or below" from here.
     rules = {name: c.needs_one_of for name, c in CONSTRAINTS.items()}
     both = ("above", "below")
-    assert rules == {"saturation": both, "mean": both, "std": both, "blur": ()}
+    assert rules == {"saturation": both, "mean": both, "std": both, "blur": (),
+                     "contrast": both, "edge_mean": both, "border": (), "normalize": ()}
     assert CONSTRAINTS["mean"].broken_rule({"above": None, "below": None}) == \
         "needs 'above' or 'below'"
     assert CONSTRAINTS["mean"].broken_rule({"above": (0.1,) * 3, "below": None}) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from renderer.language.config import LEARNRATE_VARS, STEP_VARS, ConfigError, parse_config
+from renderer.language.config import LEARNRATE_VARS, WEIGHT_VARS, ConfigError, parse_config
 from renderer.language.ops.constraints import CONSTRAINTS
 from renderer.language.ops.transforms import TRANSFORMS
 from renderer.language.unsupported import CLIPIG_VARIABLES, NOT_SUPPORTED
@@ -32,27 +32,23 @@ def refusal(text: str) -> str:
     return str(err.value)
 
 
-def test_a_clipig_transform_is_not_supported():
-    message = refusal(config(transform="random_shift: 0 1"))
-    assert "transform 'random_shift' from CLIPig is not supported" in message
-    assert "targets[0].transforms[0].random_shift" in message
-    assert "unknown" not in message
-
-
-def test_a_clipig_postproc_transform_is_not_supported():
-    message = refusal(config(extra="postproc:\n  - edge: {kernel_size: 3}\n"))
-    assert "transform 'edge' from CLIPig is not supported" in message
+def test_every_clipig_transform_is_supported():
+    assert not NOT_SUPPORTED["transform"]
+    for name in ("border", "crop", "edge", "fnoise", "rnoise", "random_scale", "random_shift",
+                 "random_translate", "repeat", "shift"):
+        assert name in TRANSFORMS
 
 
 def test_a_clipig_constraint_is_not_supported():
-    message = refusal(config(constraint="contrast: {above: 1}"))
-    assert "constraint 'contrast' from CLIPig is not supported" in message
-    assert "targets[0].constraints[0].contrast" in message
+    message = refusal(config(constraint="noise: {std: 0.1}"))
+    assert "constraint 'noise' from CLIPig is not supported" in message
+    assert "targets[0].constraints[0].noise" in message
+    assert "unknown" not in message
 
 
 @pytest.mark.parametrize(("extra", "top", "name"), [
-    ("    select: best\n", False, "select"),
-    ("start_epoch: 3\n", True, "start_epoch"),
+    ("    tile: 2\n", False, "tile"),
+    ("init:\n  image_tensor: [[[0]]]\n", True, "image_tensor"),
 ])
 def test_a_clipig_key_is_not_supported(extra, top, name):
     text = extra + config() if top else config(extra=extra)
@@ -60,20 +56,30 @@ def test_a_clipig_key_is_not_supported(extra, top, name):
     assert f"key '{name}' from CLIPig is not supported" in message
 
 
-@pytest.mark.parametrize(("expression", "name"), [
-    ("0.1*sim", "sim"), ("0.1*similarity", "similarity"), ("0.1*time", "time"),
-    ("0.1*time_inverse3", "time_inverse3"),
-])
-def test_a_clipig_variable_is_not_supported(expression, name):
-    message = refusal(config(transform=f"noise: {expression}"))
-    assert f"variable '{name}' from CLIPig is not supported" in message
-    assert expression in message
+def test_fair_feature_scale_is_not_supported_with_its_reason():
+    message = refusal(config(extra="    feature_scale: fair\n"))
+    assert "targets[0].feature_scale" in message
+    assert "'feature_scale: fair' from CLIPig is not supported" in message
+    parse_config(config(extra="    feature_scale: equal\n"))
+
+
+@pytest.mark.parametrize("expression", ["0.1*time", "0.1*time_inverse3", "time_step(0, 1)"])
+def test_the_long_time_names_and_time_step_are_variables(expression):
+    parsed = parse_config(config(transform=f"bwnoise: {expression}"))
+    assert parsed.targets[0].transforms[0].args["std"].items[0].text == expression
+
+
+def test_the_similarity_is_read_only_in_weights():
+    message = refusal(config(transform="noise: 0.1*sim"))
+    assert "variable 'sim' from CLIPig is not supported in this value" in message
+    parse_config(config(constraint="saturation: {below: 0.1, weight: 1 - sim / 100}"))
 
 
 def test_a_clipig_variable_outside_its_place_is_not_supported_there():
-    # CLIPig let transforms read the resolution; here they cannot.
-    message = refusal(config(transform="noise: 1/res"))
-    assert "variable 'res' from CLIPig is not supported in this value" in message
+    # CLIPig let only learnrate and weights read the learning rate's scale, and
+    # the schedule of the resolution nothing but the time.
+    message = refusal(config(extra="") .replace("epochs: 11", "epochs: 11\nresolution: 8*lr"))
+    assert "variable 'lr' from CLIPig is not supported in this value" in message
 
 
 @pytest.mark.parametrize(("text", "what"), [
@@ -81,6 +87,7 @@ def test_a_clipig_variable_outside_its_place_is_not_supported_there():
     (config(constraint="sharpness: {above: 1}"), "unknown constraint"),
     ("colour: 3\n" + config(), "unknown key"),
     (config(extra="    quantize: 3\n"), "unknown key"),
+    (config(constraint="edge_max: {above: 1}"), "unknown constraint"),
 ])
 def test_an_invented_name_is_unknown(text, what):
     message = refusal(text)
@@ -96,7 +103,7 @@ def test_the_table_lists_only_what_is_missing():
     assert not set(NOT_SUPPORTED["transform"]) & set(TRANSFORMS)
     assert not set(NOT_SUPPORTED["constraint"]) & set(CONSTRAINTS)
     assert set(NOT_SUPPORTED["variable"]) <= CLIPIG_VARIABLES
-    assert not set(NOT_SUPPORTED["variable"]) & (set(STEP_VARS) | set(LEARNRATE_VARS))
-    # Everything else CLIPig's expressions had is a variable here somewhere.
-    assert CLIPIG_VARIABLES - set(NOT_SUPPORTED["variable"]) <= set(STEP_VARS) | set(
+    assert not set(NOT_SUPPORTED["variable"]) & set(WEIGHT_VARS)
+    # Everything CLIPig's expressions had is a variable here somewhere.
+    assert CLIPIG_VARIABLES - set(NOT_SUPPORTED["variable"]) <= set(WEIGHT_VARS) | set(
         LEARNRATE_VARS)

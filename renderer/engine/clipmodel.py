@@ -62,6 +62,18 @@ class ClipModel:
         self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
 
+    @torch.no_grad()
+    def encode_pictures(self, pictures: list) -> torch.Tensor:
+        """L2-normalised fp32 features of image files (or their bytes), (len, D).
+
+        Each goes through the ``clip`` package's own preprocessing (short side
+        scaled, centre crop, normalisation), as CLIPig prepared image features.
+        """
+        from .imageio import open_rgb
+
+        pixels = torch.stack([self.preprocess(open_rgb(p)) for p in pictures]).to(self.device)
+        return F.normalize(self.model.encode_image(pixels).float(), dim=-1)
+
     def encode_views(self, views: torch.Tensor) -> torch.Tensor:
         """L2-normalised features of views in [0, 1], (M, 3, R, R) at the model's resolution."""
         features = self.model.encode_image((views - self._mean) / self._std)

@@ -51,7 +51,7 @@ def plan_epoch(config: Config, epoch: int) -> EpochPlan:
     lr_env = {**env, "resolution": width, "res": width, "width": width, "height": height}
     scale = config.learnrate_scale.first(lr_env)
     lr = learning_rate(config.optimizer, config.learnrate.first(lr_env), scale)
-    step_env = {**env, "learnrate": lr, "lr": lr, "learnrate_scale": scale, "lrs": scale}
+    step_env = {**lr_env, "learnrate": lr, "lr": lr, "learnrate_scale": scale, "lrs": scale}
     return EpochPlan(epoch, int(width), int(height), lr, step_env)
 
 
@@ -115,12 +115,12 @@ class BatchRender:
         self.precision = check_precision(precision or default_precision(self.device))
         self.texts = list(texts) if texts is not None else None
         self.init_images = list(init_images) if init_images is not None else None
-        self.text_features = self._encode_texts()
+        self.goals = self._encode_goals()
 
     # -- setup
 
-    def _encode_texts(self) -> dict[tuple[int, int], torch.Tensor]:
-        """(target, feature) -> (N, D) features, encoded once for all images."""
+    def _encode_goals(self) -> dict[tuple[int, int], torch.Tensor]:
+        """(target, feature) -> (N, D) features of its text or image, encoded once."""
         replaced = set(self.config.text_features) if self.texts is not None else set()
         if len(replaced) > 1:
             self.config.with_text("")  # raises the config's own error
@@ -129,6 +129,9 @@ class BatchRender:
             for fi, feature in enumerate(target.features):
                 if (ti, fi) in replaced:
                     features[ti, fi] = self.model.encode_texts(self.texts)
+                elif feature.image is not None:
+                    features[ti, fi] = self.model.encode_pictures([feature.image]).expand(
+                        self.count, -1)
                 else:
                     features[ti, fi] = self.model.encode_texts([feature.text]).expand(
                         self.count, -1
@@ -157,8 +160,8 @@ class BatchRender:
     # -- the loop
 
     def start(self) -> OptimState:
-        """Initial pixels and optimiser for epoch 0."""
-        plan = plan_epoch(self.config, 0)
+        """Initial pixels and optimiser for the first epoch (``start_epoch``, 0 by default)."""
+        plan = plan_epoch(self.config, self.config.start_epoch)
         pixels = self._initial_pixels(plan.width, plan.height).requires_grad_(True)
         return OptimState(pixels, self._optimizer(pixels, plan.lr))
 
@@ -206,7 +209,8 @@ class BatchRender:
         sim_sum = torch.zeros(self.count, device=self.device)
         parts: dict[str, torch.Tensor] = {}
         sims = sim_sum
-        for epoch in range(config.epochs):
+        first = config.start_epoch
+        for epoch in range(first, config.epochs):
             loss, sims, parts = self.step(state, plan_epoch(config, epoch))
             if frames is not None:
                 frames.capture(epoch + 1, state.pixels)
@@ -214,7 +218,7 @@ class BatchRender:
             if progress is not None and (
                 (epoch + 1) % report_every == 0 or epoch + 1 == config.epochs
             ):
-                mean_sims = (sim_sum / (epoch + 1)).cpu()
+                mean_sims = (sim_sum / (epoch + 1 - first)).cpu()
                 progress(Progress(epoch + 1, config.epochs, mean_sims, loss.cpu()))
         pixels = state.pixels
         with torch.no_grad():
@@ -259,9 +263,15 @@ class BatchRender:
             per_image = target.views
             features = encoded[offset : offset + v.shape[0]]
             offset += v.shape[0]
+            if not target.simple:
+                target_loss, target_sims = self._general_target_loss(
+                    ti, target, features, v, plan, parts)
+                sims = sims + target_sims
+                total = total + target_loss
+                continue
             target_loss = torch.zeros(n, device=self.device)
             for fi, feature in enumerate(target.features):
-                text = self.text_features[ti, fi].repeat_interleave(per_image, dim=0)
+                text = self.goals[ti, fi].repeat_interleave(per_image, dim=0)
                 cos = (features * text).sum(-1).view(n, per_image)
                 sims = sims + 100.0 * cos.mean(1) / max(1, len(target.features))
                 if is_active(feature.start, feature.end, plan.epoch, t):
@@ -278,6 +288,64 @@ class BatchRender:
                     target_loss = target_loss + part
             total = total + target_loss * target.weight.first(plan.env)
         return total, sims / max(1, len(active)), parts
+
+    def _general_target_loss(self, ti: int, target, features: torch.Tensor,
+                             views: torch.Tensor, plan: EpochPlan, parts: dict):
+        """One target's loss (N,) and reported similarity (N,), view by view.
+
+        For targets the article's methods never had: a select mode, L1/L2
+        feature losses, a feature scale, or weights that read the similarity
+        (``sim``: per feature in its weight and scale, the mean of the
+        target's features in constraint and target weights). Every weight is
+        a number or an (N, views) tensor; nothing is read back from the device.
+        """
+        n, per_image, t = self.count, target.views, plan.env["t"]
+        env = plan.env
+        feats = features.view(n, per_image, -1)
+        cosines, sims_f, weights, losses, active = [], [], [], [], []
+        for fi, feature in enumerate(target.features):
+            goal = self.goals[ti, fi].view(n, 1, -1)
+            cos = (feats * goal).sum(-1)  # (N, views)
+            raw = 100.0 * cos
+            scaled = raw * _value(feature.scale, {**env, "sim": raw, "similarity": raw})
+            sims_f.append(scaled)
+            cosines.append(cos)
+            weights.append(_value(feature.weight, {**env, "sim": scaled, "similarity": scaled}))
+            losses.append(_feature_loss(feature.loss, feats, goal, cos))
+            active.append(is_active(feature.start, feature.end, plan.epoch, t))
+        count = max(1, len(target.features))
+        reported = sum(100.0 * c.mean(1) for c in cosines) / count
+        per_view = torch.zeros(n, per_image, device=self.device)
+        chosen = [i for i, on in enumerate(active) if on]
+        if chosen and target.select == "all":
+            per_view = sum(weights[i] * losses[i] for i in chosen)
+        elif chosen and target.select in ("best", "worst"):
+            candidates = torch.stack([sims_f[i] for i in chosen])  # (A, N, views)
+            pick = candidates.argmax(0) if target.select == "best" else candidates.argmin(0)
+            weighted = torch.stack([weights[i] * losses[i] for i in chosen])
+            per_view = weighted.gather(0, pick.unsqueeze(0)).squeeze(0)
+        elif chosen:  # mix: one goal, the weighted mean of the active features
+            total_weight = sum(weights[i] for i in chosen)
+            goal = sum(_per_view(weights[i]) * self.goals[ti, i].view(n, 1, -1)
+                       for i in chosen) / _per_view(total_weight)
+            goal = goal.expand(n, per_image, -1)
+            kind = target.features[chosen[0]].loss
+            cos = torch.nn.functional.cosine_similarity(feats, goal, dim=-1)
+            per_view = _feature_loss(kind, feats, goal, cos)
+        if chosen:
+            parts["feature"] = parts.get("feature", 0) + per_view.sum(1)
+        mean_sim = torch.stack(sims_f).mean(0) if sims_f else torch.zeros_like(per_view)
+        sim_env = {**env, "sim": mean_sim, "similarity": mean_sim}
+        for constraint in target.constraints:
+            if is_active(constraint.start, constraint.end, plan.epoch, t):
+                fn = CONSTRAINTS[constraint.step.name].fn
+                part = fn(views, constraint.step(env)).view(n, per_image)
+                part = part * _value(constraint.weight, sim_env)
+                key = f"constraint:{constraint.step.name}"
+                parts[key] = parts.get(key, 0) + part.sum(1)
+                per_view = per_view + part
+        return (per_view * _value(target.weight, sim_env)).sum(1), reported
+
 
     def _views(self, current: torch.Tensor, target, plan: EpochPlan, res: int) -> torch.Tensor:
         """The target's transformed views, (N * views, 3, res, res), clamped to [0, 1].
@@ -314,3 +382,23 @@ def render(
     ``run`` also takes how often to report progress)."""
     job = BatchRender(config, model, seeds, texts, init_images=init_images, precision=precision)
     return job.run(progress=progress, history=history)
+
+
+def _value(param, env):
+    """A weight's value: a number, or an (N, views) tensor where it reads ``sim``."""
+    return param.first(env)
+
+
+def _per_view(weight):
+    """A weight as (N, views, 1) to meet (N, views, D) features; a number as it is."""
+    return weight.unsqueeze(-1) if isinstance(weight, torch.Tensor) else weight
+
+
+def _feature_loss(kind: str, feats: torch.Tensor, goal: torch.Tensor, cos: torch.Tensor):
+    """Per view (N, views): 1 - cosine, or 100 x the mean absolute (l1) or squared (l2)
+    difference of the normalised features, as CLIPig computed them."""
+    if kind == "l1":
+        return 100.0 * (feats - goal).abs().mean(-1)
+    if kind == "l2":
+        return 100.0 * ((feats - goal) ** 2).mean(-1)
+    return 1.0 - cos

@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 
 from .clipmodel import ClipModel
-from .imageio import open_rgb
 
 
 @torch.no_grad()
@@ -22,10 +21,7 @@ def rate_images(model: ClipModel, paths: Sequence[Path], texts: Sequence[str],
     text_features = model.encode_texts(list(texts))
     rows = []
     for start in range(0, len(paths), batch):
-        chunk = [model.preprocess(open_rgb(p)) for p in paths[start : start + batch]]
-        pixels = torch.stack(chunk).to(model.device)
-        features = model.model.encode_image(pixels).float()
-        features = torch.nn.functional.normalize(features, dim=-1)
+        features = model.encode_pictures(list(paths[start : start + batch]))
         rows.append(100.0 * features @ text_features.T)
     if not rows:
         return torch.zeros(0, len(texts))

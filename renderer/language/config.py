@@ -18,7 +18,14 @@ from types import MappingProxyType
 
 import yaml
 
-from .expr import TIME_VARIABLES, Expression, ExpressionError, compile_expression, time_variables
+from .expr import (
+    SIM_VARIABLES,
+    TIME_VARIABLES,
+    Expression,
+    ExpressionError,
+    compile_expression,
+    time_variables,
+)
 from .ops.constraints import COMMON_PARAMS, CONSTRAINTS
 from .ops.optimizers import OPTIMIZERS
 from .ops.registry import Registry
@@ -28,8 +35,15 @@ from .unsupported import not_supported, unsupported_variable
 
 # Which variables an expression may use, by where it stands.
 SCHEDULE_VARS = TIME_VARIABLES
-LEARNRATE_VARS = TIME_VARIABLES + ("resolution", "res", "width", "height")
-STEP_VARS = TIME_VARIABLES + ("learnrate", "lr", "learnrate_scale", "lrs")
+RESOLUTION_VARS = ("resolution", "res", "width", "height")
+LEARNRATE_VARS = TIME_VARIABLES + RESOLUTION_VARS
+STEP_VARS = LEARNRATE_VARS + ("learnrate", "lr", "learnrate_scale", "lrs")
+# Weights also see the running similarity of each view (per feature for a
+# feature's weight and scale, the mean of the target's features elsewhere).
+WEIGHT_VARS = STEP_VARS + SIM_VARIABLES
+
+FEATURE_LOSSES = ("cosine", "l1", "mae", "l2", "mse")
+SELECT_MODES = ("all", "best", "worst", "mix")
 
 # Keys the reference reads that do not change the image; accepted so its
 # configs load unchanged, and otherwise ignored.
@@ -61,11 +75,17 @@ class Param:
 
     def __call__(self, env: Mapping[str, float]) -> tuple:
         return tuple(
-            self.kind(i(env)) if isinstance(i, Expression) else i for i in self.items
+            _as_kind(self.kind, i(env)) if isinstance(i, Expression) else i for i in self.items
         )
 
     def first(self, env: Mapping[str, float]):
         return self(env)[0]
+
+
+def _as_kind(kind: type, value):
+    """An expression's result as the parameter's kind; a tensor of values (an
+    expression of the similarity, one per view) stays as it is."""
+    return value if hasattr(value, "shape") else kind(value)
 
 
 @dataclass(frozen=True)
@@ -130,10 +150,28 @@ class Constraint:
 
 @dataclass(frozen=True)
 class Feature:
-    text: str
+    text: str | None  # a text feature, or
     weight: Param
     start: Moment
     end: Moment
+    image: Path | None = None  # an image feature: this picture's CLIP features
+    loss: str = "cosine"  # cosine, l1 (mae) or l2 (mse)
+    scale: Param = field(default_factory=lambda: Param((1.0,)))  # x similarity, for select
+    image_digest: str | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self):
+        if self.image is not None:
+            object.__setattr__(self, "image_digest", file_digest(Path(self.image)))
+
+    @property
+    def simple(self) -> bool:
+        """Cosine loss, unit scale and a weight that does not read the similarity."""
+        return self.loss == "cosine" and self.scale.items == (1.0,) and not reads_sim(self.weight)
+
+
+def reads_sim(param: Param) -> bool:
+    """Whether a parameter's expressions read the similarity (so it is per view)."""
+    return any(isinstance(i, Expression) and i.names & set(SIM_VARIABLES) for i in param.items)
 
 
 @dataclass(frozen=True)
@@ -145,6 +183,14 @@ class Target:
     features: tuple[Feature, ...]
     transforms: tuple[Step, ...]
     constraints: tuple[Constraint, ...]
+    select: str = "all"  # all, best, worst or mix (see docs/config-language.md)
+
+    @property
+    def simple(self) -> bool:
+        """Every feature's loss added as the article's methods do, no weight per view."""
+        return (self.select == "all" and all(f.simple for f in self.features)
+                and not reads_sim(self.weight)
+                and not any(reads_sim(c.weight) for c in self.constraints))
 
     @property
     def views(self) -> int:
@@ -208,6 +254,7 @@ class Config:
     postproc: tuple[Postproc, ...] = ()
     model: str | None = None
     device: str | None = None
+    start_epoch: int = 0  # epochs already done (the first one run is this one)
     # Canonical JSON of the file's data with the prompt left out, for hashing.
     template: str = field(default="", repr=False)
 
@@ -219,12 +266,18 @@ class Config:
         the config was parsed or ``with_init_image`` was called.
         """
         text = f"{self.template}\nepochs={self.epochs}\ninit={self.init.digest}"
+        images = [f.image_digest for t in self.targets for f in t.features if f.image]
+        if images:  # image features count by content (configs without them hash as before)
+            text += f"\nimages={' '.join(images)}"
+        if self.start_epoch:
+            text += f"\nstart_epoch={self.start_epoch}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def text_features(self) -> list[tuple[int, int]]:
         """(target, feature) indices of every text feature."""
-        return [(i, j) for i, t in enumerate(self.targets) for j, _ in enumerate(t.features)]
+        return [(i, j) for i, t in enumerate(self.targets) for j, f in enumerate(t.features)
+                if f.text is not None]
 
     @property
     def text(self) -> str:
@@ -272,18 +325,23 @@ class Config:
 # --- parsing ----------------------------------------------------------------------
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and check a YAML config file."""
+def load_config(path: str | Path, roots: Sequence[Path] = ()) -> Config:
+    """Read and check a YAML config file; ``roots``: more folders its pictures may be in."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
-    return parse_config(text, source=str(path), base=path.parent)
+    return parse_config(text, source=str(path), base=path.parent, roots=roots)
 
 
-def parse_config(text: str, source: str = "<config>", base: Path | None = None) -> Config:
-    """Check YAML text and turn it into a Config; ``base`` resolves relative paths."""
+def parse_config(text: str, source: str = "<config>", base: Path | None = None,
+                 roots: Sequence[Path] = ()) -> Config:
+    """Check YAML text and turn it into a Config; ``base`` resolves relative paths.
+
+    A picture a config names (init.image, an image feature) must lie inside
+    ``base`` or one of the ``roots`` the user named (see ``_Parser.picture``).
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -293,25 +351,26 @@ def parse_config(text: str, source: str = "<config>", base: Path | None = None) 
         raise ConfigError(source, "", f"malformed YAML{where}: {problem}") from None
     if data is None:
         data = {}
-    return _Parser(source, base or Path(".")).config(data)
+    return _Parser(source, base or Path("."), roots).config(data)
 
 
 _TOP_KEYS = (
-    "epochs", "resolution", "optimizer", "learnrate", "learnrate_scale", "init",
+    "epochs", "start_epoch", "resolution", "optimizer", "learnrate", "learnrate_scale", "init",
     "targets", "postproc", "model", "device",
 ) + IGNORED_KEYS
 _TARGET_KEYS = (
-    "active", "name", "batch_size", "weight", "start", "end", "features", "transforms",
-    "constraints",
+    "active", "name", "batch_size", "weight", "start", "end", "select", "feature_scale",
+    "features", "transforms", "constraints",
 )
-_FEATURE_KEYS = ("text", "image", "weight", "start", "end", "loss")
+_FEATURE_KEYS = ("text", "image", "weight", "start", "end", "loss", "scale")
 _INIT_KEYS = ("mean", "std", "resolution", "image")
 _POSTPROC_OUTER = ("active", "start", "end")
 
 
 class _Parser:
-    def __init__(self, source: str, base: Path):
+    def __init__(self, source: str, base: Path, roots: Sequence[Path] = ()):
         self.source, self.base = source, base
+        self.roots = (base, *roots)
         # Values every expression is tried with once, before anything runs:
         # the first epoch's time, a 224 image and the optimiser's base rate.
         # (The reference tried all variables at 0, which refuses 224/res and
@@ -368,7 +427,10 @@ class _Parser:
             if not (isinstance(t, dict) and t.get("active", True) is False)
         )
         if not targets or not any(t.features for t in targets):
-            self.fail("targets", "needs at least one target with a text feature")
+            self.fail("targets", "needs at least one target with a feature")
+        start_epoch = self.whole(data.get("start_epoch", 0), "start_epoch", minimum=0)
+        if start_epoch >= epochs:
+            self.fail("start_epoch", f"must be below epochs ({epochs}), got {start_epoch}")
         postproc = tuple(
             p
             for i, item in enumerate(self.listing(data.get("postproc"), "postproc"))
@@ -392,6 +454,7 @@ class _Parser:
             postproc=postproc,
             model=data.get("model"),
             device=data.get("device"),
+            start_epoch=start_epoch,
             template=_template(data),
         )
 
@@ -405,11 +468,7 @@ class _Parser:
                                     f"{key}.resolution", ())({})
         image = None
         if value.get("image") is not None:
-            if not isinstance(value["image"], str):
-                self.fail(f"{key}.image", f"expected a file name, got {_show(value['image'])}")
-            image = self.base / value["image"]
-            if not image.is_file():
-                self.fail(f"{key}.image", f"init image not found: {image}")
+            image = self.picture(value["image"], f"{key}.image", "init image")
         return Init(mean=mean({}), std=std({}), resolution=resolution, image=image)
 
     def target(self, value, key: str) -> Target:
@@ -428,33 +487,52 @@ class _Parser:
         )
         if "name" in value and not isinstance(value["name"], str):
             self.fail(f"{key}.name", f"expected a string, got {_show(value['name'])}")
+        select = self.choice(value.get("select", "all"), f"{key}.select", SELECT_MODES)
+        scaling = self.choice(value.get("feature_scale", "equal"), f"{key}.feature_scale",
+                              ("equal", "fair"))
+        if scaling == "fair":
+            self.fail(f"{key}.feature_scale", not_supported("value", "feature_scale: fair"))
+        if select == "mix" and len({f.loss for f in features}) > 1:
+            self.fail(f"{key}.select", "mix compares with one mean feature, so its features "
+                      "need one loss; got " + ", ".join(sorted({f.loss for f in features})))
         return Target(
             batch_size=self.whole(value.get("batch_size", 1), f"{key}.batch_size", minimum=1),
             weight=self.param(value.get("weight", 1.0), ParamSpec(float), f"{key}.weight",
-                              STEP_VARS),
+                              WEIGHT_VARS),
             start=self.moment(value.get("start", 0.0), f"{key}.start"),
             end=self.moment(value.get("end", 1.0), f"{key}.end"),
             features=features,
             transforms=transforms,
             constraints=constraints,
+            select=select,
         )
 
     def feature(self, value, key: str) -> Feature:
         value = self.mapping(value, key, _FEATURE_KEYS, section=True)
+        text, image = value.get("text"), None
         if value.get("image") is not None:
-            self.fail(f"{key}.image", "image features are not supported; use a text feature")
-        text = value.get("text")
-        if not isinstance(text, str) or not text.strip():
+            if text is not None:
+                self.fail(key, "a feature is a text or an image, not both")
+            image = self.picture(value["image"], f"{key}.image", "feature image")
+        elif not isinstance(text, str) or not text.strip():
             self.fail(f"{key}.text", f"expected a non-empty text, got {_show(text)}")
-        if value.get("loss", "cosine") != "cosine":
-            self.fail(f"{key}.loss", f"only 'cosine' is supported, got {_show(value['loss'])}")
+        loss = self.choice(value.get("loss", "cosine"), f"{key}.loss", FEATURE_LOSSES)
         return Feature(
-            text=text,
+            text=text if image is None else None,
+            image=image,
+            loss={"mae": "l1", "mse": "l2"}.get(loss, loss),
             weight=self.param(value.get("weight", 1.0), ParamSpec(float), f"{key}.weight",
-                              STEP_VARS),
+                              WEIGHT_VARS),
+            scale=self.param(value.get("scale", 1.0), ParamSpec(float), f"{key}.scale",
+                             WEIGHT_VARS),
             start=self.moment(value.get("start", 0.0), f"{key}.start"),
             end=self.moment(value.get("end", 1.0), f"{key}.end"),
         )
+
+    def choice(self, value, key: str, choices: Sequence[str]) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in choices:
+            self.fail(key, f"expected one of {', '.join(choices)}, got {_show(value)}")
+        return value.strip().lower()
 
     def step(self, value, key: str, registry: Registry, outer: Sequence[str] = (),
              extra: Sequence[str] = ()):
@@ -520,7 +598,7 @@ class _Parser:
         return Constraint(
             step=Step(name, args),
             weight=self.param(common.get("weight", 1.0), ParamSpec(float),
-                              f"{key}.{name}.weight", STEP_VARS),
+                              f"{key}.{name}.weight", WEIGHT_VARS),
             start=self.moment(common.get("start", 0.0), f"{key}.{name}.start"),
             end=self.moment(common.get("end", 1.0), f"{key}.{name}.end"),
             loss=loss,
@@ -528,10 +606,9 @@ class _Parser:
 
     def postproc(self, value, key: str) -> Postproc | None:
         step, raw = self.step(value, key, TRANSFORMS, outer=_POSTPROC_OUTER)
-        definition = TRANSFORMS[step.name]
-        if definition.random or definition.resizes:
+        if TRANSFORMS[step.name].resizes:
             self.fail(f"{key}.{step.name}", "post-processing takes only transforms that keep "
-                      "the size and draw nothing at random")
+                      "the size")
         if raw.get("active", True) is False:
             return None
         return Postproc(
@@ -539,6 +616,29 @@ class _Parser:
             start=self.moment(raw.get("start", 0.0), f"{key}.start"),
             end=self.moment(raw.get("end", 1.0), f"{key}.end"),
         )
+
+    def picture(self, value, key: str, what: str) -> Path:
+        """A picture's path: relative to the config, and inside a folder the user named.
+
+        The config's own folder counts as named (the user named the config);
+        other folders must be given (``render-config --image-dir``). Symbolic
+        links are resolved before the check, so a link cannot lead out.
+        A URL is refused: nothing is downloaded for a config.
+        """
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, f"expected a file name, got {_show(value)}")
+        if "://" in value:
+            self.fail(key, f"{what} {value!r}: URLs are not fetched; save the picture beside "
+                      "the config and name the file")
+        path = self.base / value
+        if not path.is_file():
+            self.fail(key, f"{what} not found: {path}")
+        real = path.resolve()
+        if not any(real.is_relative_to(Path(root).resolve()) for root in self.roots):
+            folders = ", ".join(str(r) for r in self.roots)
+            self.fail(key, f"{what} {value!r} lies outside the config's folder ({folders}); "
+                      "name its folder with --image-dir to allow it")
+        return path
 
     # -- scalars
 

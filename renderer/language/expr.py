@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import CodeType, SimpleNamespace
 
 __all__ = [
+    "SIM_VARIABLES",
     "TIME_VARIABLES",
     "Expression",
     "ExpressionError",
@@ -186,6 +187,11 @@ _GLOBALS_TEMPLATE: dict[str, object] = {
 }
 
 
+def _vector_helpers() -> None:
+    # Filled in once the helpers below are defined.
+    _GLOBALS_TEMPLATE.update(_where=_where, _all=_all, _any=_any, _not=_not, _vcall=_vcall)
+
+
 # ---------------------------------------------------------------------------
 # Static check
 
@@ -303,7 +309,14 @@ class _Checker:
         if isinstance(func, ast.Name):
             if func.id in self.variables:
                 raise _Refused(f"calls to variable '{func.id}' are not allowed")
-            if func.id not in _FUNCTIONS:
+            if func.id in _TIME_FUNCTIONS:
+                if "t" not in self.variables:
+                    raise _Refused(f"'{func.id}' needs the training time, which this value "
+                                   "does not have")
+                if len(node.args) != 2:
+                    raise _Refused(f"'{func.id}' takes two numbers: time_step(start, end)")
+                self.used.add("t")
+            elif func.id not in _FUNCTIONS:
                 raise _Refused(f"calls to '{func.id}' are not allowed")
         elif isinstance(func, ast.Attribute):
             if isinstance(func.value, ast.Dict) and func.attr == "get":
@@ -349,6 +362,10 @@ class Expression:
     text: str
     names: frozenset[str]
     code: CodeType = field(repr=False, compare=False, hash=False)
+    # For expressions that read the similarity: the same code with conditions,
+    # comparisons and functions written so they also work element by element
+    # on a tensor of similarities (one per view), without reading it back.
+    vector_code: CodeType | None = field(default=None, repr=False, compare=False, hash=False)
 
     @property
     def is_constant(self) -> bool:
@@ -366,8 +383,14 @@ class Expression:
             raise ExpressionError(self.text, f"no value given for variable(s) {', '.join(missing)}")
         values = {name: env[name] for name in self.names}
         namespace = {**_BASE_NAMESPACE, **values}
+        if "t" in values:
+            namespace["time_step"] = _time_step_at(values["t"])
+        code = self.code
+        if self.vector_code is not None and any(
+                not isinstance(v, (int, float)) for v in values.values()):
+            code = self.vector_code
         try:
-            return eval(self.code, dict(_GLOBALS_TEMPLATE), namespace)  # noqa: S307
+            return eval(code, dict(_GLOBALS_TEMPLATE), namespace)  # noqa: S307
         except (
             ArithmeticError,
             LookupError,
@@ -375,6 +398,7 @@ class Expression:
             ValueError,
             MemoryError,
             RecursionError,
+            RuntimeError,  # from torch, on a tensor of similarities
         ) as exc:
             raise ExpressionError(
                 self.text, f"evaluation failed{_describe(values)}: {_brief(exc)}"
@@ -448,7 +472,15 @@ def compile_expression(text: str, variables: Collection[str], *, trial: bool = T
     except (RecursionError, MemoryError, ValueError, SyntaxError) as exc:
         raise ExpressionError(text, f"cannot be compiled: {_brief(exc)}") from None
 
-    expression = Expression(text=text, names=frozenset(checker.used), code=code)
+    vector_code = None
+    if checker.used & set(SIM_VARIABLES):
+        try:
+            vector = ast.fix_missing_locations(_Vectorize().visit(guarded))
+            vector_code = compile(vector, "<expression>", "eval")
+        except (RecursionError, MemoryError, ValueError, SyntaxError) as exc:
+            raise ExpressionError(text, f"cannot be compiled: {_brief(exc)}") from None
+    expression = Expression(text=text, names=frozenset(checker.used), code=code,
+                            vector_code=vector_code)
     if trial:
         zeros = {name: 0 for name in expression.names}
         try:
@@ -464,7 +496,14 @@ def compile_expression(text: str, variables: Collection[str], *, trial: bool = T
     return expression
 
 
-TIME_VARIABLES = ("epoch", "t", "t2", "t3", "t4", "t5", "ti", "ti2", "ti3", "ti4", "ti5")
+TIME_VARIABLES = (
+    "epoch", "t", "t2", "t3", "t4", "t5", "ti", "ti2", "ti3", "ti4", "ti5",
+    # CLIPig's long names for the same values
+    "time", "time2", "time3", "time4", "time5",
+    "time_inverse", "time_inverse2", "time_inverse3", "time_inverse4", "time_inverse5",
+)
+# The running similarity (100 x cosine, per view), in weights only.
+SIM_VARIABLES = ("similarity", "sim")
 
 
 def time_variables(epoch: int, epochs: int) -> dict[str, float]:
@@ -482,4 +521,187 @@ def time_variables(epoch: int, epochs: int) -> dict[str, float]:
     values["ti"] = ti
     for power in range(2, 6):
         values[f"ti{power}"] = ti**power
+    for short, long in (("t", "time"), ("ti", "time_inverse")):
+        values[long] = values[short]
+        for power in range(2, 6):
+            values[f"{long}{power}"] = values[f"{short}{power}"]
     return values
+
+
+# ---------------------------------------------------------------------------
+# time_step(a, b): a ramp over the training time
+
+
+def time_step(t: float, start: float, end: float) -> float:
+    """0 before ``start``, 1 after ``end``, linear in between; a falling ramp when
+    ``end`` < ``start`` (time_step(0.5, 0) falls from 1 to 0 over the first half).
+    With start == end, a step: 1 from that moment on."""
+    for value in (start, end):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"time_step takes numbers, got {value!r}")
+    if start == end:
+        return 1.0 if t >= start else 0.0
+    return min(1.0, max(0.0, (t - start) / (end - start)))
+
+
+def _time_step_at(t: float):
+    def bound(start, end):
+        return time_step(t, start, end)
+
+    return bound
+
+
+_TIME_FUNCTIONS = frozenset({"time_step"})
+
+
+# ---------------------------------------------------------------------------
+# Element-wise evaluation, for a tensor of similarities
+
+
+class _Vectorize(ast.NodeTransformer):
+    """Rewrite a checked tree so it also evaluates on tensors: ``a if c else b`` as
+    a where, ``and``/``or``/``not`` and chained comparisons as element-wise logic,
+    function calls through ``_vcall``. Runs only on trees that passed the whitelist."""
+
+    @staticmethod
+    def _call(helper: str, args: list[ast.expr], node: ast.AST) -> ast.AST:
+        call = ast.Call(func=ast.Name(id=helper, ctx=ast.Load()), args=args, keywords=[])
+        return ast.copy_location(call, node)
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        self.generic_visit(node)
+        return self._call("_where", [node.test, node.body, node.orelse], node)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        self.generic_visit(node)
+        helper = "_all" if isinstance(node.op, ast.And) else "_any"
+        return self._call(helper, list(node.values), node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not):
+            return self._call("_not", [node.operand], node)
+        return node
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        if len(node.ops) == 1:
+            return node
+        pairs, left = [], node.left
+        for op, right in zip(node.ops, node.comparators, strict=True):
+            pairs.append(ast.copy_location(
+                ast.Compare(left=left, ops=[op], comparators=[right]), node))
+            left = right
+        return self._call("_all", pairs, node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func = node.func
+        if isinstance(func, ast.Name) and (func.id in _FUNCTIONS or func.id in _TIME_FUNCTIONS):
+            name = func.id
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                and func.value.id == "math":
+            name = func.attr
+        else:
+            return node  # {..}.get(k, d) and the guards
+        if name in _TIME_FUNCTIONS:
+            return node
+        return self._call("_vcall", [ast.Constant(name), *node.args], node)
+
+
+def _is_tensor(value: object) -> bool:
+    return type(value).__module__.startswith("torch")
+
+
+def _where(condition, yes, no):
+    if _is_tensor(condition):
+        import torch
+
+        return torch.where(condition, yes, no)
+    return yes if condition else no
+
+
+def _all(*values):
+    result = values[0]
+    for value in values[1:]:
+        result = (result & value) if _is_tensor(result) or _is_tensor(value) else (result and value)
+    return result
+
+
+def _any(*values):
+    result = values[0]
+    for value in values[1:]:
+        result = (result | value) if _is_tensor(result) or _is_tensor(value) else (result or value)
+    return result
+
+
+def _not(value):
+    return ~value.bool() if _is_tensor(value) else not value
+
+
+def _fold(pick, clamp_key):
+    def fold(*values):
+        import torch
+
+        result = values[0]
+        for value in values[1:]:
+            if _is_tensor(result) and _is_tensor(value):
+                result = pick(result, value)
+            elif _is_tensor(result):
+                result = torch.clamp(result, **{clamp_key: value})
+            elif _is_tensor(value):
+                result = torch.clamp(value, **{clamp_key: result})
+            else:
+                result = (min if clamp_key == "max" else max)(result, value)
+        return result
+
+    return fold
+
+
+def _tensor_functions() -> dict[str, object]:
+    import torch
+
+    def log(x, base=None):
+        return torch.log(x) if base is None else torch.log(x) / math.log(base)
+
+    def round_(x, ndigits=None):
+        return torch.round(x) if ndigits is None else torch.round(x, decimals=int(ndigits))
+
+    table = {
+        "abs": torch.abs, "fabs": torch.abs, "min": _fold(torch.minimum, "max"),
+        "max": _fold(torch.maximum, "min"), "int": torch.trunc, "trunc": torch.trunc,
+        "float": lambda x: x, "round": round_, "floor": torch.floor, "ceil": torch.ceil,
+        "sqrt": torch.sqrt, "exp": torch.exp, "expm1": torch.expm1, "log": log,
+        "log2": torch.log2, "log10": torch.log10, "log1p": torch.log1p, "pow": torch.pow,
+        "degrees": torch.rad2deg, "radians": torch.deg2rad, "hypot": torch.hypot,
+        "atan2": torch.atan2, "copysign": torch.copysign, "fmod": torch.fmod,
+    }
+    for name in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+                 "asinh", "acosh", "atanh", "erf", "erfc"):
+        table[name] = getattr(torch, name)
+    return table
+
+
+_TENSOR_FUNCTIONS: dict[str, object] = {}
+
+
+def _vcall(name: str, *args):
+    if not any(_is_tensor(a) for a in args):
+        return _FUNCTIONS.get(name, getattr(_MATH_NAMESPACE, name, None))(*args)
+    if not _TENSOR_FUNCTIONS:
+        _TENSOR_FUNCTIONS.update(_tensor_functions())
+    function = _TENSOR_FUNCTIONS.get(name)
+    if function is None:
+        raise TypeError(f"{name}() cannot take the similarity (a value per view)")
+    import torch
+
+    # Scalars beside a tensor become tensors of its kind (torch functions of two
+    # arguments want tensors); Python numbers need no device copy elsewhere.
+    like = next(a for a in args if _is_tensor(a))
+    args = tuple(a if _is_tensor(a) or name in ("min", "max", "round", "log")
+                 else torch.as_tensor(a, dtype=like.dtype, device=like.device) for a in args)
+    return function(*args)
+
+
+
+_vector_helpers()

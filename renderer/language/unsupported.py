@@ -12,46 +12,28 @@ from __future__ import annotations
 import ast
 from collections.abc import Collection
 
-_FOURIER = "noise in Fourier space; the article's methods use noise and bwnoise"
-_AFFINE = "a random affine move; the article's methods use random_rotate and random_crop"
-
 NOT_SUPPORTED: dict[str, dict[str, str]] = {
-    "transform": {
-        "border": "draws a border; the article's methods do not use it",
-        "crop": "a fixed crop by fractions or pixels; center_crop and random_crop are supported",
-        "edge": "edge detection; the article's methods do not use it",
-        "fnoise": _FOURIER,
-        "rnoise": "resolution-dependent noise; the article's methods do not use it",
-        "random_scale": _AFFINE,
-        "random_shift": _AFFINE,
-        "random_translate": _AFFINE,
-        "repeat": "tiling the image; the article's methods do not use it",
-        "shift": "a wrap-around translation; the article's methods do not use it",
-    },
+    "transform": {},
     "constraint": {
-        "border": "the article's methods use blur and saturation only",
-        "contrast": "the article's methods use blur and saturation only",
-        "edge_mean": "the article's methods use blur and saturation only",
-        "normalize": "the article's methods use blur and saturation only",
+        "noise": "CLIPig's June 2021 docs name it ('the difference between the image and a "
+                 "noisy image') but not what it computes, and its code of that time is not "
+                 "public in a form this project could read; an undetached noisy copy would "
+                 "give no gradient at all",
     },
     "key": {
-        "start_epoch": "continuing a run is done with init.image",
-        "image_tensor": "start from a PNG with init.image",
-        "select": "every feature's loss is added (CLIPig's select: all)",
-        "block_size": "CLIPig pixel models are not supported; the image is plain pixels",
-        "pixel_size": "CLIPig pixel models are not supported; the image is plain pixels",
-        "feature_scale": "features are compared as CLIP gives them",
-        "tile": "CLIPig pixel models are not supported; the image is plain pixels",
+        "image_tensor": "continue a run from its saved PNG with init.image and start_epoch "
+                        "(the GUI passed raw pixel lists here)",
+        "block_size": "pixel models came to CLIPig after June 2021; the image is plain pixels",
+        "pixel_size": "pixel models came to CLIPig after June 2021; the image is plain pixels",
+        "tile": "pixel models came to CLIPig after June 2021; the image is plain pixels",
     },
-    "variable": {
-        **{name: f"write {alias} instead" for name, alias in (
-            ("time", "t"), ("time_inverse", "ti"),
-            *((f"time{p}", f"t{p}") for p in range(2, 6)),
-            *((f"time_inverse{p}", f"ti{p}") for p in range(2, 6)),
-        )},
-        "similarity": "expressions cannot read the similarity during training",
-        "sim": "expressions cannot read the similarity during training",
+    "value": {
+        "feature_scale: fair": "its docs say only that the first frame gets the same "
+                               "similarity with each feature, not how the factors enter the "
+                               "loss, and its code is not public in a form this project could "
+                               "read; feature_scale: equal (the default) is supported",
     },
+    "variable": {},
 }
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from gallery.paths import METHODS
+from gallery.paths import METHODS, SHOWCASE_CONFIG
 from gallery.prompts import load_prompts
 
 from ..engine.clipmodel import CLIP_MEAN, CLIP_STD, ClipModel, import_clip, load_clip
@@ -46,7 +46,7 @@ from ..execution.executor import LocalExecutor, Task
 from ..execution.jobs import ImageJob
 from ..execution.report import QUIET
 from ..execution.timing import batched_step_seconds, measure_plan, timed
-from ..language.config import Config, is_active
+from ..language.config import Config, is_active, load_config
 from ..language.ops.constraints import CONSTRAINTS
 from ..language.ops.transforms import TRANSFORMS, resize_views
 from .first import method_config
@@ -386,7 +386,9 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
     per hour, best of 512 per prompt and per method in hours); best_of (the
     projection of best of 512 for the whole gallery on 1 and 8 devices);
     peak_memory_mb (maximum over the whole bench on CUDA, else None) with
-    peak_memory saying how it was measured; projected_gallery_seconds.
+    peak_memory saying how it was measured; projected_gallery_seconds;
+    configs (with every method: config_bench of the showcase config, which uses
+    CLIPig ops the methods do not).
     """
     device = torch.device(device)
     peaks = MemoryPeaks(device)
@@ -462,6 +464,14 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
         _echo_method(bench, result["device"], echo)
         if bench.history:
             _echo_history(bench.history, echo)
+    configs = (SHOWCASE_CONFIG,) if set(methods) == set(METHODS) else ()
+    result["configs"] = []
+    for path in configs:
+        with peaks.setting():
+            entry = config_bench(load_config(path), model, precisions, default, steps, batch,
+                                 reference_half)
+        result["configs"].append(entry)
+        _echo_config(entry, result["device"], echo)
     with peaks.setting():
         result["ranking"] = [
             ranking_bench(method, model, steps, batch, echo, default) for method in methods
@@ -489,6 +499,57 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
     else:
         echo(f"peak memory {result['peak_memory_mb']:.0f} MiB (maximum over the whole bench)")
     return result
+
+
+def ops_beyond_the_methods(config: Config) -> list[str]:
+    """The transforms and constraints of ``config`` that neither method uses."""
+    used = set()
+    for method in METHODS:
+        for target in method_config(method).targets:
+            used |= {s.name for s in target.transforms}
+            used |= {f"constraint {c.step.name}" for c in target.constraints}
+    names = [s.name for t in config.targets for s in t.transforms]
+    names += [f"constraint {c.step.name}" for t in config.targets for c in t.constraints]
+    names += [f"postproc {p.step.name}" for p in config.postproc]
+    return [n for n in dict.fromkeys(names) if n not in used]
+
+
+def config_bench(config: Config, model: ClipModel, precisions: Sequence[str], default: str,
+                 steps: int, batch: int | None, half: bool) -> dict:
+    """A CLIPig config's step, timed as the methods' are: the reference-style loop,
+    then each precision for one image and for its automatic batch (``batch``
+    overrides it). Returns source, epochs, views, new_ops (what the methods do
+    not use), seconds_per_step, images_per_hour and speedup (vs the reference)."""
+    device = model.device
+    entry = {"source": str(config.source), "epochs": config.epochs,
+             "views": config.targets[0].views, "new_ops": ops_beyond_the_methods(config),
+             "seconds_per_step": {}, "images_per_hour": {}, "speedup": {}}
+    seconds = entry["seconds_per_step"]
+    seconds["reference"] = reference_step_seconds(config, model, steps, half=half)
+    for precision in precisions:
+        n_auto = batch or unless_out_of_memory(device, auto_batch, config, model, precision) or 0
+        for n in sorted({1, n_auto} - {0}):
+            seconds[f"{precision} N={n}"] = unless_out_of_memory(
+                device, batched_step_seconds, config, model, n, precision, steps)
+    for key, value in seconds.items():
+        n = 1 if key == "reference" else int(key.split("N=")[1])
+        entry["images_per_hour"][key] = 3600.0 * n / (config.epochs * value) if value else None
+    reference = entry["images_per_hour"]["reference"]
+    entry["speedup"] = {k: (r / reference if r else None)
+                        for k, r in entry["images_per_hour"].items()}
+    return entry
+
+
+def _echo_config(entry: dict, device: str, echo) -> None:
+    echo(f"clipig config {entry['source']} on {device}: {entry['epochs']} epochs, "
+         f"{entry['views']} views/image; beyond the methods: {', '.join(entry['new_ops'])}")
+    echo(f"  {'setting':14} {'s/step':>8} {'images/h':>10} {'vs ref':>7}")
+    for key, seconds in entry["seconds_per_step"].items():
+        if seconds is None:
+            echo(f"  {key:14} {'out of memory':>28}")
+            continue
+        echo(f"  {key:14} {seconds:8.3f} {entry['images_per_hour'][key]:10.1f} "
+             f"{entry['speedup'][key]:6.2f}x")
 
 
 def ranking_bench(method: int, model: ClipModel, steps: int, batch: int | None,

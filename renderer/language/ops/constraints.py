@@ -14,6 +14,7 @@ import torch
 
 from ..params import ParamSpec
 from .registry import Registry
+from .transforms import border as draw_border
 from .transforms import gaussian_blur
 
 Args = Mapping[str, object]
@@ -36,8 +37,8 @@ def _distance(diff: torch.Tensor, loss: str) -> torch.Tensor:
     return d.flatten(1).mean(1)
 
 
-def _band(value: torch.Tensor, args: Args) -> torch.Tensor:
-    """Loss of a per-channel value (M, 3) against ``above`` and ``below``.
+def _band(value: torch.Tensor, args: Args, factor: float = 100.0) -> torch.Tensor:
+    """Loss of a per-channel value (M, 3) against ``above`` and ``below``, x ``factor``.
 
     The reference penalises the distance to each threshold whichever side the
     value is on (so ``below`` also pushes up); reproduced on purpose.
@@ -46,7 +47,7 @@ def _band(value: torch.Tensor, args: Args) -> torch.Tensor:
     for key in ("above", "below"):
         if args[key] is not None:
             threshold = threshold_of(tuple(args[key]), value.device, value.dtype)
-            total = total + 100.0 * _distance(value - threshold, args["loss"])
+            total = total + factor * _distance(value - threshold, args["loss"])
     return total
 
 
@@ -109,3 +110,70 @@ def blur(views, args):
     # Gradient flows through both sides, as in the reference.
     blurred = gaussian_blur(views, args["kernel_size"], args["sigma"])
     return 100.0 * _distance(views - blurred, args["loss"])
+
+
+_BLUR_PARAMS = {
+    "kernel_size": ParamSpec(int, 2, default=3, minimum=1),
+    "sigma": ParamSpec(float, 2, default=None),
+}
+
+
+@_register("edge_mean", {**_BAND_PARAMS, **_BLUR_PARAMS}, needs_one_of=("above", "below"))
+def edge_mean(views, args):
+    """Keep each channel's mean edge strength, |view - blurred view|, near the thresholds."""
+    edges = (views - gaussian_blur(views, args["kernel_size"], args["sigma"])).abs()
+    return _band(edges.mean(dim=(2, 3)), args)
+
+
+def contrast_of(views: torch.Tensor) -> torch.Tensor:
+    """Per channel, the mean of the pixels above the channel's mean minus the mean of
+    those below it: (M, 3). A side without pixels counts as the view's mean of the
+    channel means (so a flat channel has contrast 0), as in the reference."""
+    mean = views.mean(dim=(2, 3), keepdim=True)
+    fallback = mean.mean(dim=1, keepdim=True).flatten(1)  # (M, 1)
+
+    def side(mask: torch.Tensor) -> torch.Tensor:
+        count = mask.sum(dim=(2, 3))
+        total = (views * mask).sum(dim=(2, 3))
+        return torch.where(count > 0, total / count.clamp(min=1), fallback)
+
+    return side(views > mean) - side(views < mean)
+
+
+@_register("contrast", _BAND_PARAMS, needs_one_of=("above", "below"))
+def contrast(views, args):
+    """Keep each channel's contrast (mean above its mean minus mean below) near the thresholds."""
+    # The reference gave contrast no factor of 100, unlike the other thresholds.
+    return _band(contrast_of(views), args, factor=1.0)
+
+
+@_register("border", {
+    "size": ParamSpec(int, 2, default=1, minimum=0),
+    "color": ParamSpec(float, 3, default=0.0),
+})
+def border(views, args):
+    """Penalise the difference between a view and the view with a painted frame."""
+    framed = draw_border(views, {"size": args["size"], "color": args["color"]}, None)
+    return 100.0 * _distance(views - framed, args["loss"])
+
+
+def _per_channel(value):
+    """A (C,) threshold as (C, 1, 1) to meet (M, C, H, W) views; a number as it is."""
+    return value.view(-1, 1, 1) if isinstance(value, torch.Tensor) else value
+
+
+@_register("normalize", {
+    "min": ParamSpec(float, 3, default=0.0),
+    "max": ParamSpec(float, 3, default=1.0),
+})
+def normalize(views, args):
+    """Penalise the difference between a view and the view stretched to [min, max] per channel."""
+    low = views.amin(dim=(2, 3), keepdim=True)
+    high = views.amax(dim=(2, 3), keepdim=True)
+    span = high - low
+    span = torch.where(span == 0, torch.ones_like(span), span)
+    lo, hi = (_per_channel(threshold_of(tuple(args[k]), views.device, views.dtype))
+              for k in ("min", "max"))
+    stretched = lo + (views - low) / span * (hi - lo)
+    # Both sides keep their gradient, the stretched one through min and max too.
+    return 10.0 * _distance(views - stretched, args["loss"])
