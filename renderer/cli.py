@@ -12,6 +12,7 @@ what it finished. ``app.cli`` registers the commands beside the generator's.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -117,27 +118,40 @@ def open_run(asked, settings, purpose: str):
 
 
 @click.command("render-config")
-@click.argument("config_path", metavar="CONFIG.yaml", type=click.Path(dir_okay=False))
+@click.argument("config_paths", metavar="CONFIG.yaml...", nargs=-1, required=True)
 @click.option("--text", default=None, help="Prompt that replaces the config's text feature.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="PNG to write; its record goes beside it as .json.")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="PNG to write (default: the config's `output`, else <config>.png); a "
+                   "taken name gets -1, -2, ...; its record (.json) and filled-in config "
+                   "(.yaml) go beside it.")
 @model_option
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed of the image.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Random seed of the (first) image.")
 @click.option("--epochs", default=None, type=click.IntRange(min=1),
               help="Override the config's epochs.")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Images of the config, in one batch (seeds counted up from --seed).")
+@click.option("--image-dir", "image_dirs", multiple=True,
+              type=click.Path(file_okay=False, exists=True),
+              help="A folder the config's pictures may come from besides the configs' own "
+                   "(repeatable).")
 @device_option
 @precision_option
-def render_config(config_path, text, output, model, seed, epochs, device, precision):
-    """Render one image from any CLIPig CONFIG.yaml."""
-    from .runs.single import render_one
+def render_config(config_paths, text, output, model, seed, epochs, repeat, image_dirs, device,
+                  precision):
+    """Render images from CLIPig CONFIG.yaml files, merged in order (- reads standard input)."""
+    from .runs.single import ConfigRun, render_configs
 
-    if Path(output).suffix.lower() != ".png":
+    if output is not None and Path(output).suffix.lower() != ".png":
         raise click.BadParameter("the output must be a .png file", param_hint="--output")
+    run = ConfigRun(tuple(config_paths), Path(output) if output else None, text, seed, epochs,
+                    repeat, tuple(Path(d) for d in image_dirs))
     with reported():
-        record = render_one(Path(config_path), Path(output), machine(model, device, precision),
-                            text, seed, epochs, ClickReporter())
-    click.echo(f"{output}: sim {record.sim:.2f}, {record.seconds:.1f} s on {record.device} "
-               f"({record.precision}, {record.model})")
+        done = render_configs(run, machine(model, device, precision), ClickReporter(),
+                              stdin=sys.stdin)
+    for png, record in done:
+        click.echo(f"{png}: sim {record.sim:.2f}, {record.seconds:.1f} s on {record.device} "
+                   f"({record.precision}, {record.model})")
 
 
 @click.command()

@@ -40,3 +40,14 @@ def rate_pairs(model: ClipModel, images: Sequence[Path | bytes], texts: Sequence
                             batch)
         sims += table.diagonal().tolist()
     return sims
+
+
+@torch.no_grad()
+def feature_similarities(model: ClipModel, config, images: Sequence[Path | bytes]) -> torch.Tensor:
+    """(len(images), features): 100 x cosine of each saved image with each feature
+    of ``config`` (texts and pictures), every target's in order."""
+    goals = [model.encode_texts([f.text]) if f.text is not None
+             else model.encode_pictures([f.image])
+             for target in config.targets for f in target.features]
+    features = model.encode_pictures(list(images))
+    return (100.0 * features @ torch.cat(goals).T).cpu()

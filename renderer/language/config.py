@@ -184,6 +184,7 @@ class Target:
     transforms: tuple[Step, ...]
     constraints: tuple[Constraint, ...]
     select: str = "all"  # all, best, worst or mix (see docs/config-language.md)
+    name: str = "target"  # shown in statistics only
 
     @property
     def simple(self) -> bool:
@@ -351,7 +352,92 @@ def parse_config(text: str, source: str = "<config>", base: Path | None = None,
         raise ConfigError(source, "", f"malformed YAML{where}: {problem}") from None
     if data is None:
         data = {}
-    return _Parser(source, base or Path("."), roots).config(data)
+    base = base or Path(".")
+    return config_from_data(data, source, base, (base, *roots))
+
+
+def config_from_data(data, source: str, base: Path, roots: Sequence[Path]) -> Config:
+    """Check a config's data (as YAML gives it) and turn it into a Config; relative
+    picture names are joined to ``base`` and must then lie inside one of ``roots``."""
+    return _Parser(source, base, roots).config(data)
+
+
+def merge_data(first, second):
+    """Two configs' data merged as CLIPig merged its files: mappings key by key,
+    lists appended (targets, transforms, and any list value), anything else
+    replaced by the second file's value."""
+    if not isinstance(first, dict) or not isinstance(second, dict):
+        return copy.deepcopy(second)
+    merged = copy.deepcopy(first)
+    for key, value in second.items():
+        old = merged.get(key)
+        if isinstance(value, dict):
+            merged[key] = merge_data(old if isinstance(old, dict) else {}, value)
+        elif isinstance(value, list):
+            merged[key] = (list(old) if isinstance(old, list) else []) + copy.deepcopy(value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_data(text: str, source: str) -> dict:
+    """One config file's data: a mapping (or nothing), with an error naming the file."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, "", f"malformed YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", f"expected a mapping of keys, got {_show(data)}")
+    return data
+
+
+def _pictures_from(data: dict, base: Path) -> dict:
+    """``data`` with its picture names made relative to ``base`` (the file's folder),
+    so that files merged from several folders keep their own."""
+    data = copy.deepcopy(data)
+
+    def fix(holder, key):
+        value = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(value, str) and "://" not in value:
+            holder[key] = str(base / value)
+
+    fix(data.get("init"), "image")
+    for target in data.get("targets") or []:
+        for feature in (target.get("features") or []) if isinstance(target, dict) else []:
+            fix(feature, "image")
+    return data
+
+
+def load_configs(sources: Sequence[str], roots: Sequence[Path] = (), stdin=None) -> Config:
+    """Read config files (``-``: standard input) and merge them in order, as CLIPig did.
+
+    Pictures are found relative to the file that names them and must lie in
+    one of the files' folders (standard input's: the working folder) or in
+    ``roots``.
+    """
+    if not sources:
+        raise ConfigError("", "", "no config given")
+    merged, folders = {}, []
+    for name in sources:
+        if name == "-":
+            text, base = (stdin.read() if stdin is not None else ""), Path(".")
+            source = "<stdin>"
+        else:
+            path = Path(name)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(name, "", f"cannot read: {exc.strerror or exc}") from None
+            base, source = path.parent, name
+        folders.append(base)
+        merged = merge_data(merged, _pictures_from(read_data(text, source), base))
+    label = " + ".join("<stdin>" if n == "-" else n for n in sources)
+    return config_from_data(merged, label, Path("."), (*folders, *roots))
 
 
 _TOP_KEYS = (
@@ -370,7 +456,7 @@ _POSTPROC_OUTER = ("active", "start", "end")
 class _Parser:
     def __init__(self, source: str, base: Path, roots: Sequence[Path] = ()):
         self.source, self.base = source, base
-        self.roots = (base, *roots)
+        self.roots = tuple(roots)  # where pictures may be
         # Values every expression is tried with once, before anything runs:
         # the first epoch's time, a 224 image and the optimiser's base rate.
         # (The reference tried all variables at 0, which refuses 224/res and
@@ -505,6 +591,7 @@ class _Parser:
             transforms=transforms,
             constraints=constraints,
             select=select,
+            name=value.get("name", "target"),
         )
 
     def feature(self, value, key: str) -> Feature:

@@ -1,45 +1,198 @@
-"""`render-config`: one image from any CLIPig config, written with its record."""
+"""`render-config`: images from any CLIPig config, as `clipig.py` made them.
+
+Config files are merged in order (``-`` is standard input); ``repeat`` images
+of the merged config render in one batch with consecutive seeds; no output is
+overwritten (``out.png`` taken: ``out-1.png``, ``out-2.png``, ...). Beside each
+PNG go its record (.json), its history where the config asks for snapshots
+(``snapshot_interval`` in epochs) and the sidecar YAML: the config with every
+default filled in, the runtime and the saved image's similarity to each
+feature as comments.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import datetime as _dt
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from gallery.atomic import atomic_path
+from gallery.layout import history_path, record_path
 from gallery.schema import RenderRecord
 
-from ..engine.device import describe
-from ..execution.jobs import ImageJob, render_files
+from ..engine.device import describe, device_name
 from ..execution.report import Reporter
-from ..language.config import load_config
+from ..language.config import ConfigError, load_configs, merge_data, read_data
+from ..language.export import sidecar_text
 from .session import Machine, load_model, local_device
 
 
-def render_one(config_path: Path, output: Path, machine: Machine, text: str | None,
-               seed: int, epochs: int | None, reporter: Reporter) -> RenderRecord:
-    """Render ``config_path`` (its text replaced by ``text``, its epochs by ``epochs``
-    where given) into ``output``. The config may name a model and a device; the
-    machine asked for wins. Raises ConfigError naming the file and key."""
-    from ..engine.precision import choose
+@dataclass(frozen=True)
+class ConfigRun:
+    """What `render-config` was asked for."""
 
-    config = load_config(config_path)
-    if epochs is not None:
-        config = config.with_epochs(epochs)
-    prompt = text if text is not None else config.text
-    if text is not None:
-        config = config.with_text(text)
+    sources: tuple[str, ...]  # config files, "-" for standard input
+    output: Path | None = None  # None: the config's `output`, else <first config>.png
+    text: str | None = None  # replaces the config's one text feature
+    seed: int = 0
+    epochs: int | None = None
+    repeat: int = 1
+    image_dirs: tuple[Path, ...] = ()  # more folders pictures may come from
+
+
+def sidecar_path(png: Path) -> Path:
+    return Path(png).with_suffix(".yaml")
+
+
+def _taken(png: Path) -> bool:
+    return any(p.exists() for p in (png, record_path(png), sidecar_path(png),
+                                    history_path(png)))
+
+
+def free_outputs(wanted: Path, count: int) -> list[Path]:
+    """``count`` PNG names from ``wanted`` on, none of whose files exist yet:
+    ``wanted``, then ``stem-1``, ``stem-2``, ... as CLIPig numbered them."""
+    found, number = [], 0
+    while len(found) < count:
+        candidate = wanted if number == 0 else wanted.with_name(
+            f"{wanted.stem}-{number}{wanted.suffix}")
+        if not _taken(candidate) and candidate not in found:
+            found.append(candidate)
+        number += 1
+    return found
+
+
+def default_output(sources: tuple[str, ...], output_key: object) -> Path:
+    """Where CLIPig put the image: the config's ``output`` (a folder if it ends with
+    a slash, ``.png`` added to a name without one), else ``<config name>.png``."""
+    first = sources[0]
+    stem = "stdin" if first == "-" else Path(first).stem
+    if isinstance(output_key, str) and output_key.strip():
+        if output_key.endswith(("/", "\\")):
+            return Path(output_key) / f"{stem}.png"
+        path = Path(output_key)
+        return path if path.suffix else path.with_suffix(".png")
+    return Path(f"{stem}.png")
+
+
+def history_frames(snapshot_interval: object, epochs: int) -> int:
+    """Frames of the history for CLIPig's ``snapshot_interval``: a whole number N
+    means a frame about every N epochs; seconds (a float), 0 or none mean none."""
+    if isinstance(snapshot_interval, bool) or not isinstance(snapshot_interval, int):
+        return 0
+    if snapshot_interval <= 0:
+        return 0
+    return max(2, epochs // snapshot_interval + 1)
+
+
+def _read_keys(sources: tuple[str, ...], stdin_text: str | None) -> dict:
+    """The merged data's keys that say where output goes (output, snapshot_interval)."""
+    merged = {}
+    for name in sources:
+        text = stdin_text if name == "-" else Path(name).read_text(encoding="utf-8")
+        merged = merge_data(merged, read_data(text or "", name))
+    return {k: merged.get(k) for k in ("output", "snapshot_interval")}
+
+
+def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=None
+                   ) -> list[tuple[Path, RenderRecord]]:
+    """Render ``run.repeat`` images of the merged configs; each PNG with its record.
+
+    Raises ConfigError naming the file and key; nothing is written before the
+    config is checked, and nothing existing is overwritten.
+    """
+    from ..engine.history import encode_histories
+    from ..engine.imageio import encode_png
+    from ..engine.optimise import render
+    from ..engine.precision import choose
+    from ..engine.rate import feature_similarities
+
+    stdin_text = stdin.read() if stdin is not None and "-" in run.sources else None
+    replay = _Replay(stdin_text)
+    config = load_configs(run.sources, run.image_dirs, stdin=replay)
+    keys = _read_keys(run.sources, stdin_text)
+    if run.epochs is not None:
+        config = config.with_epochs(run.epochs)
+        if config.start_epoch >= config.epochs:
+            raise ConfigError(config.source, "start_epoch",
+                              f"must be below epochs ({config.epochs}), got {config.start_epoch}")
+    if run.text is not None:
+        config = config.with_text(run.text)
     if machine.device == "auto" and config.device:
         machine = replace(machine, device=config.device)
+    outputs = free_outputs(run.output or default_output(run.sources, keys["output"]), run.repeat)
     device = local_device(machine, "any", reporter.note)
     choice = choose(device, machine.precision)
     model = load_model(machine.model or config.model, device)
     reporter.say(describe(device, choice, model.name, model.identity))
-    done = [0]
+    seeds = [run.seed + i for i in range(run.repeat)]
+    frames = history_frames(keys["snapshot_interval"], config.epochs)
+    done = [config.start_epoch]
 
     def advance(progress) -> None:
         reporter.advance(progress.epoch - done[0])
         done[0] = progress.epoch
 
-    with reporter.progress(config.epochs, "render", unit="epoch"):
-        (record,) = render_files(config, model, [ImageJob(prompt, seed, output)],
-                                 choice.precision, progress=advance)
-    return record
+    with reporter.progress(config.epochs - config.start_epoch, "render", unit="epoch"):
+        result = render(config, model, seeds, precision=choice.precision, progress=advance,
+                        history=frames)
+    pngs = [encode_png(image) for image in result.images]
+    histories = encode_histories(result.history, [True] * len(seeds)) \
+        if result.history is not None else [None] * len(seeds)
+    table = feature_similarities(model, config, pngs)  # (N, features), saved images
+    labels = [(t.name, f.text if f.text is not None else f"image {f.image}")
+              for t in config.targets for f in t.features]
+    prompt = config.text if len(config.text_features) == 1 and len(labels) == 1 \
+        else " + ".join(label for _, label in labels)
+    records = []
+    for i, (png, output) in enumerate(zip(pngs, outputs, strict=True)):
+        sims = [round(float(v), 4) for v in table[i]]
+        record = RenderRecord(
+            prompt=prompt, config=" + ".join("<stdin>" if n == "-" else Path(n).name
+                                             for n in run.sources),
+            config_hash=config.hash, seed=seeds[i],
+            model=model.name, model_id=model.identity, device=result.device,
+            precision=result.precision, epochs=config.epochs,
+            seconds=round(result.seconds / len(seeds), 3), batch=len(seeds),
+            sim=round(sum(sims) / len(sims), 4), device_name=device_name(result.device),
+            torch=_torch_version())
+        statistics = {
+            "seconds": record.seconds,
+            "batch": len(seeds),
+            "device": f"{record.device_name} ({result.precision})",
+            "similarity of the saved image to each feature (100 x cosine)": [
+                {"target": name, "feature": label, "similarity": sim}
+                for (name, label), sim in zip(labels, sims, strict=True)],
+            "losses of the last step": {k: round(float(v[i]), 4)
+                                        for k, v in result.losses.items()},
+        }
+        notes = [f"rendered by clipig-gallery render-config at "
+                 f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
+                 f"from {config.source}, seed {seeds[i]}, model {model.name}",
+                 "every default filled in; renders again with render-config"]
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(output) as tmp:
+            tmp.write_bytes(png)
+        if histories[i] is not None:
+            with atomic_path(history_path(output)) as tmp:
+                tmp.write_bytes(histories[i])
+        with atomic_path(sidecar_path(output)) as tmp:
+            tmp.write_text(sidecar_text(config, notes, statistics), encoding="utf-8")
+        record.write(record_path(output))
+        records.append((output, record))
+    return records
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+class _Replay:
+    """Standard input read once, handed out again (the config and its keys read it)."""
+
+    def __init__(self, text: str | None):
+        self.text = text or ""
+
+    def read(self) -> str:
+        return self.text

@@ -1,0 +1,143 @@
+"""`render-config` as a successor of CLIPig's clipig.py: merged files, standard
+input, --repeat in one batch, numbered outputs, the sidecar YAML, snapshots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from app.cli import main
+from renderer.language.config import load_config, merge_data, parse_config
+
+BASE = """epochs: 3
+resolution: 32
+targets:
+  - name: first
+    features: [{text: a red square}]
+    transforms: [{random_shift: 0 1}]
+    batch_size: 2
+"""
+MORE = """epochs: 2
+snapshot_interval: 1
+targets:
+  - name: second
+    features: [{text: a blue circle, loss: l2}]
+    constraints: [{contrast: {above: 0.3}}]
+"""
+
+
+@pytest.fixture
+def run(tiny_clip_path):
+    runner = CliRunner()
+
+    def invoke(*args, input=None):
+        return runner.invoke(main, ["render-config", *map(str, args), "--model",
+                                    str(tiny_clip_path)], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_merging_appends_lists_merges_mappings_and_replaces_the_rest():
+    first = {"epochs": 3, "init": {"mean": 0.5, "std": 0.1}, "targets": [{"a": 1}],
+             "resolution": [32, 32]}
+    second = {"epochs": 2, "init": {"std": 0.2}, "targets": [{"b": 2}], "resolution": [8, 8]}
+    assert merge_data(first, second) == {
+        "epochs": 2, "init": {"mean": 0.5, "std": 0.2}, "targets": [{"a": 1}, {"b": 2}],
+        # CLIPig appended every list, a resolution too (which then fails its check)
+        "resolution": [32, 32, 8, 8]}
+    assert first["targets"] == [{"a": 1}]  # the inputs are left alone
+
+
+def test_two_files_merge_in_order_and_the_sidecar_says_it_all(run, tmp_path):
+    (tmp_path / "a.yaml").write_text(BASE)
+    (tmp_path / "b.yaml").write_text(MORE)
+    out = tmp_path / "out" / "both.png"
+    result = run(tmp_path / "a.yaml", tmp_path / "b.yaml", "-o", out, "--seed", 4)
+    assert result.exit_code == 0, result.output
+    assert files(out.parent) == ["both.history.webp", "both.json", "both.png", "both.yaml"]
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["epochs"] == 2 and record["seed"] == 4  # the later file's epochs
+    assert record["prompt"] == "a red square + a blue circle"
+    assert record["config"] == "a.yaml + b.yaml"
+    sidecar = out.with_suffix(".yaml").read_text()
+    again = parse_config(sidecar, base=tmp_path)
+    assert [t.name for t in again.targets] == ["first", "second"]
+    assert again.targets[1].features[0].loss == "l2"
+    assert "feature_scale: equal" in sidecar and "select: all" in sidecar  # defaults filled
+    assert "# seconds:" in sidecar and "a blue circle" in sidecar.split("# seconds:")[1]
+    merged = load_config(out.with_suffix(".yaml"))
+    original = parse_config(BASE.replace("epochs: 3", "epochs: 2") + MORE.split("targets:\n")[1])
+    assert replace(merged, source="", template="") == replace(original, source="", template="")
+
+
+def test_the_sidecar_renders_the_same_image_again(run, tmp_path):
+    (tmp_path / "a.yaml").write_text(BASE)
+    first = tmp_path / "first.png"
+    assert run(tmp_path / "a.yaml", "-o", first, "--seed", 9).exit_code == 0
+    second = tmp_path / "second.png"
+    result = run(first.with_suffix(".yaml"), "-o", second, "--seed", 9)
+    assert result.exit_code == 0, result.output
+    assert first.read_bytes() == second.read_bytes()  # same machine, same process
+
+
+def test_standard_input_and_the_default_output(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("-", input=BASE)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "stdin.png").is_file()
+    (tmp_path / "cat.yaml").write_text(BASE + "output: renders/\n")
+    assert run("cat.yaml").exit_code == 0
+    assert (tmp_path / "renders" / "cat.png").is_file()
+
+
+def test_repeat_renders_one_batch_and_nothing_is_overwritten(run, tmp_path):
+    (tmp_path / "a.yaml").write_text(BASE)
+    out = tmp_path / "x.png"
+    result = run(tmp_path / "a.yaml", "-o", out, "--repeat", 3, "--seed", 10)
+    assert result.exit_code == 0, result.output
+    names = ["x.png", "x-1.png", "x-2.png"]
+    records = [json.loads((tmp_path / n).with_suffix(".json").read_text()) for n in names]
+    assert [r["seed"] for r in records] == [10, 11, 12]
+    assert {r["batch"] for r in records} == {3}
+    before = {n: (tmp_path / n).read_bytes() for n in names}
+    assert run(tmp_path / "a.yaml", "-o", out).exit_code == 0
+    assert (tmp_path / "x-3.png").is_file()
+    assert {n: (tmp_path / n).read_bytes() for n in names} == before
+    # The images differ from each other: each has its own seed.
+    assert len(set(before.values())) == 3
+
+
+def test_a_picture_outside_the_config_folder_needs_image_dir(run, tmp_path):
+    pictures, configs = tmp_path / "pictures", tmp_path / "configs"
+    pictures.mkdir()
+    configs.mkdir()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(pictures / "red.png")
+    config = configs / "image.yaml"
+    config.write_text("epochs: 2\nresolution: 32\ntargets:\n"
+                      "  - features: [{image: ../pictures/red.png}]\n")
+    out = tmp_path / "out.png"
+    refused = run(config, "-o", out)
+    assert refused.exit_code == 1
+    assert "targets[0].features[0].image" in refused.output and "--image-dir" in refused.output
+    assert not out.exists()
+    result = run(config, "-o", out, "--image-dir", pictures)
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["prompt"].startswith("image ") and record["prompt"].endswith("red.png")
+
+
+def test_a_bad_second_file_is_named(run, tmp_path):
+    (tmp_path / "a.yaml").write_text(BASE)
+    (tmp_path / "b.yaml").write_text("targets: [\n")
+    result = run(tmp_path / "a.yaml", tmp_path / "b.yaml", "-o", tmp_path / "x.png")
+    assert result.exit_code == 1 and str(tmp_path / "b.yaml") in result.output
+    assert files(tmp_path) == ["a.yaml", "b.yaml"]
