@@ -339,3 +339,65 @@ def test_time_variables_single_epoch() -> None:
 def test_time_variables_feed_expressions() -> None:
     expr = compile_expression("t + ti + t2 + ti2 + epoch", TIME_VARIABLES)
     assert expr(time_variables(150, 301)) == pytest.approx(1 + 0.25 + 0.25 + 150)
+
+
+# --- CLIPig's time_step and the similarity as a tensor ------------------------------------
+
+
+@pytest.mark.parametrize(("t", "args", "expected"), [
+    (0.0, (0, 1), 0.0), (0.25, (0, 1), 0.25), (1.0, (0, 1), 1.0),
+    (0.25, (0.5, 1), 0.0), (0.75, (0.5, 1), 0.5),  # rises over the second half
+    (0.0, (0.5, 0), 1.0), (0.25, (0.5, 0), 0.5), (0.75, (0.5, 0), 0.0),  # falls over the first
+    (0.4, (0.5, 0.5), 0.0), (0.5, (0.5, 0.5), 1.0),  # equal ends: a step
+])
+def test_time_step_by_hand(t, args, expected):
+    expr = compile_expression(f"time_step({args[0]}, {args[1]})", TIME_VARIABLES)
+    assert expr.names == {"t"}
+    assert expr({"t": t}) == pytest.approx(expected)
+
+
+def test_time_step_needs_the_time_and_two_numbers():
+    with pytest.raises(ExpressionError, match="needs the training time"):
+        compile_expression("time_step(0, 1)", ("width",))
+    with pytest.raises(ExpressionError, match="takes two numbers"):
+        compile_expression("time_step(0)", TIME_VARIABLES)
+
+
+def test_the_long_time_names_equal_the_short_ones():
+    values = time_variables(3, 11)
+    assert values["time"] == values["t"] and values["time_inverse4"] == values["ti4"]
+
+
+@pytest.mark.parametrize("text", [
+    "sim / 100",
+    "1 if sim > 20 else 0.5",
+    "max(0.1, min(sim / 50, 2))",
+    "abs(sim) ** 0.5 + sin(sim) * math.cos(t)",
+    "0 < sim < 30 and t < 0.5 or sim > 40",
+    "not sim > 10",
+    "round(sim / 7, 1) + int(sim / 9) + floor(sim / 11)",
+    "time_step(0, 1) * sim + {0: 1}.get(0, 2)",
+])
+def test_an_expression_of_the_similarity_works_element_by_element(text):
+    import torch
+
+    expr = compile_expression(text, ("sim", "t"))
+    sims = [-35.0, -5.0, 0.0, 12.5, 25.0, 45.0]
+    out = expr({"sim": torch.tensor(sims, dtype=torch.float64), "t": 0.3})
+    one_by_one = [float(expr({"sim": s, "t": 0.3})) for s in sims]
+    assert [float(v) for v in out] == pytest.approx(one_by_one)
+
+
+def test_a_function_without_an_element_wise_form_is_refused_on_the_similarity():
+    import torch
+
+    expr = compile_expression("gcd(int(sim), 3)", ("sim",))
+    assert expr({"sim": 6.0}) == 3
+    with pytest.raises(ExpressionError, match="cannot take the similarity"):
+        expr({"sim": torch.tensor([6.0, 9.0])})
+
+
+def test_the_element_wise_helpers_stay_out_of_reach():
+    for text in ("_where(1, 2, 3)", "_vcall('system', 1)", "_all(1)"):
+        with pytest.raises(ExpressionError, match="not allowed"):
+            compile_expression(text, ("sim",))
