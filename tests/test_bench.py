@@ -257,7 +257,7 @@ def test_the_clipig_setting_times_the_showcase_against_the_reference(tiny_clip):
     from renderer.runs.bench import config_bench
 
     config = load_config(SHOWCASE_CONFIG)
-    entry = config_bench(config, tiny_clip, ["fp32"], "fp32", steps=1, batch=2, half=False)
+    entry = config_bench(config, tiny_clip, "fp32", steps=1, batch=2, half=False)
     assert entry["new_ops"] == [
         "repeat", "random_shift", "random_scale", "random_translate", "fnoise",
         "constraint contrast", "constraint edge_mean", "constraint normalize",

@@ -105,9 +105,11 @@ def test_select_mix_compares_with_the_weighted_mean_feature(tiny_clip):
     assert torch.allclose(loss, expected, atol=1e-5)
 
 
-def test_mix_needs_one_loss_for_all_features():
+def test_mix_needs_one_loss_for_all_features_and_weights_that_do_not_cancel():
     with pytest.raises(ConfigError, match="targets\\[0\\].select"):
         two_features(select="select: mix", first="loss: l1")
+    with pytest.raises(ConfigError, match="sum of the features' weights"):
+        two_features(select="select: mix", first="weight: -1")
 
 
 @pytest.mark.parametrize("kind, reduce", [

@@ -578,6 +578,10 @@ class _Parser:
                               ("equal", "fair"))
         if scaling == "fair":
             self.fail(f"{key}.feature_scale", not_supported("value", "feature_scale: fair"))
+        if select == "mix" and all(f.weight.constant for f in features) \
+                and sum(f.weight.items[0] for f in features) == 0:
+            self.fail(f"{key}.select", "mix divides by the sum of the features' weights, "
+                      "which is 0 here")
         if select == "mix" and len({f.loss for f in features}) > 1:
             self.fail(f"{key}.select", "mix compares with one mean feature, so its features "
                       "need one loss; got " + ", ".join(sorted({f.loss for f in features})))

@@ -1,10 +1,11 @@
-"""Parts of CLIPig's config language (June 2021) that this renderer does not support.
+"""Parts of CLIPig's config language (June 2021) that this renderer refuses, and why.
 
 The one table the parser consults: a name listed here exists in CLIPig, so a
-config that uses it is refused as "not supported", naming it, while a name
-CLIPig never had is "unknown". Everything CLIPig had and is not listed here
-is implemented (see ``renderer.language.ops.transforms``, ``renderer.language.ops.constraints``
-and the keys in ``renderer.language.config``).
+config that uses it is refused as "not supported", naming it and the reason,
+while a name CLIPig never had is "unknown". Everything CLIPig had and is not
+listed here is implemented (see ``renderer.language.ops.transforms``,
+``renderer.language.ops.constraints`` and the keys in
+``renderer.language.config``); docs/config-language.md lists it all.
 """
 
 from __future__ import annotations

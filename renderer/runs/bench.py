@@ -468,7 +468,7 @@ def run_bench(device: torch.device, model_name: str = RANDOM_VIT_B_32, steps: in
     result["configs"] = []
     for path in configs:
         with peaks.setting():
-            entry = config_bench(load_config(path), model, precisions, default, steps, batch,
+            entry = config_bench(load_config(path), model, default, steps, batch,
                                  reference_half)
         result["configs"].append(entry)
         _echo_config(entry, result["device"], echo)
@@ -514,23 +514,23 @@ def ops_beyond_the_methods(config: Config) -> list[str]:
     return [n for n in dict.fromkeys(names) if n not in used]
 
 
-def config_bench(config: Config, model: ClipModel, precisions: Sequence[str], default: str,
-                 steps: int, batch: int | None, half: bool) -> dict:
+def config_bench(config: Config, model: ClipModel, precision: str, steps: int,
+                 batch: int | None, half: bool) -> dict:
     """A CLIPig config's step, timed as the methods' are: the reference-style loop,
-    then each precision for one image and for its automatic batch (``batch``
-    overrides it). Returns source, epochs, views, new_ops (what the methods do
-    not use), seconds_per_step, images_per_hour and speedup (vs the reference)."""
+    then ``precision`` (the device's default) for one image and for its automatic
+    batch (``batch`` overrides it). Returns source, epochs, views, new_ops (what
+    the methods do not use), seconds_per_step, images_per_hour and speedup (vs
+    the reference)."""
     device = model.device
     entry = {"source": str(config.source), "epochs": config.epochs,
              "views": config.targets[0].views, "new_ops": ops_beyond_the_methods(config),
              "seconds_per_step": {}, "images_per_hour": {}, "speedup": {}}
     seconds = entry["seconds_per_step"]
     seconds["reference"] = reference_step_seconds(config, model, steps, half=half)
-    for precision in precisions:
-        n_auto = batch or unless_out_of_memory(device, auto_batch, config, model, precision) or 0
-        for n in sorted({1, n_auto} - {0}):
-            seconds[f"{precision} N={n}"] = unless_out_of_memory(
-                device, batched_step_seconds, config, model, n, precision, steps)
+    n_auto = batch or unless_out_of_memory(device, auto_batch, config, model, precision) or 0
+    for n in sorted({1, n_auto} - {0}):
+        seconds[f"{precision} N={n}"] = unless_out_of_memory(
+            device, batched_step_seconds, config, model, n, precision, steps)
     for key, value in seconds.items():
         n = 1 if key == "reference" else int(key.split("N=")[1])
         entry["images_per_hour"][key] = 3600.0 * n / (config.epochs * value) if value else None
