@@ -8,6 +8,7 @@ and the key it is about, and is raised before any rendering starts.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -157,11 +158,11 @@ class Feature:
     image: Path | None = None  # an image feature: this picture's CLIP features
     loss: str = "cosine"  # cosine, l1 (mae) or l2 (mse)
     scale: Param = field(default_factory=lambda: Param((1.0,)))  # x similarity, for select
+    # The picture's content digest, read once (as Init's): hashing reads no file.
     image_digest: str | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self):
-        if self.image is not None:
-            object.__setattr__(self, "image_digest", file_digest(Path(self.image)))
+        _read_digest(self)
 
     @property
     def simple(self) -> bool:
@@ -186,9 +187,10 @@ class Target:
     select: str = "all"  # all, best, worst or mix (see docs/config-language.md)
     name: str = "target"  # shown in statistics only
 
-    @property
+    @functools.cached_property
     def simple(self) -> bool:
-        """Every feature's loss added as the article's methods do, no weight per view."""
+        """Every feature's loss added as the article's methods do, no weight per view
+        (asked every step, so kept)."""
         return (self.select == "all" and all(f.simple for f in self.features)
                 and not reads_sim(self.weight)
                 and not any(reads_sim(c.weight) for c in self.constraints))
@@ -218,8 +220,7 @@ class Init:
     image_digest: str | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self):
-        if self.image is not None:
-            object.__setattr__(self, "image_digest", file_digest(Path(self.image)))
+        _read_digest(self)
 
     @property
     def digest(self) -> str:
@@ -232,6 +233,12 @@ class Init:
         if self.image is None:
             return f"noise {self.mean} {self.std}"
         return f"image {self.image_digest} {self.mean} {self.std}"
+
+
+def _read_digest(spec) -> None:
+    """Set a frozen spec's ``image_digest`` from its ``image`` file, if it has one."""
+    if spec.image is not None:
+        object.__setattr__(spec, "image_digest", file_digest(Path(spec.image)))
 
 
 def file_digest(path: Path) -> str:
@@ -343,17 +350,8 @@ def parse_config(text: str, source: str = "<config>", base: Path | None = None,
     A picture a config names (init.image, an image feature) must lie inside
     ``base`` or one of the ``roots`` the user named (see ``_Parser.picture``).
     """
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, "", f"malformed YAML{where}: {problem}") from None
-    if data is None:
-        data = {}
     base = base or Path(".")
-    return config_from_data(data, source, base, (base, *roots))
+    return config_from_data(read_data(text, source), source, base, (base, *roots))
 
 
 def config_from_data(data, source: str, base: Path, roots: Sequence[Path]) -> Config:
@@ -392,7 +390,7 @@ def read_data(text: str, source: str) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(source, "", f"expected a mapping of keys, got {_show(data)}")
+        raise ConfigError(source, "", f"expected a mapping, got {_show(data)}")
     return data
 
 
