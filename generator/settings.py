@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import yaml
 from gallery.paths import DATA_DIR
 
 SETTINGS_FILE = DATA_DIR / "site.yaml"
-_KEYS = ("base_url", "cname", "remote", "branch")
+_KEYS = ("base_url", "cname", "remote", "branch", "post_date", "post_slug", "blog_assets")
+_OPTIONAL = ("cname", "post_date", "post_slug")
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,11 @@ class SiteSettings:
     cname: str | None = None
     remote: str = "origin"
     branch: str = "gh-pages"
+    # The post in an existing Jekyll blog (`site --format jekyll`): its day and
+    # slug (default: the article's date and permalink), and its asset folder.
+    post_date: str | None = None
+    post_slug: str | None = None
+    blog_assets: str = "assets/clipig-gallery"
 
 
 def load_settings(path: Path = SETTINGS_FILE) -> SiteSettings:
@@ -34,8 +41,10 @@ def load_settings(path: Path = SETTINGS_FILE) -> SiteSettings:
     for key, value in data.items():
         if key not in _KEYS:
             raise ValueError(f"{path}: {key}: unknown key; expected one of {', '.join(_KEYS)}")
+        if isinstance(value, _dt.date):  # YAML reads 2021-06-09 as a date
+            value = data[key] = value.isoformat()
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{path}: {key}: expected a string, got {value!r}")
-        if value is None and key != "cname":
+        if value is None and key not in _OPTIONAL:
             raise ValueError(f"{path}: {key}: must not be empty")
     return SiteSettings(**data)

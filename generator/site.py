@@ -168,13 +168,21 @@ def _pages(inputs: Inputs, env: Environment, templates: Path, base_url: str,
     return pages
 
 
-def _prune(out: Path, produced: set[str]) -> int:
-    """Delete what the previous build wrote and this one did not; count them."""
-    manifest = out / MANIFEST
+def read_manifest(out: Path) -> dict:
+    """What the last build into ``out`` recorded (``files``: the site paths it
+    wrote); empty when there is none or it cannot be read."""
     try:
-        before = set(json.loads(manifest.read_text(encoding="utf-8"))["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        before = set()
+        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and isinstance(data.get("files"), list) else {}
+
+
+def _prune(out: Path, produced: set[str], extra: dict | None = None) -> int:
+    """Delete what the previous build wrote and this one did not; count them.
+    The new manifest lists ``produced`` (and ``extra``'s keys beside)."""
+    manifest = out / MANIFEST
+    before = set(read_manifest(out).get("files", []))
     removed = 0
     for stale in sorted(before - produced):
         path = out / stale
@@ -185,7 +193,8 @@ def _prune(out: Path, produced: set[str]) -> int:
                 if parent == out or any(parent.iterdir()):
                     break
                 parent.rmdir()
-    write_if_changed(manifest, json.dumps({"files": sorted(produced)}, indent=0).encode())
+    data = {"files": sorted(produced), **(extra or {})}
+    write_if_changed(manifest, json.dumps(data, indent=0).encode())
     return removed
 
 
@@ -205,6 +214,36 @@ def page_weight(out: Path, page: str) -> PageWeight:
         else:
             setattr(weight, kind, getattr(weight, kind) + size)
     return weight
+
+
+def site_files(inputs: Inputs, out: Path, templates: Path, workers: int | None
+               ) -> tuple[Inputs, SiteFiles, int]:
+    """Every file the post needs beside its page, registered by site path: the
+    images (PNG and WebP, best of N too), the histories and their strips (made
+    here, into ``out``), the script and styles. Returns the inputs without any
+    history that failed to decode, the files, and how many strips were made."""
+    files = SiteFiles()
+    inputs, strips_made = _publish_histories(inputs, out, files, workers)
+    for renders, tree in ((inputs.renders, IMAGES), (inputs.best_of, BEST_OF_IMAGES)):
+        for method, by_stem in renders.items():
+            for stem, render in by_stem.items():
+                files.copy(tree.png(method, stem), render.png)
+                files.web(tree.webp(method, stem), render.png)
+                # Best of N: the winner's short run, shown small (a WebP is enough).
+                if getattr(render, "short_image", None) is not None:
+                    files.web(tree.short_webp(method, stem, render.run), render.short_image)
+                if getattr(render, "short_sims", None) is not None:
+                    files.copy(tree.short_sims(method, stem), render.short_sims)
+    for source in sorted((templates / "static").iterdir()):
+        files.copy(static_file(source.name), source)
+    return inputs, files, strips_made
+
+
+def write_files(out: Path, files: SiteFiles, workers: int | None) -> tuple[int, int]:
+    """Copy and convert what changed into ``out``; (files copied, WebP copies made)."""
+    copied = sum(publish_copy(src, out / dst) for dst, src in files.copies.items())
+    made = make_web_copies([(src, out / dst) for dst, src in files.webp.items()], workers)
+    return copied, made
 
 
 def _history_files(inputs: Inputs) -> dict[Path, tuple[str, str]]:
@@ -251,20 +290,7 @@ def build_site(cache: Path, out: Path, base_url: str = "/", *, article: Path | N
     env = make_env(templates)
 
     out.mkdir(parents=True, exist_ok=True)
-    files = SiteFiles()
-    inputs, strips_made = _publish_histories(inputs, out, files, workers)
-    for renders, tree in ((inputs.renders, IMAGES), (inputs.best_of, BEST_OF_IMAGES)):
-        for method, by_stem in renders.items():
-            for stem, render in by_stem.items():
-                files.copy(tree.png(method, stem), render.png)
-                files.web(tree.webp(method, stem), render.png)
-                # Best of N: the winner's short run, shown small (a WebP is enough).
-                if getattr(render, "short_image", None) is not None:
-                    files.web(tree.short_webp(method, stem, render.run), render.short_image)
-                if getattr(render, "short_sims", None) is not None:
-                    files.copy(tree.short_sims(method, stem), render.short_sims)
-    for source in sorted((templates / "static").iterdir()):
-        files.copy(static_file(source.name), source)
+    inputs, files, strips_made = site_files(inputs, out, templates, workers)
     pages = _pages(inputs, env, templates, base_url, files)
 
     report = BuildReport(out=out, post=page_for_permalink(inputs.article.permalink))
@@ -273,9 +299,7 @@ def build_site(cache: Path, out: Path, base_url: str = "/", *, article: Path | N
     report.histories = len(inputs.histories)
     report.history_bytes = sum(h.size for h in inputs.histories.values())
     report.strips_made, report.warnings = strips_made, list(inputs.warnings)
-    report.copied = sum(publish_copy(src, out / dst) for dst, src in files.copies.items())
-    report.webp_made = make_web_copies(
-        [(src, out / dst) for dst, src in files.webp.items()], workers)
+    report.copied, report.webp_made = write_files(out, files, workers)
     # GitHub Pages would otherwise run the site through Jekyll first.
     write_if_changed(out / ".nojekyll", b"")
     for page, html in pages.items():
