@@ -255,6 +255,9 @@ def test_the_selector_works_in_the_blog(browser, blog_url):
     page.keyboard.press("b")  # the best of N
     page.wait_for_function("() => location.hash.includes('view=best')")
     assert all("/best-of/" in src for src in reader.shown() if src)
+    page.click("button[data-view-toggle]")  # the button leads back to the first attempts
+    assert reader.hash() == "#thing=piano&method=1"
+    assert all("/best-of/" not in src for src in reader.shown() if src)
     assert [e for e in reader.console if e[0] == "error"] == [] and reader.errors == []
     assert browser.failed == []
     reader.close()
