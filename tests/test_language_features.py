@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from renderer.engine.optimise import BatchRender, plan_epoch, render
-from renderer.engine.rate import rate_images
 from renderer.language.config import ConfigError, parse_config
 from renderer.language.ops.transforms import resize_views
 
@@ -224,12 +223,17 @@ resolution: 32
 targets:
   - features: [{text: a cat}, {image: goal.png, weight: 0.5}]
 """, base=tmp_path)
-    result = render(config, tiny_clip, [1, 2], ["a dog", "a fox"])
-    assert result.images.shape == (2, 3, 32, 32)
-    # The image feature's goal is the picture's features, as rated from the file.
+    job = BatchRender(config, tiny_clip, [1, 2], ["a dog", "a fox"])
+    # The prompts replace the text feature; the image feature's goal is the
+    # picture's features as the clip package's preprocessing gives them, for both.
     with torch.no_grad():
-        table = rate_images(tiny_clip, [tmp_path / "goal.png"], ["x"])
-    assert table.shape == (1, 1)
+        texts = tiny_clip.encode_texts(["a dog", "a fox"])
+        pixels = tiny_clip.preprocess(Image.open(tmp_path / "goal.png").convert("RGB"))
+        picture = F.normalize(tiny_clip.model.encode_image(pixels[None]).float(), dim=-1)
+    assert torch.allclose(job.goals[0, 0], texts)
+    assert torch.allclose(job.goals[0, 1], picture.expand(2, -1))
+    result = job.run()
+    assert result.images.shape == (2, 3, 32, 32)
 
 
 # --- start_epoch ------------------------------------------------------------------------

@@ -411,8 +411,10 @@ def _pictures_from(data: dict, base: Path) -> dict:
     return data
 
 
-def load_configs(sources: Sequence[str], roots: Sequence[Path] = (), stdin=None) -> Config:
-    """Read config files (``-``: standard input) and merge them in order, as CLIPig did.
+def load_configs(sources: Sequence[str], roots: Sequence[Path] = (), stdin=None
+                 ) -> tuple[Config, dict]:
+    """Read config files (``-``: standard input) and merge them in order, as CLIPig did;
+    the Config and the merged data (for keys that say where output goes).
 
     Pictures are found relative to the file that names them and must lie in
     one of the files' folders (standard input's: the working folder) or in
@@ -435,7 +437,7 @@ def load_configs(sources: Sequence[str], roots: Sequence[Path] = (), stdin=None)
         folders.append(base)
         merged = merge_data(merged, _pictures_from(read_data(text, source), base))
     label = " + ".join("<stdin>" if n == "-" else n for n in sources)
-    return config_from_data(merged, label, Path("."), (*folders, *roots))
+    return config_from_data(merged, label, Path("."), (*folders, *roots)), merged
 
 
 _TOP_KEYS = (

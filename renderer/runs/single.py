@@ -21,7 +21,7 @@ from gallery.schema import RenderRecord
 
 from ..engine.device import describe, device_name
 from ..execution.report import Reporter
-from ..language.config import ConfigError, load_configs, merge_data, read_data
+from ..language.config import ConfigError, load_configs
 from ..language.export import sidecar_text
 from .session import Machine, load_model, local_device
 
@@ -84,15 +84,6 @@ def history_frames(snapshot_interval: object, epochs: int) -> int:
     return max(2, epochs // snapshot_interval + 1)
 
 
-def _read_keys(sources: tuple[str, ...], stdin_text: str | None) -> dict:
-    """The merged data's keys that say where output goes (output, snapshot_interval)."""
-    merged = {}
-    for name in sources:
-        text = stdin_text if name == "-" else Path(name).read_text(encoding="utf-8")
-        merged = merge_data(merged, read_data(text or "", name))
-    return {k: merged.get(k) for k in ("output", "snapshot_interval")}
-
-
 def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=None
                    ) -> list[tuple[Path, RenderRecord]]:
     """Render ``run.repeat`` images of the merged configs; each PNG with its record.
@@ -106,10 +97,7 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
     from ..engine.precision import choose
     from ..engine.rate import feature_similarities
 
-    stdin_text = stdin.read() if stdin is not None and "-" in run.sources else None
-    replay = _Replay(stdin_text)
-    config = load_configs(run.sources, run.image_dirs, stdin=replay)
-    keys = _read_keys(run.sources, stdin_text)
+    config, data = load_configs(run.sources, run.image_dirs, stdin=stdin)
     if run.epochs is not None:
         config = config.with_epochs(run.epochs)
         if config.start_epoch >= config.epochs:
@@ -119,13 +107,14 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
         config = config.with_text(run.text)
     if machine.device == "auto" and config.device:
         machine = replace(machine, device=config.device)
-    outputs = free_outputs(run.output or default_output(run.sources, keys["output"]), run.repeat)
+    wanted = run.output or default_output(run.sources, data.get("output"))
+    outputs = free_outputs(wanted, run.repeat)
     device = local_device(machine, "any", reporter.note)
     choice = choose(device, machine.precision)
     model = load_model(machine.model or config.model, device)
     reporter.say(describe(device, choice, model.name, model.identity))
     seeds = [run.seed + i for i in range(run.repeat)]
-    frames = history_frames(keys["snapshot_interval"], config.epochs)
+    frames = history_frames(data.get("snapshot_interval"), config.epochs)
     done = [config.start_epoch]
 
     def advance(progress) -> None:
@@ -186,13 +175,3 @@ def _torch_version() -> str:
     import torch
 
     return torch.__version__
-
-
-class _Replay:
-    """Standard input read once, handed out again (the config and its keys read it)."""
-
-    def __init__(self, text: str | None):
-        self.text = text or ""
-
-    def read(self) -> str:
-        return self.text
