@@ -103,3 +103,21 @@ def test_history_only_on_k_workers_estimates_k_parallel_rounds(monkeypatch, tmp_
     (said,) = [line for line in reporter.lines if "rendering again takes about" in line]
     assert f"about {duration(expected)} on 2 x Test GPU (Ray)" in said, said
     assert len([line for line in reporter.lines if line.startswith("history  ")]) == 4
+
+
+def test_the_gallery_estimate_counts_each_methods_batches_on_k_workers(monkeypatch, tmp_path,
+                                                                       tiny_clip, small_configs):
+    from renderer.runs.first import estimate_line, plan_gallery
+
+    measured = []
+    executor = ray_executor(monkeypatch, 2, measured)
+    spec = small.spec(tmp_path, tiny_clip, executor=executor, precision="fp32", batch=2,
+                      selection=Selection(things=("harp",)))
+    planned = plan_gallery(tmp_path, tiny_clip.identity, spec.selection, epochs=2)
+    assert planned.counts() == {1: 9, 2: 9}
+    said = estimate_line(spec, planned)
+    # Per method: 9 images at batch 2 are 5 batches, 3 rounds on 2 workers, of 2 epochs.
+    expected = 2 * 3 * 2 * STEP
+    assert said.startswith(f"estimated {duration(expected)} for 18 images on 2 x Test GPU "
+                           f"(Ray), fp32 (method 1: 9 at batch 2, method 2: 9 at batch 2;"), said
+    assert measured == [2, 2]  # one step of each method's config

@@ -233,4 +233,6 @@ def test_the_gallery_run_says_its_plan_without_the_command_line(rendered, tiny_c
     lines.lines.clear()
     report = run_gallery(spec, epochs=3)  # another epoch count: every image again
     assert report.rendered == 6 and lines.lines[0] == "device cpu, as the session says"
-    assert lines.lines[1] == "method 1: 3 images, batch 1 (fixed for the CPU)"
+    assert lines.lines[1].startswith("estimated ") and " for 6 images on " in lines.lines[1]
+    assert "method 1: 3 at batch 1, method 2: 3 at batch 1;" in lines.lines[1]
+    assert lines.lines[2] == "method 1: 3 images, batch 1 (fixed for the CPU)"

@@ -21,6 +21,7 @@ from gallery.prompts import Prompt, load_prompts
 
 from ..execution.cache import expected, read_record, refresh, remove_stale_temp_files, status
 from ..execution.jobs import ImageJob, Tags, derive_seed, write_results
+from ..execution.timing import Piece, duration
 from ..language.config import Config
 from .configs import method_config
 from .spec import EVERYTHING, RunSpec, Selection
@@ -74,6 +75,14 @@ class GalleryPlan:
     items: list[Item]  # the selected prompt x method, with status
     todo: list[Item]  # to render in this run (after the selection's limit)
     stems: list[str]  # every prompt's stem in list order (the CSVs' row order)
+
+    def counts(self) -> dict[int, int]:
+        """Images to render per method (methods with none left out)."""
+        return dict(sorted(Counter(item.method for item in self.todo).items()))
+
+    def pieces(self, sizes: dict[int, int]) -> list[Piece]:
+        """The work for an estimate: each method's images to render, at its batch."""
+        return [Piece(self.configs[m], n, sizes[m]) for m, n in self.counts().items()]
 
     def dry_run_lines(self) -> list[str]:
         """Each image's verdict, and how the complete ones were made (device, precision):
@@ -159,6 +168,19 @@ def render_gallery(spec: RunSpec, planned: GalleryPlan) -> GalleryReport:
     return report
 
 
+def estimate_line(spec: RunSpec, planned: GalleryPlan) -> str:
+    """How long the plan's images take on the spec's executor, at the batches the
+    render will use (one step of each method measured now)."""
+    sizes = {m: spec.size(planned.configs[m], n, spec.frames)
+             for m, n in planned.counts().items()}
+    seconds = spec.estimate(planned.pieces(sizes))
+    batches = ", ".join(f"method {m}: {n} at batch {sizes[m]}"
+                        for m, n in planned.counts().items())
+    return (f"estimated {duration(seconds)} for {len(planned.todo)} images on "
+            f"{spec.executor.device_label}, {spec.precision.precision} ({batches}; one step "
+            f"of each measured now)")
+
+
 def run_gallery(spec: RunSpec, epochs: int | None = None,
                 dry_run: bool = False) -> GalleryReport | None:
     """`render`: plan the selection, then list it (``dry_run``) or render what is to do,
@@ -175,6 +197,7 @@ def run_gallery(spec: RunSpec, epochs: int | None = None,
         say(f"nothing to render: {len(planned.items)} images complete in {spec.cache}/")
         return None
     spec.announce()
+    say(estimate_line(spec, planned))
     report = render_gallery(spec, planned)
     say(report.text(spec.cache))
     line = sizes_line([i.png for i in planned.items], spec.frames)
