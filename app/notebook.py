@@ -27,6 +27,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from html import escape
 from pathlib import Path
 
 from gallery.layout import best_of_root, png_path, record_path
@@ -35,7 +36,7 @@ from gallery.settings import DEFAULT_HISTORY_FRAMES
 from renderer.execution.report import Reporter
 
 COLAB_DRIVE = Path("/content/drive")
-COLAB_CACHE = COLAB_DRIVE / "MyDrive" / "clipig-gallery" / "cache"
+COLAB_CACHE = Path("MyDrive", "clipig-gallery", "cache")  # inside the mounted Drive
 TOKEN_SECRET = "GITHUB_TOKEN"  # the Colab secret (or environment variable) publish reads
 GRID_THINGS = 4  # things the grid shows at most (the site shows every one)
 THUMB = 112  # pixels of a grid thumbnail
@@ -97,7 +98,8 @@ def in_colab() -> bool:
 def storage(cache: str | os.PathLike = "") -> Path:
     """The cache folder: ``cache``, or by default Google Drive on Colab (mounted
     here, so the cache outlives the session) and ./cache elsewhere."""
-    path = Path(cache) if str(cache) else COLAB_CACHE if in_colab() else Path("cache")
+    path = (Path(cache) if str(cache) else COLAB_DRIVE / COLAB_CACHE if in_colab()
+            else Path("cache"))
     path = path.expanduser().absolute()
     if in_colab() and path.is_relative_to(COLAB_DRIVE) and not (COLAB_DRIVE / "MyDrive").is_dir():
         from google.colab import drive
@@ -177,8 +179,6 @@ def _thumb(png: Path, cache: dict) -> str | None:
 
 
 def _cell(png: Path, thumbs: dict, label: str = "") -> str:
-    from html import escape
-
     from renderer.execution.cache import read_record
 
     url = _thumb(png, thumbs) if record_path(png).is_file() else None
@@ -244,12 +244,12 @@ class Notebook:
         animals = list(dict.fromkeys(item.prompt.animal for item in planned.items))
         methods = sorted({item.method for item in planned.items})
         stems = {(i.prompt.animal, i.prompt.thing): i.prompt.stem for i in planned.items}
-        head = "".join(f"<th>{thing}, method {m}</th>" for thing in shown for m in methods)
+        head = "".join(f"<th>{escape(thing)}, method {m}</th>" for thing in shown for m in methods)
         rows = []
         for animal in animals:
             cells = "".join(_cell(png_path(self.cache, m, stems[animal, thing]), self.thumbs)
                             for thing in shown for m in methods)
-            rows.append(f"<tr><th>{animal}</th>{cells}</tr>")
+            rows.append(f"<tr><th>{escape(animal)}</th>{cells}</tr>")
         more = (f"<p>the first {GRID_THINGS} of {len(things)} things; the site shows them "
                 f"all</p>" if len(things) > GRID_THINGS else "")
         return _display(_html(f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>{more}"),
@@ -291,13 +291,14 @@ class Notebook:
         selection = Selection(tuple(int(m) for m in methods), (animal,), (thing,))
         spec = replace(self.spec, selection=selection, device_line="")  # said at the start
         with friendly(self.cache):
-            stem = selection.prompts()[0].stem
+            prompt = selection.prompts()[0]
             report = run_best_of(spec, BestOfSpec(runs, 1, *epochs))
+        stem = prompt.stem
         cells = "".join(_cell(png_path(self.cache, m, stem), self.thumbs, f"method {m}")
                         + _cell(png_path(best_of_root(self.cache), m, stem), self.thumbs,
                                 f"best of {runs}")
                         for m in selection.methods)
-        _display(_html(f"<p>{animal} made of {thing}: first attempt and best of {runs}</p>"
+        _display(_html(f"<p>{escape(prompt.text)} first attempt and best of {runs}</p>"
                        f"<table><tr>{cells}</tr></table>"))
         return report
 

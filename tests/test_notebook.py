@@ -207,6 +207,7 @@ def test_the_post_is_built_and_published_with_real_git(runs):
     site = folder / "site"
     post = site / "2021" / "clipig-animal-transfer" / "index.html"
     assert post.is_file() and "penguin" in post.read_text(encoding="utf-8")
+    assert "renders: 4; best-of images: 2;" in text_of(first)["site"]  # all of them
     listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", "gh-pages"],
                              cwd=folder / "pages.git", capture_output=True, text=True,
                              check=True).stdout.split()
@@ -344,3 +345,66 @@ def test_the_render_cell_run_again_goes_on_from_the_cache(tmp_path, tiny_clip, s
     assert again.rendered == 1 and png.is_file()
     assert run.render(selected) is None
     assert files_of(tmp_path / "method-2") == method_2  # the other image left alone
+
+
+@pytest.fixture
+def fake_colab(monkeypatch, tmp_path):
+    """``google.colab`` as Colab has it (drive, userdata, files), recording its calls;
+    Drive's mount point in ``tmp_path``."""
+    import sys
+    import types
+
+    from app import notebook
+
+    calls = []
+    drive_root = tmp_path / "drive"
+
+    def mount(point):
+        calls.append(("mount", point))
+        (Path(point) / "MyDrive").mkdir(parents=True)
+
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mount)
+    colab.userdata = types.SimpleNamespace(get=lambda name: calls.append(("secret", name))
+                                           or "from-the-secrets-panel")
+    colab.files = types.SimpleNamespace(download=lambda path: calls.append(("download", path)))
+    google = types.ModuleType("google")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(notebook, "COLAB_DRIVE", drive_root)
+    return calls, drive_root
+
+
+def test_on_colab_the_cache_defaults_to_drive_mounted_once(fake_colab, monkeypatch):
+    from app.notebook import COLAB_CACHE, storage
+
+    calls, drive_root = fake_colab
+    assert storage("") == drive_root / COLAB_CACHE and (drive_root / COLAB_CACHE).is_dir()
+    assert storage("") == drive_root / COLAB_CACHE
+    assert calls == [("mount", str(drive_root))]  # mounted once, not on every rerun
+    elsewhere = drive_root.parent / "elsewhere"
+    assert storage(elsewhere) == elsewhere and calls == [("mount", str(drive_root))]
+
+
+def test_on_colab_the_token_comes_from_its_secrets(fake_colab, monkeypatch):
+    from app.notebook import github_token
+
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    assert github_token() == "from-the-secrets-panel"
+    assert fake_colab[0] == [("secret", "GITHUB_TOKEN")]
+
+
+def test_the_site_as_one_zip(runs, fake_colab):
+    import zipfile
+
+    from app.notebook import download
+
+    folder = runs[0]
+    archive = download(folder / "site")
+    names = set(zipfile.ZipFile(archive).namelist())
+    assert {"index.html", "2021/clipig-animal-transfer/index.html"} <= names
+    expected = {str(p.relative_to(folder / "site")) for p in (folder / "site").rglob("*")
+                if p.is_file()}
+    assert expected <= names
+    assert fake_colab[0] == [("download", str(archive))]  # Colab's download offered
