@@ -58,37 +58,26 @@ class Stop(Exception):
 
 
 @contextmanager
-def friendly(cache: Path | None = None) -> Iterator[None]:
-    """Turn what a user can cause into ``Stop`` with a message (finished work kept)."""
-    from gallery.atomic import disk_full_message, is_disk_full
-    from gallery.settings import ModelUnavailable
+def friendly(cache: Path | None = None, what: str = "images") -> Iterator[None]:
+    """What the command line turns into a message (``renderer.terminal.reported``:
+    an unusable device, missing weights, a bad plan, running out of memory or disk,
+    an interruption, with the finished ``what`` kept in ``cache``), and a failed
+    site build or publish, as ``Stop`` with that message."""
+    import click
+
     from generator.article import ArticleError
     from generator.publish import PublishError
     from generator.site import BuildError
-    from renderer.engine.device import DeviceError
-    from renderer.engine.precision import PrecisionError
-    from renderer.execution.batching import OutOfMemory
-    from renderer.language.config import ConfigError
-    from renderer.runs.judge import SameModel
-    from renderer.runs.spec import PlanError
+    from renderer.terminal import reported
 
-    kept = f"; finished images are kept in {cache}/, run the cell again to go on" if cache else ""
     try:
-        yield
-    except (DeviceError, PrecisionError) as exc:
-        raise Stop(f"{exc}\n{NOTEBOOK_HINTS[type(exc).__name__]}") from None
-    except (ModelUnavailable, ConfigError, PlanError, SameModel, PublishError, BuildError,
-            ArticleError) as exc:
+        with reported(what, cache):
+            yield
+    except click.ClickException as exc:
+        hint = NOTEBOOK_HINTS.get(type(exc.__context__).__name__)
+        raise Stop("\n".join(filter(None, (exc.format_message(), hint)))) from None
+    except (PublishError, BuildError, ArticleError) as exc:
         raise Stop(str(exc)) from None
-    except OutOfMemory as exc:
-        raise Stop(f"{exc}{kept}") from None
-    except KeyboardInterrupt:
-        raise Stop(f"interrupted{kept}") from None
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        raise Stop(disk_full_message(exc, cache or Path.cwd(),
-                                     "what was finished before is kept")) from None
 
 
 def in_colab() -> bool:

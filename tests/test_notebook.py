@@ -68,6 +68,7 @@ def with_parameters(**values):
 
 
 KERNEL = "clipig-gallery-test"
+MISTAKE = 'nb.start(CACHE_DIR, "cuda:99", PRECISION, MODEL, HISTORY_FRAMES)'
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -126,6 +127,8 @@ def files_of(folder: Path) -> dict[str, int]:
 def runs(tmp_path_factory, tiny_clip_path):
     """The notebook executed twice over one cache, with a bare repository to publish
     to: (folder, cache, first execution, cache files after it, second execution)."""
+    from nbformat.v4 import new_code_cell
+
     folder = tmp_path_factory.mktemp("notebook")
     remote = folder / "pages.git"
     subprocess.run(["git", "init", "--quiet", "--bare", str(remote)], check=True)
@@ -140,7 +143,12 @@ def runs(tmp_path_factory, tiny_clip_path):
         first = execute(with_parameters(**params), folder)
         cache = folder / "cache"
         after_first = files_of(cache)
-        second = execute(with_parameters(**params), folder)
+        # The second execution ends with one more cell, a user's mistake (a GPU
+        # this machine does not have: none here, and no machine has a hundred), so
+        # that its message is seen as a real kernel shows it, without a third kernel.
+        second = with_parameters(**params)
+        second.cells.append(new_code_cell(MISTAKE, id="mistake"))
+        second = execute(second, folder, allow_errors=True)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -236,20 +244,16 @@ def test_the_token_is_nowhere_in_what_the_notebook_wrote(runs):
             assert TOKEN.encode() not in path.read_bytes(), path
 
 
-def test_a_missing_gpu_stops_the_cell_with_a_message_and_no_traceback(tmp_path, tiny_clip_path):
-    """A user's mistake (a GPU this machine does not have: none here, and no machine
-    has a hundred) stops at the start cell with what to change, not a traceback."""
-    notebook = with_parameters(CACHE_DIR=str(tmp_path / "cache"), DEVICE="cuda:99",
-                               MODEL=str(tiny_clip_path))
-    notebook.cells = notebook.cells[:[c.id for c in notebook.cells].index("start") + 1]
-    execute(notebook, tmp_path, allow_errors=True)
-    start = notebook.cells[-1]
-    errors = [o for o in start.outputs if o.output_type == "error"]
-    assert len(errors) == 1
-    assert errors[0].ename == "Stop"
-    assert len(errors[0].traceback) == 1  # the message, no frames
-    assert errors[0].traceback[0].startswith("stopped: ")
-    assert 'DEVICE = "cpu"' in errors[0].traceback[0]
+def test_a_users_mistake_stops_the_cell_with_a_message_and_no_traceback(runs):
+    cells = {c.id: c for c in runs[4].cells}
+    errors = {id: [o for o in c.outputs if o.output_type == "error"]
+              for id, c in cells.items() if c.cell_type == "code"}
+    assert not [id for id, e in errors.items() if e and id != "mistake"]  # only there
+    (error,) = errors["mistake"]
+    assert error.ename == "Stop"
+    assert len(error.traceback) == 1  # the message, no frames
+    assert error.traceback[0].startswith("stopped: ")
+    assert 'DEVICE = "cpu"' in error.traceback[0]
 
 
 def test_the_stripper_turns_an_executed_notebook_back_into_the_committed_one(runs, tmp_path):
@@ -325,6 +329,24 @@ def test_a_users_mistake_is_one_line_without_a_traceback(tmp_path, tiny_clip):
     assert stopped.value._render_traceback_() == ["stopped: unknown thing(s): theremin"]
     with pytest.raises(Stop, match="no site in"):
         download(tmp_path / "site")
+
+
+def test_an_interrupted_or_full_cell_says_what_it_kept(tmp_path):
+    import errno
+
+    from app.notebook import Stop, friendly
+
+    with pytest.raises(Stop, match=f"interrupted: finished images are kept in {tmp_path}/; "
+                                   "run again to resume"):
+        with friendly(tmp_path):
+            raise KeyboardInterrupt
+    with pytest.raises(Stop, match="no space left on the device") as full:
+        with friendly(tmp_path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.png"))
+    assert "kept" in str(full.value)
+    with pytest.raises(ValueError):  # not a user's condition: the traceback stays
+        with friendly(tmp_path):
+            raise ValueError("a bug")
 
 
 def test_the_render_cell_run_again_goes_on_from_the_cache(tmp_path, tiny_clip, small_configs):
