@@ -430,3 +430,40 @@ def test_the_site_as_one_zip(runs, fake_colab):
                 if p.is_file()}
     assert expected <= names
     assert fake_colab[0] == [("download", str(archive))]  # Colab's download offered
+
+
+@pytest.mark.parametrize("source, target", [
+    ("git+https://github.com/you/clipig-gallery",
+     "clipig-gallery[notebook] @ git+https://github.com/you/clipig-gallery"),
+    ("", f"{DATA_DIR.parent}[notebook]"),  # the checkout the notebook is in
+])
+def test_the_install_cell_installs_with_pip_when_the_package_is_missing(monkeypatch, source,
+                                                                         target):
+    """The install cell's other branch (the kernel under test has the package), with
+    the package reported missing and pip's call recorded instead of made."""
+    import importlib.metadata
+    import sys
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    calls = []
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    monkeypatch.setattr(subprocess, "run", lambda args, check: calls.append(args))
+    monkeypatch.chdir(NOTEBOOK.parent)
+    cell = next(c for c in committed().cells if c.id == "install")
+    exec(cell.source, {"SOURCE": source})
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", target]]
+
+
+def test_the_install_cell_asks_for_a_source_where_it_has_none(monkeypatch, tmp_path):
+    import importlib.metadata
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    monkeypatch.chdir(tmp_path)  # as on Colab: no checkout around
+    cell = next(c for c in committed().cells if c.id == "install")
+    with pytest.raises(SystemExit, match="set SOURCE"):
+        exec(cell.source, {"SOURCE": ""})
