@@ -24,7 +24,7 @@ from renderer.engine.precision import choose
 from renderer.engine.standin import standin_checkpoint
 from renderer.execution.report import Reporter
 from renderer.runs.bestof import BestOfSpec, batch_sizes, plan_best_of, render_best_of
-from renderer.runs.first import plan_gallery, render_gallery
+from renderer.runs.first import estimate_line, plan_gallery, render_gallery
 from renderer.runs.histories import add_histories, missing_in_gallery
 from renderer.runs.histories import batch_sizes as history_batch_sizes
 from renderer.runs.judge import DEFAULT_JUDGE, SameModel, judge_cache
@@ -100,6 +100,8 @@ def run_demo(out: Path, asked: Machine, epochs: int | None, reporter: Reporter):
                                epochs or DEMO_EPOCHS)
         echo(f"demo: {len(planned.items) // len(METHODS)} prompts x {len(METHODS)} methods, "
              f"{planned.configs[1].epochs} epochs, {len(planned.todo)} to render on {device}")
+        if planned.todo:
+            echo(estimate_line(spec, planned))
         report = render_gallery(spec, planned)
         # A cache from before histories existed: give its images theirs.
         missing, _ = missing_in_gallery(spec, epochs or DEMO_EPOCHS)
