@@ -359,9 +359,14 @@ def pages_url(url: str) -> str | None:
 
 def _publishing_repo(repo: Path, remote: str, url: str) -> None:
     """A git repository of its own to publish from, with ``remote`` at ``url``."""
+    from generator.publish import PublishError
+
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
 
+    if shutil.which("git") is None:
+        raise PublishError("publishing needs git, which this machine lacks: install it "
+                           "(on Debian and Ubuntu: apt-get install git), or download the zip")
     repo.mkdir(parents=True, exist_ok=True)
     if not (repo / ".git").exists():
         git("init", "--quiet")

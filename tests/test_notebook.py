@@ -467,3 +467,16 @@ def test_the_install_cell_asks_for_a_source_where_it_has_none(monkeypatch, tmp_p
     cell = next(c for c in committed().cells if c.id == "install")
     with pytest.raises(SystemExit, match="set SOURCE"):
         exec(cell.source, {"SOURCE": ""})
+
+
+def test_publishing_without_git_says_so(monkeypatch, tmp_path, tiny_clip):
+    import shutil
+
+    from app.notebook import Notebook, NotebookReporter, Stop
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "git" else real_which(name))
+    reporter = NotebookReporter()
+    run = Notebook(small.spec(tmp_path / "cache", tiny_clip, reporter=reporter), reporter)
+    with pytest.raises(Stop, match="publishing needs git"):
+        run.publish(tmp_path / "site", "https://github.com/you/pages", token="unused")
