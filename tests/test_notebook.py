@@ -349,17 +349,26 @@ def test_an_interrupted_or_full_cell_says_what_it_kept(tmp_path):
             raise ValueError("a bug")
 
 
-def test_the_render_cell_run_again_goes_on_from_the_cache(tmp_path, tiny_clip, small_configs):
+def test_the_render_cell_run_again_goes_on_from_the_cache(monkeypatch, tmp_path, tiny_clip,
+                                                          small_configs):
     """Within one kernel too: the render cell asks the cache, not the plan cell's
     snapshot, so running it again after it finished (or was interrupted) renders only
     what is missing."""
+    from app import notebook
     from app.notebook import Notebook, NotebookReporter
 
+    shown = []  # the grid's states as displayed, in order
+    real = notebook._display
+    monkeypatch.setattr(notebook, "_display", lambda obj, handle=None: shown.append(
+        (str(getattr(obj, "data", obj)), handle)) or real(obj, handle))
     reporter = NotebookReporter()
-    run = Notebook(small.spec(tmp_path, tiny_clip, reporter=reporter), reporter)
+    run = Notebook(small.spec(tmp_path, tiny_clip, reporter=reporter, batch=1), reporter)
     selected = run.plan(things=["harp"], animals=["penguin"], epochs=2)
     first = run.render(selected)
     assert first.rendered == 2
+    # The grid filled in image by image as the batches finished, not only at the end.
+    assert [html.count("<img ") for html, _ in shown] == [0, 1, 2, 2]
+    shown.clear()
     method_2 = files_of(tmp_path / "method-2")
     png = png_path(tmp_path, 1, selected.plan(run).items[0].prompt.stem)
     png.unlink()  # as if that one had been in flight when the kernel died
