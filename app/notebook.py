@@ -33,7 +33,7 @@ from pathlib import Path
 from gallery.layout import best_of_root, png_path, record_path
 from gallery.paths import METHODS
 from gallery.settings import DEFAULT_HISTORY_FRAMES
-from renderer.execution.report import Reporter
+from renderer.execution.report import BarReporter
 
 COLAB_DRIVE = Path("/content/drive")
 COLAB_CACHE = Path("MyDrive", "clipig-gallery", "cache")  # inside the mounted Drive
@@ -120,33 +120,23 @@ def _html(markup: str):
     return HTML(markup)
 
 
-class NotebookReporter(Reporter):
+class NotebookReporter(BarReporter):
     """Lines as printed output, progress as a notebook bar (tqdm's), and a callback
     after every batch written (the grid refreshes there)."""
 
     def __init__(self):
         super().__init__(print)
-        self.bar = None
         self.on_advance = None
 
     def advance(self, images: int) -> None:
-        if self.bar is not None:
-            self.bar.update(images)
+        super().advance(images)
         if self.on_advance is not None:
             self.on_advance()
 
-    @contextmanager
-    def progress(self, total: int, label: str, unit: str = "image"):
+    def new_bar(self, total: int, label: str, unit: str):
         from tqdm.auto import tqdm
 
-        if self.bar is not None:  # nested: the outer bar counts
-            yield
-            return
-        with tqdm(total=total, desc=label, unit=unit) as self.bar:
-            try:
-                yield
-            finally:
-                self.bar = None
+        return tqdm(total=total, desc=label, unit=unit)
 
 
 def _thumb(png: Path, cache: dict) -> str | None:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import click
 
+from .execution.report import BarReporter
 
-class ClickReporter:
+
+class ClickReporter(BarReporter):
     """Lines on stdout, above a progress bar on stderr while one is open."""
 
     def __init__(self):
-        self.bar = None
+        super().__init__(click.echo)
 
     def say(self, line: str) -> None:
         if self.bar is None:
@@ -27,23 +29,11 @@ class ClickReporter:
     def note(self, line: str) -> None:
         click.echo(line, err=True)  # on stderr: `rate` may be writing its CSV to stdout
 
-    def advance(self, images: int) -> None:
-        if self.bar is not None:
-            self.bar.update(images)
-
-    @contextmanager
-    def progress(self, total: int, label: str, unit: str = "image"):
+    def new_bar(self, total: int, label: str, unit: str):
         from tqdm import tqdm
 
-        if self.bar is not None:  # nested: the outer bar counts
-            yield
-            return
-        with tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False,
-                  disable=None) as self.bar:
-            try:
-                yield
-            finally:
-                self.bar = None
+        return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False,
+                    disable=None)
 
 
 @contextmanager

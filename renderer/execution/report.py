@@ -3,8 +3,8 @@
 Runs and executors talk through a ``Reporter``: ``say`` for a line (a batch
 size, a retry at half the size, an estimate), ``note`` for a side remark,
 ``advance`` for images written, ``progress`` around a stretch of work whose total is known. The
-default prints lines and shows no progress; the command line's draws a bar
-and prints lines above it.
+default prints lines and shows no progress; a ``BarReporter`` (the command
+line's, the notebook's) shows one progress bar, which nested stretches share.
 """
 
 from __future__ import annotations
@@ -31,6 +31,33 @@ class Reporter:
     def progress(self, total: int, label: str, unit: str = "image") -> Iterator[None]:
         """Around work of ``total`` units (advanced by ``advance``)."""
         yield
+
+
+class BarReporter(Reporter):
+    """Progress as one bar (``new_bar``: a tqdm of the subclass's kind); a stretch
+    inside another adds to the outer bar instead of opening its own."""
+
+    def __init__(self, echo: Callable[[str], None] = print):
+        super().__init__(echo)
+        self.bar = None
+
+    def new_bar(self, total: int, label: str, unit: str):
+        raise NotImplementedError
+
+    def advance(self, images: int) -> None:
+        if self.bar is not None:
+            self.bar.update(images)
+
+    @contextmanager
+    def progress(self, total: int, label: str, unit: str = "image") -> Iterator[None]:
+        if self.bar is not None:  # nested: the outer bar counts
+            yield
+            return
+        with self.new_bar(total, label, unit) as self.bar:
+            try:
+                yield
+            finally:
+                self.bar = None
 
 
 QUIET = Reporter(lambda _line: None)
