@@ -82,7 +82,7 @@ rank: install
 	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal penguin --thing piano --method 2 --runs 149
 
 # The blog post from $(CACHE) into site/. The path it is served under comes
-# from data/site.yaml; BASE_URL=/path/ overrides it. Needs no torch.
+# from gallery/data/site.yaml; BASE_URL=/path/ overrides it. Needs no torch.
 BASE_URL ?=
 BASE_FLAG = $(if $(BASE_URL),--base-url $(BASE_URL))
 site: install
@@ -93,7 +93,7 @@ PORT ?= 8000
 serve: install
 	$(BIN)/clipig-gallery serve --out site --port $(PORT) $(BASE_FLAG)
 
-# Build if needed, check, and push site/ to the gh-pages branch (data/site.yaml).
+# Build if needed, check, and push site/ to the gh-pages branch (gallery/data/site.yaml).
 publish: install
 	$(BIN)/clipig-gallery publish --cache $(CACHE) --out site $(BASE_FLAG)
 

@@ -295,7 +295,7 @@ class Notebook:
 
     def publish(self, site: Path, to: str, token: str | None = None):
         """Build the post for the GitHub Pages address of ``to`` (a repository URL,
-        or any git remote) and push it to its gh-pages branch (data/site.yaml's).
+        or any git remote) and push it to its gh-pages branch (gallery/data/site.yaml's).
 
         The token (``token``, else the Colab secret or environment variable
         GITHUB_TOKEN, else asked for without echo) reaches git through the

@@ -1,10 +1,10 @@
-"""Where the project's data files live (the repository's data/ folder)."""
+"""Where the project's data files live: gallery/data/, package data (a wheel holds it too)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parent / "data"
 METHODS_DIR = DATA_DIR / "methods"
 RANKING_DIR = DATA_DIR / "ranking"
 # A CLIPig config beyond the methods (the bench's "clipig" setting, an example).

@@ -1,7 +1,7 @@
 """The 810 animal/thing prompts of the DALL-E "animal concept transfer" samples.
 
 The raw source is OpenAI's ``dall-e-samples.json``; ``scripts/derive_prompts.py``
-turns it into ``data/prompts.json``, which is what the rest of the project
+turns it into ``gallery/data/prompts.json``, which is what the rest of the project
 reads through :func:`load_prompts`.
 
 This module is deliberately free of torch and of import-time side effects so
@@ -118,7 +118,7 @@ def derive_prompts(samples: dict[str, Any]) -> list[Prompt]:
 
 
 def prompts_document(prompts: list[Prompt], source: str) -> dict[str, Any]:
-    """The JSON shape of ``data/prompts.json``."""
+    """The JSON shape of ``gallery/data/prompts.json``."""
     return {"source": source, "count": len(prompts), "prompts": [asdict(p) for p in prompts]}
 
 
@@ -136,7 +136,7 @@ def _prompt_from_record(record: Any, index: int, where: Path) -> Prompt:
 
 
 def load_prompts(path: str | Path | None = None) -> list[Prompt]:
-    """Read the derived prompt list (default: ``data/prompts.json`` of the repo)."""
+    """Read the derived prompt list (default: ``gallery/data/prompts.json`` of the repo)."""
     where = Path(path) if path is not None else DEFAULT_PROMPTS_PATH
     if not where.is_file():
         raise FileNotFoundError(

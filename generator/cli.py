@@ -25,7 +25,7 @@ from .cachedata import CacheError
                    "the Jekyll blog to add the post to.")
 @click.option("--base-url", default=None, metavar="PATH",
               help="Path the site is served under, e.g. /repo-name/ on GitHub Pages "
-                   "(default: data/site.yaml; pages link relatively, only the 404 page and "
+                   "(default: gallery/data/site.yaml; pages link relatively, only the 404 page and "
                    "canonical links use it). Not used by --format jekyll (the blog's "
                    "baseurl is).")
 @click.option("--format", "form", type=click.Choice(["site", "jekyll"]), default="site",
@@ -33,9 +33,9 @@ from .cachedata import CacheError
               help="A standalone site, or the post as one post of an existing Jekyll blog.")
 @click.option("--assets", default=None, metavar="FOLDER",
               help="With --format jekyll: the post's folder inside the blog (default: "
-                   "data/site.yaml's blog_assets, assets/clipig-gallery).")
+                   "gallery/data/site.yaml's blog_assets, assets/clipig-gallery).")
 @click.option("--post-date", default=None, metavar="YYYY-MM-DD",
-              help="With --format jekyll: the post's day (default: data/site.yaml).")
+              help="With --format jekyll: the post's day (default: gallery/data/site.yaml).")
 @click.option("--slug", default=None, help="With --format jekyll: the post's slug.")
 @click.option("--link-assets", type=click.Choice(["body", "front-matter"]), default="body",
               show_default=True,
@@ -87,7 +87,7 @@ def _site_jekyll(cache: Path, blog: Path | None, assets: str, date: str | None,
               show_default=True, help="The built site.")
 @click.option("--base-url", default=None, metavar="PATH",
               help="Serve the site under this path, as GitHub Pages serves a project site "
-                   "(default: data/site.yaml).")
+                   "(default: gallery/data/site.yaml).")
 def serve(port, out, base_url):
     """Preview the built site on localhost."""
     from .serve import serve as run_server
@@ -113,11 +113,13 @@ def _settings():
               help=f"Render cache to build from (default ${CACHE_ENV}, else ./cache).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
               show_default=True, help="Site folder to build and publish.")
-@click.option("--remote", default=None, help="Git remote to push to (default: data/site.yaml).")
-@click.option("--branch", default=None, help="Branch to publish on (default: data/site.yaml).")
+@click.option("--remote", default=None,
+              help="Git remote to push to (default: gallery/data/site.yaml).")
+@click.option("--branch", default=None,
+              help="Branch to publish on (default: gallery/data/site.yaml).")
 @click.option("--cname", default=None, metavar="HOST", help="Custom domain (writes CNAME).")
 @click.option("--base-url", default=None, metavar="PATH",
-              help="Path the site is served under (default: data/site.yaml).")
+              help="Path the site is served under (default: gallery/data/site.yaml).")
 @click.option("--allow-missing", is_flag=True,
               help="Publish even though some of the 1620 renders are missing.")
 @click.option("--dry-run", is_flag=True, help="Show what would be pushed; push nothing.")

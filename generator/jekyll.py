@@ -90,7 +90,7 @@ def post_name(meta: dict, date: str | None, slug: str | None) -> str:
     except ValueError:
         raise JekyllError(
             f"a Jekyll post needs a day: the article's date is {meta.get('date')!r}; set "
-            "post_date (YYYY-MM-DD) in data/site.yaml or pass --post-date") from None
+            "post_date (YYYY-MM-DD) in gallery/data/site.yaml or pass --post-date") from None
     slug = slug or [p for p in str(meta.get("permalink", "")).split("/") if p][-1]
     slug = slug.removesuffix(".html")
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", slug):
@@ -156,7 +156,7 @@ def export_jekyll(cache: Path, blog: Path, assets: str = DEFAULT_ASSETS, *,
     links them from the post itself (any layout, minima included);
     ``front-matter`` names them as ``custom_css`` and ``custom_js`` for a
     layout that links those (the 2021 blog's convention). The date and slug
-    default to data/site.yaml's post_date and post_slug, then the article's.
+    default to gallery/data/site.yaml's post_date and post_slug, then the article's.
     """
     settings = load_settings()
     date = date if date is not None else settings.post_date

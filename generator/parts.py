@@ -162,7 +162,8 @@ class PostParts:
         if name not in self._configs:
             path = (self.inputs.data_dir / name).resolve()
             if self.inputs.data_dir.resolve() not in path.parents or path.suffix != ".yaml":
-                raise ArticleError(f"config_value: {name!r} is not a .yaml file under data/")
+                raise ArticleError(f"config_value: {name!r} is not a .yaml file under "
+                                   "gallery/data/")
             self._configs[name] = yaml.safe_load(path.read_text(encoding="utf-8"))
         return self._configs[name]
 
@@ -286,7 +287,7 @@ class PostParts:
         return table[key]
 
     def helpers(self, slots: Slots) -> dict[str, Callable]:
-        """What ``data/article.md`` may call; each returns a slot token, except the
+        """What ``gallery/data/article.md`` may call; each returns a slot token, except the
         tests ``measured``, ``ranked``, ``best_of_run``, ``best_of_gained``, ``judged`` and
         ``judge_agrees`` for ``{% if %}``."""
         return {

@@ -1,4 +1,4 @@
-"""The site's publishing settings, configured once in data/site.yaml."""
+"""The site's publishing settings, configured once in gallery/data/site.yaml."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from .sitepaths import (
     static_file,
 )
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 SITE_NAME = "clipig-gallery"
 
 

@@ -334,10 +334,9 @@ def test_the_torch_floor_has_what_the_renderer_catches():
     """torch.OutOfMemoryError (caught in renderer.execution.batching) and MPS autocast
     came with 2.5."""
     import re
+    from pathlib import Path
 
-    from gallery.paths import DATA_DIR
-
-    text = (DATA_DIR.parent / "pyproject.toml").read_text()
+    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     floor = re.search(r'"torch>=(\d+)\.(\d+)"', text)
     assert floor and (int(floor[1]), int(floor[2])) >= (2, 5)
     assert hasattr(torch, "OutOfMemoryError")

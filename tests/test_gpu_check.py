@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
-from gallery.paths import DATA_DIR
 from gallery.prompts import load_prompts
 
-SCRIPT = DATA_DIR.parent / "scripts" / "gpu_check.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.py"
 
 
 def load_script():

@@ -10,12 +10,11 @@ import functools
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from gallery.paths import DATA_DIR
-
-REPO = DATA_DIR.parent
+REPO = Path(__file__).resolve().parent.parent
 
 IMPORT_ALL = """
 import importlib, json, pkgutil, sys

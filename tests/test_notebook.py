@@ -19,10 +19,10 @@ import pytest
 import small
 
 from gallery.layout import best_of_root, history_path, png_path, record_path
-from gallery.paths import DATA_DIR
 
-NOTEBOOK = DATA_DIR.parent / "notebooks" / "clipig-gallery.ipynb"
-STRIPPER = DATA_DIR.parent / "scripts" / "strip_notebook.py"
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = REPO / "notebooks" / "clipig-gallery.ipynb"
+STRIPPER = REPO / "scripts" / "strip_notebook.py"
 ANIMALS, THINGS, EPOCHS = ["penguin", "snail"], ["piano"], 3
 BEST_OF, BEST_OF_EPOCHS = ("penguin", "piano", 2), (2, 2)
 TOKEN = "ghp_notebook-test-token-0123456789"  # must appear nowhere in what it wrote
@@ -444,7 +444,7 @@ def test_the_site_as_one_zip(runs, fake_colab):
 @pytest.mark.parametrize("source, target", [
     ("git+https://github.com/you/clipig-gallery",
      "clipig-gallery[notebook] @ git+https://github.com/you/clipig-gallery"),
-    ("", f"{DATA_DIR.parent}[notebook]"),  # the checkout the notebook is in
+    ("", f"{REPO}[notebook]"),  # the checkout the notebook is in
 ])
 def test_the_install_cell_installs_with_pip_when_the_package_is_missing(monkeypatch, source,
                                                                          target):

@@ -1,4 +1,5 @@
-"""Tests for the prompt list (gallery/prompts.py, scripts/derive_prompts.py, data/prompts.json)."""
+"""Tests for the prompt list (gallery/prompts.py, scripts/derive_prompts.py and
+gallery/data/prompts.json)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from gallery.prompts import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SOURCE = REPO_ROOT / "data" / "dall-e-samples.json"
-PROMPTS_JSON = REPO_ROOT / "data" / "prompts.json"
+SOURCE = REPO_ROOT / "gallery" / "data" / "dall-e-samples.json"
+PROMPTS_JSON = REPO_ROOT / "gallery" / "data" / "prompts.json"
 
 
 @pytest.fixture(scope="module")

@@ -155,7 +155,7 @@ def test_the_script_copies_what_python_wrote_and_derives_nothing(built):
     # Python writes each cell's prompt for every method, its sim label and the
     # missing cells' labels; the page's <template> holds the picture markup.
     # The script only copies them, so none of those rules may come back to it.
-    script = (REPO / "templates" / "static" / "clipig.js").read_text(encoding="utf-8")
+    script = (REPO / "generator" / "templates" / "static" / "clipig.js").read_text(encoding="utf-8")
     code = re.sub(r"//[^\n]*", "", script)
     for rule in ("split(", "slice(", "substr", "indexOf(\".\")", "indexOf('.')", "\". \"",
                  "'. '", "sentence", "method === 1", "method == 1", "toFixed", "\"sim ",

@@ -17,7 +17,7 @@ import pytest
 
 from gallery.paths import DATA_DIR
 
-REPO = DATA_DIR.parent
+REPO = Path(__file__).resolve().parent.parent
 RENDERER = REPO / "renderer"
 # A module may import its own folder and the folders before it, never after.
 RANKS = {"language": 0, "engine": 1, "execution": 2, "runs": 3, "cli": 4, "terminal": 4}
