@@ -136,7 +136,7 @@ def _prompt_from_record(record: Any, index: int, where: Path) -> Prompt:
 
 
 def load_prompts(path: str | Path | None = None) -> list[Prompt]:
-    """Read the derived prompt list (default: ``gallery/data/prompts.json`` of the repo)."""
+    """Read the derived prompt list (default: the package's ``gallery/data/prompts.json``)."""
     where = Path(path) if path is not None else DEFAULT_PROMPTS_PATH
     if not where.is_file():
         raise FileNotFoundError(
