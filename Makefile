@@ -39,11 +39,13 @@ $(RAY_STAMP): $(STAMP)
 
 # Torch threads per test process (THREADS, read by tests/conftest.py as
 # $$CLIPIG_TEST_THREADS), and test processes at once (JOBS, pytest-xdist; one file
-# per process at a time): by default one thread on every core. `make test
-# THREADS=2` runs the suite with two threads (and half the processes).
+# per process at a time): by default a process per core with one thread each.
+# `make test THREADS=2` gives each process two threads (most of the suite's
+# time is browsers, Ray and child processes, so a process per core stays the
+# faster choice; conftest.py lets waiting OpenMP threads sleep).
 THREADS ?= 1
 CORES := $(shell nproc 2>/dev/null || echo 2)
-JOBS ?= $(shell n=$$(( $(CORES) / $(THREADS) )); [ $$n -ge 1 ] && echo $$n || echo 1)
+JOBS ?= $(CORES)
 # One process: pytest itself (-n 0), without a controller and one worker.
 XDIST = $(if $(filter 1,$(JOBS)),0,$(JOBS))
 
