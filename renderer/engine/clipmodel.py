@@ -34,6 +34,57 @@ def import_clip():
     return clip
 
 
+class PatchEmbedding(torch.nn.Conv2d):
+    """CLIP's patch embedding as one matrix product: the same convolution, faster.
+
+    ViT's first layer is a convolution whose stride equals its kernel, so
+    every output is one patch times the kernel. On the CPU torch's
+    convolution backward pass for it took 90 ms of a 0.9 s bf16 step (10
+    views at 224 px, 2 cores), the patches' matrix product forward and
+    backward 15 ms. The weights, their names and the result are the
+    convolution's (up to the order of the float sums); any other convolution
+    runs as a convolution.
+    """
+
+    @classmethod
+    def of(cls, conv: torch.nn.Conv2d) -> torch.nn.Conv2d:
+        """``conv`` as a PatchEmbedding sharing its parameters; others as they are."""
+        if type(conv) is not torch.nn.Conv2d or not _is_patchwise(conv):
+            return conv
+        patch = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                    bias=conv.bias is not None, device="meta")
+        patch.weight = conv.weight
+        patch.bias = conv.bias
+        return patch.train(conv.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kh, kw), (n, c, h, w) = self.kernel_size, x.shape
+        gh, gw = h // kh, w // kw  # as the convolution, a remainder is dropped
+        x = x[..., : gh * kh, : gw * kw]
+        patches = x.reshape(n, c, gh, kh, gw, kw).permute(0, 2, 4, 1, 3, 5)
+        out = F.linear(patches.reshape(n * gh * gw, c * kh * kw),
+                       self.weight.reshape(self.out_channels, -1), self.bias)
+        return out.view(n, gh, gw, self.out_channels).permute(0, 3, 1, 2)
+
+
+def _is_patchwise(conv: torch.nn.Conv2d) -> bool:
+    return (tuple(conv.stride) == tuple(conv.kernel_size) and conv.groups == 1
+            and tuple(conv.dilation) == (1, 1) and conv.padding in ((0, 0), "valid")
+            and conv.padding_mode == "zeros")
+
+
+def as_convolution(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its patch embedding a plain convolution again, as the
+    ``clip`` package builds it (for the bench's 2021-style reference)."""
+    patch = model.visual.conv1
+    if isinstance(patch, PatchEmbedding):
+        conv = torch.nn.Conv2d(patch.in_channels, patch.out_channels, patch.kernel_size,
+                               patch.stride, bias=patch.bias is not None, device="meta")
+        conv.weight, conv.bias = patch.weight, patch.bias
+        model.visual.conv1 = conv.train(patch.training)
+    return model
+
+
 @dataclass
 class ClipModel:
     """A frozen CLIP in eval mode, with the helpers the renderer needs."""
@@ -57,6 +108,9 @@ class ClipModel:
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
     def __post_init__(self):
+        visual = getattr(self.model, "visual", None)
+        if isinstance(getattr(visual, "conv1", None), torch.nn.Conv2d):
+            visual.conv1 = PatchEmbedding.of(visual.conv1)
         # Made once: a tensor built from Python numbers inside the step loop
         # would be a host-to-device copy every step.
         self._mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
