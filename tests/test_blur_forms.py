@@ -95,3 +95,39 @@ def test_form_follows_the_device():
 def test_unknown_form_is_refused():
     with pytest.raises(KeyError):
         gaussian_blur(_views(5), (3, 3), form="fft")
+
+
+@pytest.mark.parametrize(("shape", "kernel_size"), [((2, 3, 100, 70), (11, 11)),
+                                                     ((3, 3, 224, 224), (11, 11)),
+                                                     ((2, 1, 64, 97), (7, 3))])
+def test_the_blocked_products_on_images_of_several_blocks(shape, kernel_size):
+    """Images of 64 pixels and more are cut into blocks of rows (2 to 7 here):
+    forward and backward as the slices compute them."""
+    x = _views(8, shape)
+    upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(9))
+    results = []
+    for form in ("slices", "matmul"):
+        xi = x.clone().requires_grad_(True)
+        out = gaussian_blur(xi, kernel_size, form=form)
+        (out * upstream).sum().backward()
+        results.append((out.detach(), xi.grad))
+    (a, ga), (b, gb) = results
+    assert (a - b).abs().max() <= 1e-6
+    assert (ga - gb).abs().max() <= 1e-5
+
+
+def test_a_band_reads_every_column_its_rows_touch():
+    from renderer.language.ops.transforms import Band
+
+    matrix = torch.zeros(100, 100)
+    for i in range(100):  # a band of 7, reflected at both ends
+        for k in range(-3, 4):
+            j = abs(i + k)
+            matrix[i, j if j < 100 else 198 - j] += 1.0 + k
+    band = Band.of(matrix)
+    assert len(band.blocks) == 3
+    assert [b[:2] for b in band.blocks] == [(0, 33), (33, 67), (67, 100)]
+    assert all(c1 - c0 < 50 for _, _, c0, c1 in band.blocks)  # most zeros skipped
+    x = torch.rand(5, 4, 100, 100, generator=torch.Generator().manual_seed(10))
+    assert torch.allclose(band.along(x, -1), x @ matrix.T, atol=1e-5)
+    assert torch.allclose(band.along(x, -2), matrix @ x, atol=1e-5)

@@ -26,6 +26,9 @@ class Op:
     resizes: bool = False  # changes the image size; not allowed in postproc
     needs_one_of: tuple[str, ...] = ()  # parameters of which at least one must be set
     base_lr: float | None = None  # an optimiser's rate for a learnrate of 1
+    # A transform that only moves pixels (nearest neighbour): its Sampling,
+    # sampling(h, w, views, args, rng, device), so a run of them composes.
+    sampling: Callable | None = None
 
     @property
     def doc(self) -> str:
