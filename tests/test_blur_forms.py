@@ -120,14 +120,33 @@ def test_a_band_reads_every_column_its_rows_touch():
     from renderer.language.ops.transforms import Band
 
     matrix = torch.zeros(100, 100)
+    reads = []
     for i in range(100):  # a band of 7, reflected at both ends
+        row = []
         for k in range(-3, 4):
             j = abs(i + k)
-            matrix[i, j if j < 100 else 198 - j] += 1.0 + k
-    band = Band.of(matrix)
+            j = j if j < 100 else 198 - j
+            matrix[i, j] += 1.0 + k
+            row.append(j)
+        reads.append(row)
+    band = Band.of(matrix, reads)
     assert len(band.blocks) == 3
     assert [b[:2] for b in band.blocks] == [(0, 33), (33, 67), (67, 100)]
     assert all(c1 - c0 < 50 for _, _, c0, c1 in band.blocks)  # most zeros skipped
+    for r0, r1, c0, c1 in band.blocks:  # and none that is not
+        assert not matrix[r0:r1, :c0].any() and not matrix[r0:r1, c1:].any()
     x = torch.rand(5, 4, 100, 100, generator=torch.Generator().manual_seed(10))
     assert torch.allclose(band.along(x, -1), x @ matrix.T, atol=1e-5)
     assert torch.allclose(band.along(x, -2), matrix @ x, atol=1e-5)
+
+
+def test_cutting_a_blur_into_blocks_reads_nothing_from_the_device(monkeypatch):
+    """The blocks come from plain numbers: a first blur inside the step loop (where
+    the bench's guard refuses every read of a tensor's value) needs none."""
+    from renderer.language.ops import transforms as T
+
+    T._blur_bands.cache_clear()
+    for name in ("item", "tolist", "cpu", "__int__", "__bool__"):
+        monkeypatch.setattr(torch.Tensor, name, lambda *a, _n=name, **k: pytest.fail(_n))
+    x = _views(11, (2, 3, 96, 80))
+    T.gaussian_blur(x, (9, 9), form="matmul")

@@ -398,14 +398,23 @@ def blur_conv(x: torch.Tensor, x_axis: tuple[int, float], y_axis: tuple[int, flo
 
 
 @functools.lru_cache(maxsize=64)
+def _reflected_sources(n: int, size: int) -> list[list[int]]:
+    """For each of n blurred pixels, the pixels its ``size`` kernel taps read, with
+    reflection at the borders (the border pixel itself is not repeated)."""
+
+    def reflect(j: int) -> int:
+        j = abs(j)
+        return 2 * (n - 1) - j if j > n - 1 else j
+
+    return [[reflect(i + k - size // 2) for k in range(size)] for i in range(n)]
+
+
 def _reflect_blur_matrix(n: int, size: int, sigma: float, device: torch.device,
                          dtype: torch.dtype) -> torch.Tensor:
     """(n, n): row i holds the kernel's weights at the pixels that blurred pixel i
     reads, the reflection at the borders folded in; cached."""
     kernel = _gaussian_kernel(size, sigma, torch.device("cpu"), torch.float32).double()
-    source = torch.arange(n).view(n, 1) + torch.arange(size).view(1, size) - size // 2
-    source = source.abs()  # reflect at 0 (the border pixel itself is not repeated)
-    source = torch.where(source > n - 1, 2 * (n - 1) - source, source)  # and at n - 1
+    source = torch.tensor(_reflected_sources(n, size))
     matrix = torch.zeros(n, n, dtype=torch.float64)
     matrix.scatter_add_(1, source, kernel.expand(n, size).contiguous())
     return matrix.to(device=device, dtype=dtype)
@@ -424,16 +433,17 @@ class Band:
     blocks: tuple[tuple[int, int, int, int], ...]  # (first row, end row, first col, end col)
 
     @classmethod
-    def of(cls, matrix: torch.Tensor, rows: int = BAND_BLOCK_ROWS) -> Band:
-        n = matrix.shape[0]
+    def of(cls, matrix: torch.Tensor, reads: list[list[int]],
+           rows: int = BAND_BLOCK_ROWS) -> Band:
+        """``reads[i]``: the columns row i of ``matrix`` may have non-zero. Plain
+        numbers, so cutting the blocks reads nothing back from the device."""
+        n = len(reads)
         count = max(1, n // rows)
         edges = [round(i * n / count) for i in range(count + 1)]
-        nonzero = matrix.detach().cpu() != 0
         blocks = []
         for r0, r1 in zip(edges[:-1], edges[1:], strict=True):
-            cols = nonzero[r0:r1].any(0).nonzero().flatten()
-            c0, c1 = (int(cols.min()), int(cols.max()) + 1) if len(cols) else (0, 1)
-            blocks.append((r0, r1, c0, c1))
+            cols = [c for row in reads[r0:r1] for c in row]
+            blocks.append((r0, r1, min(cols), max(cols) + 1) if cols else (r0, r1, 0, 1))
         return cls(matrix, tuple(blocks))
 
     def along(self, x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -464,7 +474,12 @@ class _BandedProduct(torch.autograd.Function):
 def _blur_bands(n: int, size: int, sigma: float, device: torch.device,
                 dtype: torch.dtype) -> tuple[Band, Band]:
     matrix = _reflect_blur_matrix(n, size, sigma, device, dtype)
-    return Band.of(matrix), Band.of(matrix.T.contiguous())
+    reads = [sorted(set(row)) for row in _reflected_sources(n, size)]
+    read_by: list[list[int]] = [[] for _ in range(n)]  # the transpose's rows
+    for i, row in enumerate(reads):
+        for j in row:
+            read_by[j].append(i)
+    return Band.of(matrix, reads), Band.of(matrix.T.contiguous(), read_by)
 
 
 def blur_matmul(x: torch.Tensor, x_axis: tuple[int, float], y_axis: tuple[int, float]):
