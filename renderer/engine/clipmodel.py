@@ -64,7 +64,10 @@ class PatchEmbedding(torch.nn.Conv2d):
         patches = x.reshape(n, c, gh, kh, gw, kw).permute(0, 2, 4, 1, 3, 5)
         out = F.linear(patches.reshape(n * gh * gw, c * kh * kw),
                        self.weight.reshape(self.out_channels, -1), self.bias)
-        return out.view(n, gh, gw, self.out_channels).permute(0, 3, 1, 2)
+        # In the convolution's memory layout, so what follows runs as it did
+        # (with the permuted view, the attention's backward pass took other
+        # paths at other batch sizes).
+        return out.view(n, gh, gw, self.out_channels).permute(0, 3, 1, 2).contiguous()
 
 
 def _is_patchwise(conv: torch.nn.Conv2d) -> bool:

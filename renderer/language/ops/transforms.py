@@ -103,7 +103,7 @@ class Sampling:
         b, c = x.shape[:2]
         m, h, w = self.index.shape
         k = m // b
-        source = torch.cat([x.reshape(b, c, -1), x.new_zeros(b, c, 1)], 2)  # + the zero
+        source = F.pad(x.reshape(b, c, -1), (0, 1))  # and the zero outside
         index = self.index.reshape(b, 1, k * h * w).expand(b, c, k * h * w)
         out = source.gather(2, index).view(b, c, k, h, w)
         return out.transpose(1, 2).reshape(m, c, h, w)
