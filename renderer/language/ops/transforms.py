@@ -71,7 +71,7 @@ def pad(x, args, rng):
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Sampling:
     """Which source pixel each output pixel of each view takes (nearest neighbour).
 
@@ -397,7 +397,6 @@ def blur_conv(x: torch.Tensor, x_axis: tuple[int, float], y_axis: tuple[int, flo
     return F.conv2d(rows, _depthwise_weight(*y_axis, d, t, c, True), groups=c)
 
 
-@functools.lru_cache(maxsize=64)
 def _reflected_sources(n: int, size: int) -> list[list[int]]:
     """For each of n blurred pixels, the pixels its ``size`` kernel taps read, with
     reflection at the borders (the border pixel itself is not repeated)."""
@@ -412,7 +411,7 @@ def _reflected_sources(n: int, size: int) -> list[list[int]]:
 def _reflect_blur_matrix(n: int, size: int, sigma: float, device: torch.device,
                          dtype: torch.dtype) -> torch.Tensor:
     """(n, n): row i holds the kernel's weights at the pixels that blurred pixel i
-    reads, the reflection at the borders folded in; cached."""
+    reads, the reflection at the borders folded in (made once, in _blur_bands)."""
     kernel = _gaussian_kernel(size, sigma, torch.device("cpu"), torch.float32).double()
     source = torch.tensor(_reflected_sources(n, size))
     matrix = torch.zeros(n, n, dtype=torch.float64)
@@ -425,7 +424,7 @@ def _reflect_blur_matrix(n: int, size: int, sigma: float, device: torch.device,
 BAND_BLOCK_ROWS = 32
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Band:
     """A banded (n, n) matrix cut into row blocks, each with the columns it reads."""
 
