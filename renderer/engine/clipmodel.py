@@ -112,7 +112,7 @@ class ClipModel:
 
     def __post_init__(self):
         visual = getattr(self.model, "visual", None)
-        if isinstance(getattr(visual, "conv1", None), torch.nn.Conv2d):
+        if hasattr(visual, "conv1"):  # a ViT's patch embedding (a ResNet's is not patchwise)
             visual.conv1 = PatchEmbedding.of(visual.conv1)
         # Made once: a tensor built from Python numbers inside the step loop
         # would be a host-to-device copy every step.

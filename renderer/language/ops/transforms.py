@@ -174,21 +174,17 @@ def _rotate_sampling(h, w, m, args, rng, device) -> Sampling:
     return rotation(h, w, full * deg, _centre_pixels(full * fx, w), _centre_pixels(full * fy, h))
 
 
-def _sampled(sampling):
-    """The transform of a sampling: ``sampling(h, w, views, args, rng, device)``
-    applied to the views, each its own source."""
-
-    def transform(x, args, rng):
-        return sampling(*x.shape[-2:], x.shape[0], args, rng, x.device).apply(x)
-
-    return transform
+def _resample(sampling, x, args, rng) -> torch.Tensor:
+    """A sampling transform on its own: ``sampling(h, w, views, args, rng, device)``
+    applied to the views of ``x``, each view its own source."""
+    return sampling(*x.shape[-2:], x.shape[0], args, rng, x.device).apply(x)
 
 
 @_register("rotate", {"degree": ParamSpec(float), "center": ParamSpec(float, 2, default=0.5)},
            sampling=_rotate_sampling)
 def rotate(x, args, rng):
     """Rotate by ``degree`` (counter-clockwise) about ``center`` (fractions x y)."""
-    return _sampled(_rotate_sampling)(x, args, rng)
+    return _resample(_rotate_sampling, x, args, rng)
 
 
 def _random_rotate_sampling(h, w, m, args, rng, device) -> Sampling:
@@ -208,7 +204,7 @@ def _random_rotate_sampling(h, w, m, args, rng, device) -> Sampling:
 )
 def random_rotate(x, args, rng):
     """Rotate by a uniform angle in [a, b] about a centre drawn per axis from [c, d]."""
-    return _sampled(_random_rotate_sampling)(x, args, rng)
+    return _resample(_random_rotate_sampling, x, args, rng)
 
 
 def resize_views(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -265,7 +261,7 @@ def _random_crop_sampling(h, w, m, args, rng, device) -> Sampling:
            sampling=_random_crop_sampling)
 def random_crop(x, args, rng):
     """Crop ``size`` (width height) at a uniformly random offset, no padding."""
-    return _sampled(_random_crop_sampling)(x, args, rng)
+    return _resample(_random_crop_sampling, x, args, rng)
 
 
 @_register("center_crop", {"size": ParamSpec(int, 2, minimum=1)}, resizes=True)
