@@ -55,7 +55,7 @@ test: install $(RAY_STAMP) $(ACTIONLINT) chromium jekyll
 	# process and the children they start would otherwise compile the project
 	# (and pytest its rewritten test files) again, seconds each.
 	PYTHONDONTWRITEBYTECODE= CLIPIG_TEST_THREADS=$(THREADS) \
-		$(BIN)/python -m pytest -n $(XDIST) --dist loadfile
+		$(BIN)/python -m pytest -n $(XDIST) --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)

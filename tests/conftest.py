@@ -161,6 +161,36 @@ def built_site(cache: Path, out: Path, post: str = "2021/clipig-animal-transfer/
     return SimpleNamespace(cache=cache, out=out, report=report, html=html, soup=soup, data=data)
 
 
+# The files that take ten seconds or more (Ray clusters, Chromium, Jupyter,
+# child processes), longest first, as measured on the 2-core build machine.
+# `make test` hands whole files to its processes in collection order
+# (--no-loadscope-reorder; pytest-xdist's own order is by number of tests), so
+# these start first and the many short files fill in at the end: the processes
+# finish together instead of one of them running a long file alone.
+# tests/test_suite_order.py checks that each name is a test file and the flag.
+LONG_FIRST = (
+    "test_cluster.py",
+    "test_site_browser.py",
+    "test_site_history_browser.py",
+    "test_publish.py",
+    "test_notebook.py",
+    "test_site_history.py",
+    "test_gallery.py",
+    "test_bench.py",
+    "test_engine.py",
+    "test_jekyll.py",
+    "test_site_build.py",
+    "test_best_of.py",
+    "test_install.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    # A stable sort: each file's tests stay together and in their own order.
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def pytest_report_header(config):
     from importlib.metadata import version
 
