@@ -277,6 +277,25 @@ def test_the_probe_budgets_the_history_frames_asked_for(fake_cuda, monkeypatch):
     assert sizes[0] > sizes[24] > sizes[300]
 
 
+def test_the_probe_takes_configs_of_several_features(tiny_clip):
+    # render-config sizes its --repeat batches with the same probe: a config
+    # with two text features (no one prompt to replace) and an image feature.
+    from renderer.execution.batching import _probe_render, probe_epoch
+    from renderer.language.config import parse_config
+
+    config = parse_config("""epochs: 2
+resolution: 32
+targets:
+  - features: [{text: a red square}, {text: a blue circle}]
+  - features: [{text: a harp}]
+""")
+    job, _ = _probe_render(config, tiny_clip, 2, plan_epoch(config, probe_epoch(config)),
+                           "fp32")
+    # Each feature keeps its own text: the second differs from the first.
+    assert not torch.equal(job.goals[0, 0], job.goals[0, 1])
+    assert torch.equal(job.goals[0, 0][0], tiny_clip.encode_texts(["a red square"])[0])
+
+
 def test_running_out_of_memory_in_the_probe(fake_cuda, monkeypatch):
     from renderer.execution import batching
 

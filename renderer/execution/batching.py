@@ -159,8 +159,10 @@ def probe_epoch(config: Config) -> int:
 def _probe_render(config: Config, model: ClipModel, n: int, plan: EpochPlan,
                   precision: str) -> tuple[BatchRender, object]:
     """``n`` images set up and through one step at ``plan`` (resize, a fresh optimiser
-    and its state, one-time workspaces)."""
-    job = BatchRender(config, model, list(range(n)), ["probe"] * n, precision=precision)
+    and its state, one-time workspaces). A config with one text feature gets a text
+    per image, as the gallery's prompts do; any other keeps its own features."""
+    texts = ["probe"] * n if len(config.text_features) == 1 else None
+    job = BatchRender(config, model, list(range(n)), texts, precision=precision)
     state = job.start()
     job.step(state, plan)
     return job, state
