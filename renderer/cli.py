@@ -130,22 +130,25 @@ def open_run(asked, settings, purpose: str):
 @click.option("--epochs", default=None, type=click.IntRange(min=1),
               help="Override the config's epochs.")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Images of the config, in one batch (seeds counted up from --seed).")
+              help="Images of the config, batched (seeds counted up from --seed).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Images per batch of --repeat (default: as `render` chooses; halved "
+                   "when the device runs out of memory).")
 @click.option("--image-dir", "image_dirs", multiple=True,
               type=click.Path(file_okay=False, exists=True),
               help="A folder the config's pictures may come from besides the configs' own "
                    "(repeatable).")
 @device_option
 @precision_option
-def render_config(config_paths, text, output, model, seed, epochs, repeat, image_dirs, device,
-                  precision):
+def render_config(config_paths, text, output, model, seed, epochs, repeat, batch, image_dirs,
+                  device, precision):
     """Render images from CLIPig CONFIG.yaml files, merged in order (- reads standard input)."""
     from .runs.single import ConfigRun, render_configs
 
     if output is not None and Path(output).suffix.lower() != ".png":
         raise click.BadParameter("the output must be a .png file", param_hint="--output")
     run = ConfigRun(tuple(config_paths), Path(output) if output else None, text, seed, epochs,
-                    repeat, tuple(Path(d) for d in image_dirs))
+                    repeat, tuple(Path(d) for d in image_dirs), batch)
     with reported():
         done = render_configs(run, machine(model, device, precision), ClickReporter(),
                               stdin=sys.stdin)

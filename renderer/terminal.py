@@ -65,7 +65,7 @@ def reported(what: str = "images", cache: Path | None = None):
             raise
         raise click.ClickException(f"interrupted: {kept}; run again to resume") from None
     except OutOfMemory as exc:
-        raise click.ClickException(f"{exc}; {kept}") from None
+        raise click.ClickException(f"{exc}; {kept}" if cache is not None else str(exc)) from None
     except OSError as exc:
         if cache is None or not is_disk_full(exc):
             raise

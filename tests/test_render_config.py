@@ -1,5 +1,5 @@
 """`render-config` as a successor of CLIPig's clipig.py: merged files, standard
-input, --repeat in one batch, numbered outputs, the sidecar YAML, snapshots."""
+input, --repeat in batches, numbered outputs, the sidecar YAML, snapshots."""
 
 from __future__ import annotations
 
@@ -99,11 +99,12 @@ def test_standard_input_and_the_default_output(run, tmp_path, monkeypatch):
     assert (tmp_path / "renders" / "cat.png").is_file()
 
 
-def test_repeat_renders_one_batch_and_nothing_is_overwritten(run, tmp_path):
+def test_repeat_renders_in_batches_and_nothing_is_overwritten(run, tmp_path):
     (tmp_path / "a.yaml").write_text(BASE)
     out = tmp_path / "x.png"
-    result = run(tmp_path / "a.yaml", "-o", out, "--repeat", 3, "--seed", 10)
+    result = run(tmp_path / "a.yaml", "-o", out, "--repeat", 3, "--seed", 10, "--batch", 3)
     assert result.exit_code == 0, result.output
+    assert "3 images, batch 3 (--batch)" in result.output
     names = ["x.png", "x-1.png", "x-2.png"]
     records = [json.loads((tmp_path / n).with_suffix(".json").read_text()) for n in names]
     assert [r["seed"] for r in records] == [10, 11, 12]
@@ -114,6 +115,62 @@ def test_repeat_renders_one_batch_and_nothing_is_overwritten(run, tmp_path):
     assert {n: (tmp_path / n).read_bytes() for n in names} == before
     # The images differ from each other: each has its own seed.
     assert len(set(before.values())) == 3
+    # One at a time, the same images: each has its own random streams (within
+    # one 8-bit level: CLIP's products round differently for another row count).
+    alone = run(tmp_path / "a.yaml", "-o", tmp_path / "one" / "x.png", "--repeat", 3,
+                "--seed", 10, "--batch", 1)
+    assert alone.exit_code == 0, alone.output
+    for name in names:
+        record = json.loads((tmp_path / "one" / name).with_suffix(".json").read_text())
+        assert record["batch"] == 1
+        assert _levels(tmp_path / "one" / name, tmp_path / name) <= 1
+
+
+def _levels(a: Path, b: Path) -> int:
+    """The largest difference of two 8-bit images, in levels."""
+    import numpy as np
+
+    x, y = (np.asarray(Image.open(p), dtype=np.int16) for p in (a, b))
+    assert x.shape == y.shape
+    return int(np.abs(x - y).max())
+
+
+def test_a_batch_out_of_memory_is_halved_and_one_image_that_does_not_fit_is_a_message(
+        run, tmp_path, monkeypatch):
+    import torch
+
+    from renderer.engine import optimise
+
+    real, sizes = optimise.render, []
+
+    def tight(config, model, seeds, *args, **kwargs):
+        sizes.append(len(seeds))
+        if len(seeds) > 1 or seeds[0] == failing[0]:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(config, model, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(optimise, "render", tight)
+    (tmp_path / "a.yaml").write_text(BASE)
+    failing = [None]
+    result = run(tmp_path / "a.yaml", "-o", tmp_path / "x.png", "--repeat", 3, "--batch", 2)
+    assert result.exit_code == 0, result.output
+    assert sizes == [2, 1, 1, 1]
+    assert "retrying this batch with 1" in result.output
+    assert files(tmp_path) == sorted(["a.yaml", *(f"{n}.{e}" for n in ("x", "x-1", "x-2")
+                                                  for e in ("json", "png", "yaml"))])
+    # Not even one image fits: a message that says what was written and how to
+    # render the rest; the images before it stay.
+    failing[0] = 2
+    result = run(tmp_path / "a.yaml", "-o", tmp_path / "y" / "y.png", "--repeat", 3,
+                 "--batch", 1)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    assert "Error: out of memory on cpu with one image per batch" in result.output
+    assert (f"2 of 3 images were written ({tmp_path / 'y' / 'y.png'}, "
+            f"{tmp_path / 'y' / 'y-1.png'}); render the other 1 with --seed 2 --repeat 1"
+            in result.output)
+    assert files(tmp_path / "y") == ["y-1.json", "y-1.png", "y-1.yaml", "y.json", "y.png",
+                                     "y.yaml"]
 
 
 def test_a_picture_outside_the_config_folder_needs_image_dir(run, tmp_path):

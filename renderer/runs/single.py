@@ -1,12 +1,14 @@
 """`render-config`: images from any CLIPig config, as `clipig.py` made them.
 
 Config files are merged in order (``-`` is standard input); ``repeat`` images
-of the merged config render in one batch with consecutive seeds; no output is
-overwritten (``out.png`` taken: ``out-1.png``, ``out-2.png``, ...). Beside each
-PNG go its record (.json), its history where the config asks for snapshots
-(``snapshot_interval`` in epochs) and the sidecar YAML: the config with every
-default filled in, the runtime and the saved image's similarity to each
-feature as comments.
+of the merged config render with consecutive seeds, in batches of the size
+``render`` would take (``batch``, else measured on CUDA, fixed on the CPU and
+Apple GPUs; a batch that runs out of memory is halved), each batch written as
+soon as it ends; no output is overwritten (``out.png`` taken: ``out-1.png``,
+``out-2.png``, ...). Beside each PNG go its record (.json), its history where
+the config asks for snapshots (``snapshot_interval`` in epochs) and the
+sidecar YAML: the config with every default filled in, the runtime and the
+saved image's similarity to each feature as comments.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ConfigRun:
     epochs: int | None = None
     repeat: int = 1
     image_dirs: tuple[Path, ...] = ()  # more folders pictures may come from
+    batch: int | None = None  # images per batch; None: as `render` chooses
 
 
 def sidecar_path(png: Path) -> Path:
@@ -89,13 +92,13 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
     """Render ``run.repeat`` images of the merged configs; each PNG with its record.
 
     Raises ConfigError naming the file and key; nothing is written before the
-    config is checked, and nothing existing is overwritten.
+    config is checked, and nothing existing is overwritten. Raises OutOfMemory
+    (saying which images were written and how to render the rest) when not even
+    one image fits on the device.
     """
-    from ..engine.history import encode_histories
-    from ..engine.imageio import encode_png
-    from ..engine.optimise import render
     from ..engine.precision import choose
-    from ..engine.rate import feature_similarities
+    from ..execution.batching import OutOfMemory, auto_batch, run_batches
+    from ..execution.executor import batch_source
 
     config, data = load_configs(run.sources, run.image_dirs, stdin=stdin)
     if run.epochs is not None:
@@ -115,15 +118,59 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
     reporter.say(describe(device, choice, model.name, model.identity))
     seeds = [run.seed + i for i in range(run.repeat)]
     frames = history_frames(data.get("snapshot_interval"), config.epochs)
+    size = 1
+    if run.repeat > 1:
+        size = min(run.repeat, run.batch or auto_batch(config, model, choice.precision, frames))
+        reporter.say(f"{run.repeat} images, batch {size} ({batch_source(model, run.batch)})")
+    records: list[tuple[Path, RenderRecord]] = []
+
+    def render_batch(start: int, stop: int) -> None:
+        label = "render" if run.repeat == 1 else f"images {start + 1}-{stop} of {run.repeat}"
+        result = _render(config, model, seeds[start:stop], choice.precision, frames,
+                         reporter, label)
+        records.extend(_write(run, config, model, result, outputs[start:stop],
+                              seeds[start:stop]))
+
+    try:
+        run_batches(run.repeat, size, render_batch, model.device, reporter.say)
+    except OutOfMemory as exc:
+        raise OutOfMemory(f"{exc}; {_written(records, run)}") from None
+    return records
+
+
+def _written(records: list, run: ConfigRun) -> str:
+    """What an interrupted `render-config` wrote, and the command line for the rest."""
+    if not records:
+        return "no image was written"
+    names = ", ".join(str(png) for png, _ in records)
+    rest = run.repeat - len(records)
+    return (f"{len(records)} of {run.repeat} images were written ({names}); render the "
+            f"other {rest} with --seed {run.seed + len(records)} --repeat {rest}")
+
+
+def _render(config, model, seeds: list[int], precision: str, frames: int,
+            reporter: Reporter, label: str):
+    """One batch of ``seeds``, its epochs on the reporter's progress bar."""
+    from ..engine.optimise import render
+
     done = [config.start_epoch]
 
     def advance(progress) -> None:
         reporter.advance(progress.epoch - done[0])
         done[0] = progress.epoch
 
-    with reporter.progress(config.epochs - config.start_epoch, "render", unit="epoch"):
-        result = render(config, model, seeds, precision=choice.precision, progress=advance,
-                        history=frames)
+    with reporter.progress(config.epochs - config.start_epoch, label, unit="epoch"):
+        return render(config, model, seeds, precision=precision, progress=advance,
+                      history=frames)
+
+
+def _write(run: ConfigRun, config, model, result, outputs: list[Path], seeds: list[int]
+           ) -> list[tuple[Path, RenderRecord]]:
+    """Each image of one batch with its record, history and sidecar."""
+    from ..engine.history import encode_histories
+    from ..engine.imageio import encode_png
+    from ..engine.rate import feature_similarities
+
     pngs = [encode_png(image) for image in result.images]
     histories = encode_histories(result.history, [True] * len(seeds)) \
         if result.history is not None else [None] * len(seeds)
