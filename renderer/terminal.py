@@ -51,6 +51,7 @@ def reported(what: str = "images", cache: Path | None = None):
     from .execution.cluster import ClusterError
     from .language.config import ConfigError
     from .runs.judge import SameModel
+    from .runs.single import Interrupted
     from .runs.spec import PlanError
 
     kept = f"finished {what} are kept in {cache}/"
@@ -58,7 +59,8 @@ def reported(what: str = "images", cache: Path | None = None):
         yield
     except (DeviceError, PrecisionError) as exc:
         raise click.UsageError(str(exc)) from None
-    except (ModelUnavailable, ClusterError, ConfigError, PlanError, SameModel) as exc:
+    except (ModelUnavailable, ClusterError, ConfigError, PlanError, SameModel,
+            Interrupted) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         if cache is None:

@@ -173,6 +173,28 @@ def test_a_batch_out_of_memory_is_halved_and_one_image_that_does_not_fit_is_a_me
                                      "y.yaml"]
 
 
+def test_ctrl_c_after_an_image_says_what_was_written_and_how_to_go_on(run, tmp_path,
+                                                                       monkeypatch):
+    from renderer.runs import single
+
+    real, calls = single._render, []
+
+    def stopped(config, model, seeds, *args):
+        calls.append(seeds)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(config, model, seeds, *args)
+
+    monkeypatch.setattr(single, "_render", stopped)
+    (tmp_path / "a.yaml").write_text(BASE)
+    result = run(tmp_path / "a.yaml", "-o", tmp_path / "x.png", "--repeat", 3, "--batch", 1,
+                 "--seed", 5)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert (f"Error: interrupted: 1 of 3 images were written ({tmp_path / 'x.png'}); render "
+            f"the other 2 with --seed 6 --repeat 2" in result.output)
+    assert files(tmp_path) == ["a.yaml", "x.json", "x.png", "x.yaml"]
+
+
 def test_a_picture_outside_the_config_folder_needs_image_dir(run, tmp_path):
     pictures, configs = tmp_path / "pictures", tmp_path / "configs"
     pictures.mkdir()

@@ -28,6 +28,10 @@ from ..language.export import sidecar_text
 from .session import Machine, load_model, local_device
 
 
+class Interrupted(Exception):
+    """`render-config` was stopped (Ctrl-C) after some of its images were written."""
+
+
 @dataclass(frozen=True)
 class ConfigRun:
     """What `render-config` was asked for."""
@@ -93,8 +97,9 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
 
     Raises ConfigError naming the file and key; nothing is written before the
     config is checked, and nothing existing is overwritten. Raises OutOfMemory
-    (saying which images were written and how to render the rest) when not even
-    one image fits on the device.
+    when not even one image fits on the device, and Interrupted for Ctrl-C once
+    an image is written, each saying which images were written and how to
+    render the rest.
     """
     from ..engine.precision import choose
     from ..execution.batching import OutOfMemory, auto_batch, run_batches
@@ -135,6 +140,10 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
         run_batches(run.repeat, size, render_batch, model.device, reporter.say)
     except OutOfMemory as exc:
         raise OutOfMemory(f"{exc}; {_written(records, run)}") from None
+    except KeyboardInterrupt:
+        if not records:
+            raise
+        raise Interrupted(f"interrupted: {_written(records, run)}") from None
     return records
 
 
