@@ -25,6 +25,10 @@ def atomic_path(path: Path):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if is_disk_full(exc) and exc.filename == tmp:
+            exc.filename = str(path)  # the file the user knows, not its hidden temporary
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
 

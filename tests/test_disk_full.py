@@ -136,3 +136,14 @@ def test_a_full_disk_while_publishing_is_one_message(tmp_path, monkeypatch):
     assert result.exit_code == 1, result.output
     assert "Error: no space left on the device while writing" in result.output
     assert "No space left on device" in result.output and "run the command again" in result.output
+
+
+def test_the_message_names_the_file_being_written_not_its_temporary(tmp_path):
+    from gallery.atomic import atomic_path
+
+    target = tmp_path / "x.png"
+    with pytest.raises(OSError) as caught:
+        with atomic_path(target) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert caught.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []  # no temporary left, no half file
