@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from gallery.atomic import disk_full_message, is_disk_full
+from gallery.atomic import disk_full_message, is_disk_full, is_unwritable, unwritable_message
 from generator.cli import COMMANDS as GENERATOR_COMMANDS
 from renderer.cli import COMMANDS as RENDERER_COMMANDS
 from renderer.cli import device_option, machine, model_option, precision_option
@@ -19,19 +19,23 @@ from renderer.terminal import ClickReporter, reported
 
 
 class Commands(click.Group):
-    """The group: a full disk ends any command with one message, not a traceback.
+    """The group: a full disk, or a path that cannot be written, ends any command
+    with one message, not a traceback.
 
-    (`render` and `rank` say more: how many images they finished and kept.)
+    (`render` and `rank` say more about a full disk: how many images they
+    finished and kept.)
     """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except OSError as exc:
-            if not is_disk_full(exc):
-                raise
-            raise click.ClickException(disk_full_message(
-                exc, Path.cwd(), "what the command finished before is kept")) from None
+            if is_disk_full(exc):
+                raise click.ClickException(disk_full_message(
+                    exc, Path.cwd(), "what the command finished before is kept")) from None
+            if is_unwritable(exc):
+                raise click.ClickException(unwritable_message(exc)) from None
+            raise
 
 
 @click.group(cls=Commands)

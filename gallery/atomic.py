@@ -53,6 +53,49 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
 
 
+# A path the command cannot write (a file where a folder should be, no
+# permission, a read-only filesystem): the user's to fix, so it ends a command
+# with a message naming the path.
+UNWRITABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR,
+                               errno.EISDIR, errno.EEXIST})
+
+
+class Unwritable(OSError):
+    """A folder a run is to write cannot be created or written (``ensure_writable``)."""
+
+
+def is_unwritable(exc: BaseException) -> bool:
+    return isinstance(exc, Unwritable) or (
+        isinstance(exc, OSError) and exc.errno in UNWRITABLE_ERRNOS)
+
+
+def unwritable_message(exc: OSError) -> str:
+    where = f" {exc.filename}" if exc.filename else ""
+    return (f"cannot write{where}: {exc.strerror or exc}; check the path (a folder "
+            f"that can be created, not a file) and that it may be written")
+
+
+def ensure_writable(folder: Path) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it.
+
+    A long run calls this before its first image, so a path it cannot write
+    fails at once instead of after the first batch: Unwritable names the
+    folder (the command line turns it into one message); a full disk raises
+    its own error.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+        raise Unwritable(exc.errno, exc.strerror or str(exc), str(folder)) from None
+    return folder
+
+
 def free_space(path: Path) -> str:
     """The free space of the filesystem holding ``path`` (or its nearest existing
     parent), in words."""

@@ -365,12 +365,14 @@ def bench(steps, json_path, model, batch, methods, no_ops, device, ray_address, 
     --ray-workers) workers of the cluster, and the overhead per batch; --steps
     is then the epochs of each image.
     """
-    from gallery.atomic import write_json
+    from gallery.atomic import ensure_writable, write_json
 
     from .runs.bench import ray_bench, run_bench
     from .runs.session import local_device
 
     asked = machine(model, device, None, ray_address, ray_workers, ray_cpus_per_worker)
+    if json_path:
+        ensure_writable(Path(json_path).absolute().parent)  # before the minutes of timing
     with reported():
         if asked.ray is not None:
             result = ray_bench(asked, steps, batch or 1, click.echo)

@@ -41,8 +41,9 @@ def reported(what: str = "images", cache: Path | None = None):
     """A user's mistake or a condition a user can cause ends with a message, not a
     traceback: an unusable device or precision (usage error), missing weights, a
     cluster that cannot be used, a bad plan or config; and, for a run over
-    ``cache``, an interruption, running out of memory or disk (finished work kept)."""
-    from gallery.atomic import disk_full_message, is_disk_full
+    ``cache``, an interruption, running out of memory or disk (finished work kept);
+    and a path that cannot be written."""
+    from gallery.atomic import disk_full_message, is_disk_full, is_unwritable, unwritable_message
     from gallery.settings import ModelUnavailable
 
     from .engine.device import DeviceError
@@ -69,6 +70,8 @@ def reported(what: str = "images", cache: Path | None = None):
     except OutOfMemory as exc:
         raise click.ClickException(f"{exc}; {kept}" if cache is not None else str(exc)) from None
     except OSError as exc:
+        if is_unwritable(exc):
+            raise click.ClickException(unwritable_message(exc)) from None
         if cache is None or not is_disk_full(exc):
             raise
         complete = sum(p.with_suffix(".json").exists() for p in Path(cache).rglob("*.png"))

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gallery.atomic import ensure_writable
 from gallery.settings import default_model_name
 
 from ..engine.clipmodel import ClipModel, load_clip
@@ -103,6 +104,8 @@ def open_run(machine: Machine, settings: Settings, reporter: Reporter,
         choice = (choose(device, machine.precision) if purpose != "list"
                   else Choice(machine.precision or "fp32", "a dry run renders nothing"))
     model = model or load_model(machine.model, device)
+    if purpose in ("render", "any"):
+        ensure_writable(settings.cache)  # before the first batch, not after it
     if not on_ray:
         yield RunSpec(settings.cache, model, LocalExecutor(model), choice, settings.batch,
                       settings.frames, settings.seed, settings.selection, reporter,

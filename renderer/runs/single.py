@@ -17,7 +17,7 @@ import datetime as _dt
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gallery.atomic import atomic_path
+from gallery.atomic import atomic_path, ensure_writable
 from gallery.layout import history_path, record_path
 from gallery.schema import RenderRecord
 
@@ -117,6 +117,7 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
         machine = replace(machine, device=config.device)
     wanted = run.output or default_output(run.sources, data.get("output"))
     outputs = free_outputs(wanted, run.repeat)
+    ensure_writable(outputs[0].parent)  # before rendering, not after it
     device = local_device(machine, "any", reporter.note)
     choice = choose(device, machine.precision)
     model = load_model(machine.model or config.model, device)

@@ -1,0 +1,115 @@
+"""A path that cannot be written: one message naming it, no traceback, and a long
+run fails before its first image rather than after its first batch.
+
+A file standing where a folder should be works as root too (permissions do
+not stop root); a read-only filesystem is mounted where the test may.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import main
+from gallery.prompts import load_prompts
+from generator.sample import write_sample_cache
+
+
+@pytest.fixture
+def blocked(tmp_path):
+    """A plain file: every path below it is unwritable."""
+    path = tmp_path / "a-file"
+    path.write_text("in the way")
+    return path
+
+
+def _never(*_args, **_kwargs):
+    raise AssertionError("rendered although the output cannot be written")
+
+
+def _says_cannot_write(result, path) -> None:
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert f"Error: cannot write {path}: " in result.output, result.output
+
+
+def test_render_into_an_unwritable_cache_stops_before_the_first_image(
+        blocked, tiny_clip_path, monkeypatch):
+    from renderer.execution import executor
+
+    monkeypatch.setattr(executor, "render_results", _never)
+    cache = blocked / "cache"
+    result = CliRunner().invoke(main, ["render", "--device", "cpu", "--thing", "harp",
+                                       "--epochs", "1", "--cache", str(cache),
+                                       "--model", str(tiny_clip_path)])
+    _says_cannot_write(result, cache)
+    assert "Not a directory" in result.output
+
+
+def test_render_config_to_an_unwritable_folder_stops_before_rendering(
+        blocked, tmp_path, tiny_clip_path, monkeypatch):
+    from renderer.runs import single
+
+    monkeypatch.setattr(single, "_render", _never)
+    config = tmp_path / "a.yaml"
+    config.write_text("epochs: 1\nresolution: 32\ntargets:\n  - features: [{text: a harp}]\n")
+    result = CliRunner().invoke(main, ["render-config", str(config), "-o",
+                                       str(blocked / "out" / "x.png"),
+                                       "--model", str(tiny_clip_path)])
+    _says_cannot_write(result, blocked / "out")
+
+
+def test_bench_checks_its_json_path_before_timing(blocked, monkeypatch):
+    from renderer.runs import bench
+
+    monkeypatch.setattr(bench, "run_bench", _never)
+    result = CliRunner().invoke(main, ["bench", "--device", "cpu", "--json",
+                                       str(blocked / "numbers" / "bench.json")])
+    _says_cannot_write(result, blocked / "numbers")
+
+
+def test_a_site_into_an_unwritable_folder_is_one_message(blocked, tmp_path):
+    cache = write_sample_cache(tmp_path / "cache", load_prompts()[:3], rankings=False,
+                               best_of=False, judge=False)
+    result = CliRunner().invoke(main, ["site", "--cache", str(cache), "--out",
+                                       str(blocked / "site")])
+    _says_cannot_write(result, blocked / "site")
+
+
+def test_the_notebook_stops_with_the_same_message(blocked):
+    from app.notebook import Stop, friendly
+    from gallery.atomic import ensure_writable
+
+    with pytest.raises(Stop, match=f"cannot write {blocked / 'cache'}: "):
+        with friendly(blocked / "cache"):
+            ensure_writable(blocked / "cache")
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    folder = tmp_path / f"ro-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(folder)],
+            capture_output=True).returncode != 0:
+        pytest.skip("mounting a read-only tmpfs needs root with CAP_SYS_ADMIN; the file "
+                    "in the way above covers the message")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_read_only_filesystem_is_named(read_only, tiny_clip_path, monkeypatch):
+    from renderer.execution import executor
+
+    monkeypatch.setattr(executor, "render_results", _never)
+    cache = read_only / "cache"
+    result = CliRunner().invoke(main, ["render", "--device", "cpu", "--thing", "harp",
+                                       "--epochs", "1", "--cache", str(cache),
+                                       "--model", str(tiny_clip_path)])
+    _says_cannot_write(result, cache)
+    assert "Read-only file system" in result.output
