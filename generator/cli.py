@@ -7,6 +7,7 @@ torch or the renderer.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import click
@@ -95,7 +96,10 @@ def serve(port, out, base_url):
     base_url = base_url or _settings().base_url
     try:
         run_server(out, port, base_url, echo=click.echo)
-    except (FileNotFoundError, OSError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(f"port {port} on 127.0.0.1 is in use: pass another "
+                                       f"--port (0 picks a free one)") from None
         raise click.ClickException(str(exc)) from None
 
 

@@ -405,6 +405,19 @@ def test_preview_server_serves_under_the_project_path(built):
         server.server_close()
 
 
+def test_serve_on_a_port_in_use_names_the_port(built):
+    from generator.cli import serve as serve_command
+
+    taken = make_server(built.out, 0, BASE, quiet=True)
+    try:
+        port = taken.server_address[1]
+        result = CliRunner().invoke(serve_command, ["--out", built.out, "--port", port])
+        assert result.exit_code == 1, result.output
+        assert f"Error: port {port} on 127.0.0.1 is in use: pass another --port" in result.output
+    finally:
+        taken.server_close()
+
+
 def test_building_needs_no_environment_beyond_the_cache(tmp_path, monkeypatch):
     # The default cache comes from $CLIPIG_CACHE; a build with it set works from anywhere.
     cache = make_cache(tmp_path / "cache", things=("harp",), holes=())
