@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -76,14 +77,20 @@ def unwritable_message(exc: OSError) -> str:
 
 
 def ensure_writable(folder: Path) -> Path:
-    """Create ``folder`` if needed and check that a file can be written in it.
+    """Check that ``folder`` can be created (if missing) and written, leaving nothing.
 
     A long run calls this before its first image, so a path it cannot write
     fails at once instead of after the first batch: Unwritable names the
     folder (the command line turns it into one message); a full disk raises
-    its own error.
+    its own error. Folders made for the check are removed again, so a run
+    that stops later for another reason leaves no empty cache behind.
     """
     folder = Path(folder)
+    missing = []
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
@@ -93,6 +100,10 @@ def ensure_writable(folder: Path) -> Path:
         if is_disk_full(exc):
             raise
         raise Unwritable(exc.errno, exc.strerror or str(exc), str(folder)) from None
+    finally:
+        for made in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                made.rmdir()
     return folder
 
 

@@ -113,3 +113,14 @@ def test_a_read_only_filesystem_is_named(read_only, tiny_clip_path, monkeypatch)
                                        "--model", str(tiny_clip_path)])
     _says_cannot_write(result, cache)
     assert "Read-only file system" in result.output
+
+
+def test_the_check_leaves_no_folder_behind(tmp_path):
+    from gallery.atomic import ensure_writable
+
+    assert ensure_writable(tmp_path / "a" / "b" / "cache") == tmp_path / "a" / "b" / "cache"
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    ensure_writable(tmp_path / "kept")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]
+    assert list((tmp_path / "kept").iterdir()) == []
