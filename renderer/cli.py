@@ -130,10 +130,10 @@ def open_run(asked, settings, purpose: str):
 @click.option("--epochs", default=None, type=click.IntRange(min=1),
               help="Override the config's epochs.")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Images of the config, batched (seeds counted up from --seed).")
+              help="Images of the config, in one batch (seeds counted up from --seed).")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
-              help="Images per batch of --repeat (default: as `render` chooses; halved "
-                   "when the device runs out of memory).")
+              help="Images per batch of --repeat (default: all; a batch is halved when "
+                   "the device runs out of memory).")
 @click.option("--image-dir", "image_dirs", multiple=True,
               type=click.Path(file_okay=False, exists=True),
               help="A folder the config's pictures may come from besides the configs' own "

@@ -1,5 +1,5 @@
 """`render-config` as a successor of CLIPig's clipig.py: merged files, standard
-input, --repeat in batches, numbered outputs, the sidecar YAML, snapshots."""
+input, --repeat in one batch, numbered outputs, the sidecar YAML, snapshots."""
 
 from __future__ import annotations
 
@@ -99,12 +99,12 @@ def test_standard_input_and_the_default_output(run, tmp_path, monkeypatch):
     assert (tmp_path / "renders" / "cat.png").is_file()
 
 
-def test_repeat_renders_in_batches_and_nothing_is_overwritten(run, tmp_path):
+def test_repeat_renders_one_batch_and_nothing_is_overwritten(run, tmp_path):
     (tmp_path / "a.yaml").write_text(BASE)
     out = tmp_path / "x.png"
-    result = run(tmp_path / "a.yaml", "-o", out, "--repeat", 3, "--seed", 10, "--batch", 3)
+    result = run(tmp_path / "a.yaml", "-o", out, "--repeat", 3, "--seed", 10)
     assert result.exit_code == 0, result.output
-    assert "3 images, batch 3 (--batch)" in result.output
+    assert "3 images, batch 3 (all at once;" in result.output
     names = ["x.png", "x-1.png", "x-2.png"]
     records = [json.loads((tmp_path / n).with_suffix(".json").read_text()) for n in names]
     assert [r["seed"] for r in records] == [10, 11, 12]

@@ -1,10 +1,9 @@
 """`render-config`: images from any CLIPig config, as `clipig.py` made them.
 
 Config files are merged in order (``-`` is standard input); ``repeat`` images
-of the merged config render with consecutive seeds, in batches of the size
-``render`` would take (``batch``, else measured on CUDA, fixed on the CPU and
-Apple GPUs; a batch that runs out of memory is halved), each batch written as
-soon as it ends; no output is overwritten (``out.png`` taken: ``out-1.png``,
+of the merged config render with consecutive seeds in one batch (or batches
+of ``batch``; a batch that runs out of memory is halved), each batch written
+as soon as it ends; no output is overwritten (``out.png`` taken: ``out-1.png``,
 ``out-2.png``, ...). Beside each PNG go its record (.json), its history where
 the config asks for snapshots (``snapshot_interval`` in epochs) and the
 sidecar YAML: the config with every default filled in, the runtime and the
@@ -43,7 +42,7 @@ class ConfigRun:
     epochs: int | None = None
     repeat: int = 1
     image_dirs: tuple[Path, ...] = ()  # more folders pictures may come from
-    batch: int | None = None  # images per batch; None: as `render` chooses
+    batch: int | None = None  # images per batch; None: all in one
 
 
 def sidecar_path(png: Path) -> Path:
@@ -102,8 +101,7 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
     render the rest.
     """
     from ..engine.precision import choose
-    from ..execution.batching import OutOfMemory, auto_batch, run_batches
-    from ..execution.executor import batch_source
+    from ..execution.batching import OutOfMemory, run_batches
 
     config, data = load_configs(run.sources, run.image_dirs, stdin=stdin)
     if run.epochs is not None:
@@ -124,10 +122,12 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
     reporter.say(describe(device, choice, model.name, model.identity))
     seeds = [run.seed + i for i in range(run.repeat)]
     frames = history_frames(data.get("snapshot_interval"), config.epochs)
-    size = 1
+    # All N in one batch unless --batch says fewer; one the device cannot hold is halved.
+    size = min(run.repeat, run.batch or run.repeat)
     if run.repeat > 1:
-        size = min(run.repeat, run.batch or auto_batch(config, model, choice.precision, frames))
-        reporter.say(f"{run.repeat} images, batch {size} ({batch_source(model, run.batch)})")
+        reporter.say(f"{run.repeat} images, batch {size} "
+                     f"({'--batch' if run.batch else 'all at once'}; halved if the device "
+                     f"runs out of memory)")
     records: list[tuple[Path, RenderRecord]] = []
 
     def render_batch(start: int, stop: int) -> None:
