@@ -38,16 +38,20 @@ def _says_cannot_write(result, path) -> None:
     assert f"Error: cannot write {path}: " in result.output, result.output
 
 
-def test_render_into_an_unwritable_cache_stops_before_the_first_image(
-        blocked, tiny_clip_path, monkeypatch):
+def _render_into(cache, model, monkeypatch):
+    """`render` into ``cache``, failing the test if any image is rendered."""
     from renderer.execution import executor
 
     monkeypatch.setattr(executor, "render_results", _never)
-    cache = blocked / "cache"
-    result = CliRunner().invoke(main, ["render", "--device", "cpu", "--thing", "harp",
-                                       "--epochs", "1", "--cache", str(cache),
-                                       "--model", str(tiny_clip_path)])
-    _says_cannot_write(result, cache)
+    return CliRunner().invoke(main, ["render", "--device", "cpu", "--thing", "harp",
+                                     "--epochs", "1", "--cache", str(cache),
+                                     "--model", str(model)])
+
+
+def test_render_into_an_unwritable_cache_stops_before_the_first_image(
+        blocked, tiny_clip_path, monkeypatch):
+    result = _render_into(blocked / "cache", tiny_clip_path, monkeypatch)
+    _says_cannot_write(result, blocked / "cache")
     assert "Not a directory" in result.output
 
 
@@ -104,14 +108,8 @@ def read_only(tmp_path):
 
 
 def test_a_read_only_filesystem_is_named(read_only, tiny_clip_path, monkeypatch):
-    from renderer.execution import executor
-
-    monkeypatch.setattr(executor, "render_results", _never)
-    cache = read_only / "cache"
-    result = CliRunner().invoke(main, ["render", "--device", "cpu", "--thing", "harp",
-                                       "--epochs", "1", "--cache", str(cache),
-                                       "--model", str(tiny_clip_path)])
-    _says_cannot_write(result, cache)
+    result = _render_into(read_only / "cache", tiny_clip_path, monkeypatch)
+    _says_cannot_write(result, read_only / "cache")
     assert "Read-only file system" in result.output
 
 
