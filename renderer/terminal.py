@@ -71,7 +71,8 @@ def reported(what: str = "images", cache: Path | None = None):
         raise click.ClickException(f"{exc}; {kept}" if cache is not None else str(exc)) from None
     except OSError as exc:
         if is_unwritable(exc):
-            raise click.ClickException(unwritable_message(exc)) from None
+            said = unwritable_message(exc)
+            raise click.ClickException(f"{said}; {kept}" if cache is not None else said) from None
         if cache is None or not is_disk_full(exc):
             raise
         complete = sum(p.with_suffix(".json").exists() for p in Path(cache).rglob("*.png"))

@@ -122,3 +122,20 @@ def test_the_check_leaves_no_folder_behind(tmp_path):
     ensure_writable(tmp_path / "kept")
     assert [p.name for p in tmp_path.iterdir()] == ["kept"]
     assert list((tmp_path / "kept").iterdir()) == []
+
+
+def test_a_cache_that_turns_unwritable_mid_run_says_what_is_kept(tmp_path, tiny_clip_path,
+                                                                  monkeypatch):
+    import errno
+
+    from renderer.execution import executor
+
+    def denied(*_args, **_kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "cache" / "x"))
+
+    monkeypatch.setattr(executor, "render_results", denied)
+    result = CliRunner().invoke(main, ["render", "--device", "cpu", "--thing", "harp",
+                                       "--epochs", "1", "--cache", str(tmp_path / "cache"),
+                                       "--model", str(tiny_clip_path)])
+    _says_cannot_write(result, tmp_path / "cache" / "x")
+    assert f"finished images are kept in {tmp_path / 'cache'}/" in result.output
