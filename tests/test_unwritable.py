@@ -139,3 +139,19 @@ def test_a_cache_that_turns_unwritable_mid_run_says_what_is_kept(tmp_path, tiny_
                                        "--model", str(tiny_clip_path)])
     _says_cannot_write(result, tmp_path / "cache" / "x")
     assert f"finished images are kept in {tmp_path / 'cache'}/" in result.output
+
+
+@pytest.mark.parametrize("extra", [["--epochs", "1"],
+                                   ["--best-of", "3", "--epochs-short", "1",
+                                    "--epochs-detail", "1"]], ids=["list", "estimate"])
+def test_a_dry_run_lists_but_says_the_cache_cannot_be_written(blocked, tiny_clip_path, extra):
+    # A dry run writes nothing, so it goes on; the same command without it would stop.
+    cache = blocked / "cache"
+    result = CliRunner().invoke(main, ["render", "--device", "cpu", "--thing", "harp",
+                                       "--animal", "cat", "--method", "1", "--cache", str(cache),
+                                       "--model", str(tiny_clip_path), "--dry-run", *extra])
+    assert result.exit_code == 0, result.output
+    assert f"note: cannot write {cache}: " in result.output
+    assert "a run without --dry-run would stop before its first image" in result.output
+    assert "cat" in result.output  # the listing itself
+    assert blocked.read_text() == "in the way"

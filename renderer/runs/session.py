@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gallery.atomic import ensure_writable
+from gallery.atomic import ensure_writable, is_disk_full, is_unwritable, unwritable_message
 from gallery.settings import default_model_name
 
 from ..engine.clipmodel import ClipModel, load_clip
@@ -87,6 +87,22 @@ def local_device(machine: Machine, purpose: str, notice: Callable[[str], None]):
                           need_gpu=purpose == "render", echo=notice)
 
 
+def warn_if_unwritable(cache: Path, reporter: Reporter) -> None:
+    """A dry run writes nothing, so a cache it cannot write does not stop it; it says
+    so, since the same command without ``--dry-run`` would stop before its first image."""
+    try:
+        ensure_writable(cache)
+    except OSError as exc:
+        if is_disk_full(exc):
+            reporter.note(f"note: no space left to write {cache}: a run without --dry-run "
+                          f"would stop before its first image")
+        elif is_unwritable(exc):
+            reporter.note(f"note: {unwritable_message(exc)}; a run without --dry-run "
+                          f"would stop before its first image")
+        else:
+            raise
+
+
 @contextmanager
 def open_run(machine: Machine, settings: Settings, reporter: Reporter,
              purpose: str = "render", model: ClipModel | None = None) -> Iterator[RunSpec]:
@@ -106,6 +122,8 @@ def open_run(machine: Machine, settings: Settings, reporter: Reporter,
     model = model or load_model(machine.model, device)
     if purpose in ("render", "any"):
         ensure_writable(settings.cache)  # before the first batch, not after it
+    else:
+        warn_if_unwritable(settings.cache, reporter)
     if not on_ray:
         yield RunSpec(settings.cache, model, LocalExecutor(model), choice, settings.batch,
                       settings.frames, settings.seed, settings.selection, reporter,
