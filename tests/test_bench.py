@@ -11,12 +11,12 @@ import contextlib
 import pytest
 import torch
 
-from renderer.engine.optimise import BatchRender, plan_epoch
-from renderer.engine.precision import PRECISIONS
-from renderer.execution.timing import measure_plan
-from renderer.language.ops.constraints import CONSTRAINTS
-from renderer.runs.bench import MemoryPeaks, ReferenceStyle, count_ops, run_bench
-from renderer.runs.configs import method_config
+from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch
+from clipig_gallery.renderer.engine.precision import PRECISIONS
+from clipig_gallery.renderer.execution.timing import measure_plan
+from clipig_gallery.renderer.language.ops.constraints import CONSTRAINTS
+from clipig_gallery.renderer.runs.bench import MemoryPeaks, ReferenceStyle, count_ops, run_bench
+from clipig_gallery.renderer.runs.configs import method_config
 
 
 @pytest.mark.parametrize("method", [1, 2])
@@ -120,7 +120,7 @@ def test_run_bench_reports_every_number(tiny_clip_path, fake_device, small_confi
 
 
 def test_best_of_projection_adds_the_methods_and_divides_by_eight():
-    from renderer.runs.bench import best_of_projection
+    from clipig_gallery.renderer.runs.bench import best_of_projection
 
     projection = best_of_projection([{"best_of_512_gallery_hours": 30.0},
                                      {"best_of_512_gallery_hours": 50.0}])
@@ -131,7 +131,7 @@ def test_best_of_projection_adds_the_methods_and_divides_by_eight():
 
 def fixed_matmul(monkeypatch):
     """The probe's matrix products (timed for real in the test above) as fixed numbers."""
-    import renderer.runs.bench as bench
+    import clipig_gallery.renderer.runs.bench as bench
 
     monkeypatch.setattr(bench, "matmul_ms", lambda device: {"fp32": 5.0, "bf16": 500.0})
 
@@ -154,7 +154,7 @@ def test_run_bench_takes_the_precisions_it_is_given(tiny_clip_path, fake_device,
 
 def test_a_setting_that_runs_out_of_memory_is_reported_and_the_bench_goes_on(
         tiny_clip_path, monkeypatch, small_configs):
-    import renderer.runs.bench as bench
+    import clipig_gallery.renderer.runs.bench as bench
 
     real = bench.batched_step_seconds
 
@@ -233,7 +233,7 @@ def test_memory_peaks_are_not_measured_on_the_cpu():
 def test_memory_peaks_keep_the_maximum_across_settings(fake_cuda):
     """Neither a setting's peak nor the bench's maximum is lost to a reset of torch's
     counter inside a setting, as the batch-size probe makes one (faked counters)."""
-    from renderer.execution.batching import cuda_memory
+    from clipig_gallery.renderer.execution.batching import cuda_memory
 
     peaks = MemoryPeaks(torch.device("cuda"))
     into = {}
@@ -253,9 +253,9 @@ def test_memory_peaks_keep_the_maximum_across_settings(fake_cuda):
 
 
 def test_the_clipig_setting_times_the_showcase_against_the_reference(tiny_clip):
-    from gallery.paths import SHOWCASE_CONFIG
-    from renderer.language.config import parse_config
-    from renderer.runs.bench import config_bench
+    from clipig_gallery.core.paths import SHOWCASE_CONFIG
+    from clipig_gallery.renderer.language.config import parse_config
+    from clipig_gallery.renderer.runs.bench import config_bench
 
     # The showcase at a quarter of its size: the same ops, a quick step.
     text = SHOWCASE_CONFIG.read_text().replace("resolution: 224", "resolution: 56")
@@ -274,8 +274,8 @@ def test_the_clipig_setting_times_the_showcase_against_the_reference(tiny_clip):
 def test_the_showcase_step_never_reads_values_back(tiny_clip):
     from dataclasses import replace
 
-    from gallery.paths import SHOWCASE_CONFIG
-    from renderer.language.config import load_config
+    from clipig_gallery.core.paths import SHOWCASE_CONFIG
+    from clipig_gallery.renderer.language.config import load_config
 
     # torch's Adam reads its step counter with .item(); that counter is a CPU
     # tensor on every device (not a device read), but the guard cannot tell on
@@ -289,7 +289,7 @@ def test_the_showcase_step_never_reads_values_back(tiny_clip):
 
 
 def test_a_step_with_similarity_weights_and_select_never_reads_values_back(tiny_clip):
-    from renderer.language.config import parse_config
+    from clipig_gallery.renderer.language.config import parse_config
 
     config = parse_config("""
 epochs: 4

@@ -12,15 +12,15 @@ import small
 from click.testing import CliRunner
 from conftest import kill_when
 
-from app.cli import main
-from gallery.layout import best_of_root, short_sims_csv_path, short_sims_path
-from gallery.prompts import load_prompts
-from gallery.ratings import read_ratings
-from gallery.schema import RenderRecord, ShortRuns, read_json
-from renderer.execution.cache import png_is_whole
-from renderer.runs.bestof import BestOfSpec, plan_best_of, render_best_of, winner
-from renderer.runs.ranking import Experiment, RankingSpec, run_experiment
-from renderer.runs.spec import Selection
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.layout import best_of_root, short_sims_csv_path, short_sims_path
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.core.ratings import read_ratings
+from clipig_gallery.core.schema import RenderRecord, ShortRuns, read_json
+from clipig_gallery.renderer.execution.cache import png_is_whole
+from clipig_gallery.renderer.runs.bestof import BestOfSpec, plan_best_of, render_best_of, winner
+from clipig_gallery.renderer.runs.ranking import Experiment, RankingSpec, run_experiment
+from clipig_gallery.renderer.runs.spec import Selection
 
 SHORT, DETAIL = 2, 3  # epochs: enough to tell runs apart, cheap on the tiny model
 ANIMALS = ("cat", "snail")
@@ -223,7 +223,7 @@ def test_dry_run_shows_the_work_and_its_estimate_and_writes_nothing(tmp_path, ti
     assert "render  method 1  cat-of-harp" in out and "0 of 4 short runs" in out
     # 2 methods x (4 short runs of 2 epochs + 1 continued of 3 epochs)
     assert "10 images, 22 image-steps" in out
-    from renderer.engine.device import device_name
+    from clipig_gallery.renderer.engine.device import device_name
 
     assert "estimated" in out and f"on {device_name('cpu')}" in out
     assert not list(tmp_path.iterdir())

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from renderer.language.ops.constraints import CONSTRAINTS
-from renderer.language.ops.transforms import BLUR_FORMS, blur_form, gaussian_blur
+from clipig_gallery.renderer.language.ops.constraints import CONSTRAINTS
+from clipig_gallery.renderer.language.ops.transforms import BLUR_FORMS, blur_form, gaussian_blur
 
 FORMS = tuple(BLUR_FORMS)  # slices, conv, matmul
 
@@ -68,7 +68,7 @@ def test_forms_agree_on_one_channel_and_many_views():
 
 def test_blur_constraint_agrees_in_both_forms(monkeypatch):
     """The constraint's loss and its gradient, as the engine uses them."""
-    import renderer.language.ops.transforms as T
+    import clipig_gallery.renderer.language.ops.transforms as T
 
     x = _views(4, (4, 3, 32, 32))
     args = {"kernel_size": (11, 11), "sigma": None, "loss": "l2"}
@@ -117,7 +117,7 @@ def test_the_blocked_products_on_images_of_several_blocks(shape, kernel_size):
 
 
 def test_a_band_reads_every_column_its_rows_touch():
-    from renderer.language.ops.transforms import Band
+    from clipig_gallery.renderer.language.ops.transforms import Band
 
     matrix = torch.zeros(100, 100)
     reads = []
@@ -143,7 +143,7 @@ def test_a_band_reads_every_column_its_rows_touch():
 def test_cutting_a_blur_into_blocks_reads_nothing_from_the_device(monkeypatch):
     """The blocks come from plain numbers: a first blur inside the step loop (where
     the bench's guard refuses every read of a tensor's value) needs none."""
-    from renderer.language.ops import transforms as T
+    from clipig_gallery.renderer.language.ops import transforms as T
 
     T._blur_bands.cache_clear()
     for name in ("item", "tolist", "cpu", "__int__", "__bool__"):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import main
-from gallery.paths import METHODS_DIR
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.paths import METHODS_DIR
 
 METHOD_1 = str(METHODS_DIR / "method-1.yaml")
 
@@ -131,8 +131,8 @@ def test_bad_device_and_output(run, tmp_path, tiny_clip_path):
 
 
 def test_demo_falls_back_loudly_to_the_standin(run, tmp_path, monkeypatch, small_configs):
-    from app import demo
-    from renderer.engine.clipmodel import ModelUnavailable
+    from clipig_gallery.app import demo
+    from clipig_gallery.renderer.engine.clipmodel import ModelUnavailable
 
     real = demo.load_clip
 

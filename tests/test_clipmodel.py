@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from renderer.engine import clipmodel
-from renderer.engine.clipmodel import ModelUnavailable, load_clip
+from clipig_gallery.renderer.engine import clipmodel
+from clipig_gallery.renderer.engine.clipmodel import ModelUnavailable, load_clip
 
 
 def test_load_by_path_is_frozen_fp32_eval(tiny_clip_path):

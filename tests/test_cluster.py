@@ -30,18 +30,18 @@ import torch
 from click.testing import CliRunner
 from conftest import kill_when
 
-from app.cli import main
-from gallery.prompts import load_prompts
-from renderer.execution import cluster
-from renderer.execution.cache import png_is_whole, read_record
-from renderer.execution.executor import Task
-from renderer.execution.jobs import ImageJob, render_results
-from renderer.execution.report import QUIET
-from renderer.runs.bestof import BestOfSpec, plan_best_of, render_best_of
-from renderer.runs.configs import method_config
-from renderer.runs.first import plan, render_gallery
-from renderer.runs.ranking import RankingSpec, run_experiment
-from renderer.runs.spec import Selection, select
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.renderer.execution import cluster
+from clipig_gallery.renderer.execution.cache import png_is_whole, read_record
+from clipig_gallery.renderer.execution.executor import Task
+from clipig_gallery.renderer.execution.jobs import ImageJob, render_results
+from clipig_gallery.renderer.execution.report import QUIET
+from clipig_gallery.renderer.runs.bestof import BestOfSpec, plan_best_of, render_best_of
+from clipig_gallery.renderer.runs.configs import method_config
+from clipig_gallery.renderer.runs.first import plan, render_gallery
+from clipig_gallery.renderer.runs.ranking import RankingSpec, run_experiment
+from clipig_gallery.renderer.runs.spec import Selection, select
 
 EPOCHS = 2
 STEMS = [p.stem for p in load_prompts()]
@@ -137,7 +137,7 @@ def test_bench_ray_times_this_process_and_one_and_two_workers(head, small_config
     for entry in data["workers"]:
         assert entry["batches"] == 4  # the timed run's, not the warm-up's
         assert entry["images_per_hour"] > 0 and entry["overhead_per_batch_s"] >= 0
-    from renderer.engine.precision import cpu_name
+    from clipig_gallery.renderer.engine.precision import cpu_name
 
     assert f"2 worker(s) (2 x {cpu_name()}, 1 threads (Ray))" in result.output
 
@@ -181,7 +181,7 @@ def test_an_image_rendered_on_a_worker_equals_the_local_one(executor, small_conf
 
 def test_a_continued_image_gets_its_start_image_and_history_through_ray(
         executor, small_configs, tiny_clip, tmp_path):
-    from renderer.runs.configs import ranking_config
+    from clipig_gallery.renderer.runs.configs import ranking_config
 
     start = tmp_path / "runs" / "cat-of-harp-0.png"
     start.parent.mkdir()
@@ -266,9 +266,9 @@ def test_a_wrong_address_fails_within_seconds(tmp_path, tiny_clip_path):
 
 
 def test_best_of_and_rank_run_on_the_cluster(executor, small_configs, tiny_clip, tmp_path):
-    from gallery.layout import best_of_root
-    from renderer.runs.bestof import winner
-    from renderer.runs.ranking import Experiment
+    from clipig_gallery.core.layout import best_of_root
+    from clipig_gallery.renderer.runs.bestof import winner
+    from clipig_gallery.renderer.runs.ranking import Experiment
 
     plan = plan_best_of(tmp_path, tiny_clip.identity, BestOfSpec(4, 1, EPOCHS, EPOCHS),
                         Selection((1,), ("cat", "pig"), ("harp",)))

@@ -8,12 +8,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gallery.paths import METHODS_DIR, RANKING_DIR
-from renderer.language.config import Config, ConfigError, Param, load_config, parse_config
-from renderer.language.expr import Expression
-from renderer.language.ops.constraints import CONSTRAINTS
-from renderer.language.ops.optimizers import OPTIMIZERS
-from renderer.language.ops.transforms import TRANSFORMS
+from clipig_gallery.core.paths import METHODS_DIR, RANKING_DIR
+from clipig_gallery.renderer.language.config import (
+    Config,
+    ConfigError,
+    Param,
+    load_config,
+    parse_config,
+)
+from clipig_gallery.renderer.language.expr import Expression
+from clipig_gallery.renderer.language.ops.constraints import CONSTRAINTS
+from clipig_gallery.renderer.language.ops.optimizers import OPTIMIZERS
+from clipig_gallery.renderer.language.ops.transforms import TRANSFORMS
 
 DATA_FILES = sorted(METHODS_DIR.glob("*.yaml")) + sorted(RANKING_DIR.glob("*.yaml"))
 
@@ -515,7 +521,7 @@ def test_configs_pickle_whole_for_cluster_workers(tmp_path):
     # A worker gets its config pickled: expressions are compiled again there.
     import pickle
 
-    from renderer.runs.configs import method_config, ranking_config
+    from clipig_gallery.renderer.runs.configs import method_config, ranking_config
 
     start = tmp_path / "start.png"
     Image.new("RGB", (224, 224), (10, 20, 30)).save(start)
@@ -542,7 +548,7 @@ def test_the_small_test_configs_mirror_the_articles(name):
     optimiser, epochs and schedule windows."""
     from small import FOLDER, SIZE
 
-    from renderer.engine.optimise import final_size
+    from clipig_gallery.renderer.engine.optimise import final_size
 
     article = load_config(METHODS_DIR.parent / f"{name}.yaml")
     mine = load_config(FOLDER / f"{name}.yaml")

@@ -11,12 +11,12 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from renderer.language.ops.constraints import (
+from clipig_gallery.renderer.language.ops.constraints import (
     COMMON_PARAMS,
     CONSTRAINTS,
     saturation_of,
 )
-from renderer.language.params import ParamSpec
+from clipig_gallery.renderer.language.params import ParamSpec
 
 
 def rand(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -161,7 +161,7 @@ CONTRASTY = torch.tensor([[0.0, 0.2, 0.4, 1.0], [0.3] * 4, [0.0, 1.0, 0.0, 1.0]]
 
 
 def test_contrast_value_by_hand():
-    from renderer.language.ops.constraints import contrast_of
+    from clipig_gallery.renderer.language.ops.constraints import contrast_of
 
     assert contrast_of(CONTRASTY)[0].tolist() == pytest.approx([0.9, 0.0, 1.0])
 

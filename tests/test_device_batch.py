@@ -10,21 +10,21 @@ import small
 import torch
 from click.testing import CliRunner
 
-from app.cli import main
-from gallery.prompts import load_prompts
-from renderer.engine.optimise import plan_epoch
-from renderer.execution import executor, jobs
-from renderer.execution.batching import (
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.renderer.engine.optimise import plan_epoch
+from clipig_gallery.renderer.execution import executor, jobs
+from clipig_gallery.renderer.execution.batching import (
     OutOfMemory,
     batch_from_memory,
     epoch_load,
     probe_epoch,
     run_batches,
 )
-from renderer.language.config import is_active
-from renderer.runs.configs import method_config, ranking_config
-from renderer.runs.first import plan, render_gallery
-from renderer.runs.spec import select
+from clipig_gallery.renderer.language.config import is_active
+from clipig_gallery.renderer.runs.configs import method_config, ranking_config
+from clipig_gallery.renderer.runs.first import plan, render_gallery
+from clipig_gallery.renderer.runs.spec import select
 
 PROMPTS = load_prompts()
 STEMS = [p.stem for p in PROMPTS]
@@ -144,7 +144,7 @@ def test_render_says_where_it_renders(tmp_path, tiny_clip_path, tiny_clip):
                  "--epochs", 1, "--device", "cpu", "--cache", tmp_path,
                  "--model", tiny_clip_path)
     assert result.exit_code == 0, result.output
-    from renderer.engine.device import device_name
+    from clipig_gallery.renderer.engine.device import device_name
 
     assert (f"device cpu ({device_name('cpu')}), precision fp32 (from $CLIPIG_PRECISION; "
             f"native here)") in result.output
@@ -180,7 +180,7 @@ def test_dry_run_shows_a_mixed_cache(tmp_path, tiny_clip_path):
 
 
 def test_demo_may_fall_back_to_the_cpu_but_says_so(monkeypatch):
-    from renderer.engine.device import DeviceError, resolve_device
+    from clipig_gallery.renderer.engine.device import DeviceError, resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     lines = []
@@ -197,8 +197,8 @@ def test_demo_may_fall_back_to_the_cpu_but_says_so(monkeypatch):
 
 
 def test_cli_offers_every_precision_the_engine_has():
-    from gallery.settings import PRECISIONS
-    from renderer.engine.precision import DTYPES, check_precision
+    from clipig_gallery.core.settings import PRECISIONS
+    from clipig_gallery.renderer.engine.precision import DTYPES, check_precision
 
     for command in ("render", "rank", "render-config", "demo"):
         option = next(p for p in main.commands[command].params if p.name == "precision")
@@ -234,7 +234,7 @@ class FakeJob:
 
 
 def fake_probe(monkeypatch, cuda, fail_from=None):
-    from renderer.execution import batching
+    from clipig_gallery.renderer.execution import batching
 
     def probe(config, model, n, plan, precision):
         job = FakeJob(cuda, n, fail_from)
@@ -246,7 +246,7 @@ def fake_probe(monkeypatch, cuda, fail_from=None):
 
 
 def test_one_time_workspaces_do_not_make_an_image_look_cheaper(fake_cuda, monkeypatch):
-    from renderer.execution.batching import auto_batch
+    from clipig_gallery.renderer.execution.batching import auto_batch
 
     model = fake_probe(monkeypatch, fake_cuda)
     config = method_config(1)
@@ -263,8 +263,8 @@ def test_one_time_workspaces_do_not_make_an_image_look_cheaper(fake_cuda, monkey
 
 
 def test_the_probe_budgets_the_history_frames_asked_for(fake_cuda, monkeypatch):
-    from renderer.engine.history import buffer_bytes
-    from renderer.execution.batching import auto_batch
+    from clipig_gallery.renderer.engine.history import buffer_bytes
+    from clipig_gallery.renderer.execution.batching import auto_batch
 
     model = fake_probe(monkeypatch, fake_cuda)
     config = method_config(2)
@@ -280,8 +280,8 @@ def test_the_probe_budgets_the_history_frames_asked_for(fake_cuda, monkeypatch):
 def test_the_probe_takes_configs_of_several_features(tiny_clip):
     # render-config sizes its --repeat batches with the same probe: a config
     # with two text features (no one prompt to replace) and an image feature.
-    from renderer.execution.batching import _probe_render, probe_epoch
-    from renderer.language.config import parse_config
+    from clipig_gallery.renderer.execution.batching import _probe_render, probe_epoch
+    from clipig_gallery.renderer.language.config import parse_config
 
     config = parse_config("""epochs: 2
 resolution: 32
@@ -297,7 +297,7 @@ targets:
 
 
 def test_running_out_of_memory_in_the_probe(fake_cuda, monkeypatch):
-    from renderer.execution import batching
+    from clipig_gallery.renderer.execution import batching
 
     released = []
     monkeypatch.setattr(batching, "release", released.append)
@@ -312,7 +312,7 @@ def test_running_out_of_memory_in_the_probe(fake_cuda, monkeypatch):
 def test_memory_is_given_back_once_the_failed_batch_is_let_go(monkeypatch):
     import weakref
 
-    from renderer.execution import batching
+    from clipig_gallery.renderer.execution import batching
 
     held, seen = [], []
 
@@ -333,7 +333,7 @@ def test_memory_is_given_back_once_the_failed_batch_is_let_go(monkeypatch):
 
 def test_running_out_of_memory_while_sizing_a_run_is_a_message(tmp_path, tiny_clip_path,
                                                                 monkeypatch):
-    from renderer.execution.executor import LocalExecutor
+    from clipig_gallery.renderer.execution.executor import LocalExecutor
 
     def no_room(self, config, precision, frames=0):
         raise OutOfMemory("out of memory on cuda:0 measuring one image of method-1.yaml")

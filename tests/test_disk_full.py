@@ -18,11 +18,11 @@ import pytest
 import small
 from click.testing import CliRunner
 
-from app.cli import main
-from gallery.layout import record_path
-from gallery.prompts import load_prompts
-from generator.sample import write_sample_cache
-from renderer.execution.cache import png_is_whole
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.layout import record_path
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.sample import write_sample_cache
+from clipig_gallery.renderer.execution.cache import png_is_whole
 
 
 def _mount(folder: Path, size: str) -> bool:
@@ -88,8 +88,8 @@ def _no_space(*args, **kwargs):
 
 def test_a_full_disk_under_the_site_is_one_message(small_disk, tmp_path):
     cache = write_sample_cache(tmp_path / "cache", load_prompts()[:30], rankings=False)
-    result = subprocess.run([sys.executable, "-m", "app.cli", "site", "--cache", str(cache),
-                             "--out", str(small_disk / "site")],
+    result = subprocess.run([sys.executable, "-m", "clipig_gallery.app.cli", "site",
+                             "--cache", str(cache), "--out", str(small_disk / "site")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -98,7 +98,7 @@ def test_a_full_disk_under_the_site_is_one_message(small_disk, tmp_path):
 
 
 def test_a_full_disk_during_the_site_build_is_one_message(tmp_path, monkeypatch):
-    from generator import site
+    from clipig_gallery.generator import site
 
     cache = write_sample_cache(tmp_path / "cache", load_prompts()[:3], rankings=False,
                                best_of=False, judge=False)
@@ -112,7 +112,7 @@ def test_a_full_disk_during_the_site_build_is_one_message(tmp_path, monkeypatch)
 
 
 def test_a_full_disk_while_publishing_is_one_message(tmp_path, monkeypatch):
-    from generator import publish
+    from clipig_gallery.generator import publish
 
     real = subprocess.run
 
@@ -139,7 +139,7 @@ def test_a_full_disk_while_publishing_is_one_message(tmp_path, monkeypatch):
 
 
 def test_the_message_names_the_file_being_written_not_its_temporary(tmp_path):
-    from gallery.atomic import atomic_path
+    from clipig_gallery.core.atomic import atomic_path
 
     target = tmp_path / "x.png"
     with pytest.raises(OSError) as caught:

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from gallery.layout import record_path
-from renderer.engine.optimise import BatchRender, render, to_uint8
-from renderer.engine.rate import rate_images
-from renderer.execution.jobs import ImageJob, render_files
-from renderer.language.config import parse_config
+from clipig_gallery.core.layout import record_path
+from clipig_gallery.renderer.engine.optimise import BatchRender, render, to_uint8
+from clipig_gallery.renderer.engine.rate import rate_images
+from clipig_gallery.renderer.execution.jobs import ImageJob, render_files
+from clipig_gallery.renderer.language.config import parse_config
 
 TEXTS = [
     "a penguin made of piano. a penguin with the texture of a piano.",
@@ -129,7 +129,7 @@ def test_files_written_and_rerated(method, method_configs, tiny_clip, tmp_path):
 
 
 def test_saved_png_is_the_quantised_parameter(method_configs, tiny_clip, tmp_path):
-    from renderer.engine.imageio import encode_png, load_rgb
+    from clipig_gallery.renderer.engine.imageio import encode_png, load_rgb
 
     result = render(method_configs[1].with_epochs(2), tiny_clip, [3], TEXTS[:1])
     assert torch.equal(result.images, to_uint8(result.pixels))
@@ -144,7 +144,7 @@ def test_to_uint8_rounds_half_up_and_clamps():
 
 
 def test_init_from_image_starts_exactly_there(tmp_path, tiny_clip):
-    from renderer.engine.imageio import encode_png
+    from clipig_gallery.renderer.engine.imageio import encode_png
 
     start = torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8)
     (tmp_path / "start.png").write_bytes(encode_png(start))
@@ -158,7 +158,7 @@ def test_init_from_image_starts_exactly_there(tmp_path, tiny_clip):
 
 
 def test_rate_images_matrix(tiny_clip, tmp_path):
-    from renderer.engine.imageio import encode_png
+    from clipig_gallery.renderer.engine.imageio import encode_png
 
     paths = [tmp_path / f"{i}.png" for i in range(3)]
     for path in paths:

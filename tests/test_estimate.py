@@ -13,13 +13,13 @@ from types import SimpleNamespace
 import pytest
 import small
 
-from gallery.prompts import load_prompts
-from renderer.execution import cluster
-from renderer.execution.timing import Piece, duration, estimate_seconds
-from renderer.runs.configs import method_config
-from renderer.runs.first import plan, render_gallery
-from renderer.runs.histories import add_missing, missing_in_gallery
-from renderer.runs.spec import Selection, select
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.renderer.execution import cluster
+from clipig_gallery.renderer.execution.timing import Piece, duration, estimate_seconds
+from clipig_gallery.renderer.runs.configs import method_config
+from clipig_gallery.renderer.runs.first import plan, render_gallery
+from clipig_gallery.renderer.runs.histories import add_missing, missing_in_gallery
+from clipig_gallery.renderer.runs.spec import Selection, select
 
 STEP = 1.5  # seconds of one batch's step on one worker, as if measured
 
@@ -107,7 +107,7 @@ def test_history_only_on_k_workers_estimates_k_parallel_rounds(monkeypatch, tmp_
 
 def test_the_gallery_estimate_counts_each_methods_batches_on_k_workers(monkeypatch, tmp_path,
                                                                        tiny_clip, small_configs):
-    from renderer.runs.first import estimate_line, plan_gallery
+    from clipig_gallery.renderer.runs.first import estimate_line, plan_gallery
 
     measured = []
     executor = ray_executor(monkeypatch, 2, measured)

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from renderer.language.expr import (
+from clipig_gallery.renderer.language.expr import (
     TIME_VARIABLES,
     Expression,
     ExpressionError,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from renderer.engine.rng import ImageStreams
-from renderer.language.config import ConfigError, is_active, parse_config
-from renderer.language.expr import time_variables
-from renderer.language.ops.transforms import TRANSFORMS, _centre_pixels
+from clipig_gallery.renderer.engine.rng import ImageStreams
+from clipig_gallery.renderer.language.config import ConfigError, is_active, parse_config
+from clipig_gallery.renderer.language.expr import time_variables
+from clipig_gallery.renderer.language.ops.transforms import TRANSFORMS, _centre_pixels
 
 CONFIG = """
 epochs: {epochs}

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import small
 
-from gallery.prompts import load_prompts
-from renderer.execution.cache import png_is_whole, read_record
-from renderer.runs.configs import method_config
-from renderer.runs.first import plan, render_gallery
-from renderer.runs.spec import select
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.renderer.execution.cache import png_is_whole, read_record
+from clipig_gallery.renderer.runs.configs import method_config
+from clipig_gallery.renderer.runs.first import plan, render_gallery
+from clipig_gallery.renderer.runs.spec import select
 
 PROMPTS = load_prompts()
 STEMS = [p.stem for p in PROMPTS]
@@ -202,7 +202,7 @@ def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
     # The resume runs in this process: the same command, without a second start-up.
     from click.testing import CliRunner
 
-    from app.cli import main
+    from clipig_gallery.app.cli import main
 
     resumed = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert resumed.exit_code == 0, resumed.output
@@ -215,8 +215,8 @@ def test_killed_render_loses_nothing_finished(sig, tmp_path, tiny_clip_path):
 
 
 def test_the_gallery_run_says_its_plan_without_the_command_line(rendered, tiny_clip):
-    from renderer.runs.first import run_gallery
-    from renderer.runs.spec import Selection
+    from clipig_gallery.renderer.runs.first import run_gallery
+    from clipig_gallery.renderer.runs.spec import Selection
 
     lines = small.Lines()
     selection = Selection(things=("harp",), animals=tuple(p.animal for p in harp_prompts()))

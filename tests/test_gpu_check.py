@@ -10,7 +10,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from gallery.prompts import load_prompts
+from clipig_gallery.core.prompts import load_prompts
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.py"
 
@@ -51,7 +51,7 @@ def test_batch_check_and_timed_render_on_the_cpu(tiny_clip, tmp_path):
 def test_batch_check_reports_running_out_of_memory_wherever_it_happens(tiny_clip, monkeypatch):
     import torch
 
-    from renderer.execution.batching import OutOfMemory
+    from clipig_gallery.renderer.execution.batching import OutOfMemory
 
     gpu_check = load_script()
     config = gpu_check.configs(2)["method-1"]

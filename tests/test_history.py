@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from PIL import Image
 from test_bench import no_reads_from_the_device
 
-from app.cli import main
-from gallery.layout import history_path, record_path
-from renderer.engine.history import (
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.layout import history_path, record_path
+from clipig_gallery.renderer.engine.history import (
     BUDGET_BYTES,
     DEFAULT_FRAMES,
     capture_steps,
@@ -27,10 +27,10 @@ from renderer.engine.history import (
     encode_history,
     frame_durations,
 )
-from renderer.engine.optimise import BatchRender, plan_epoch, render
-from renderer.execution.jobs import ImageJob, render_files
-from renderer.runs.configs import method_config
-from renderer.runs.histories import end_on
+from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch, render
+from clipig_gallery.renderer.execution.jobs import ImageJob, render_files
+from clipig_gallery.renderer.runs.configs import method_config
+from clipig_gallery.renderer.runs.histories import end_on
 
 
 def pixels_of(image: Image.Image) -> torch.Tensor:

@@ -56,22 +56,26 @@ def run_installed(target: Path, cwd: Path, *args: str) -> subprocess.CompletedPr
 def test_the_wheel_holds_the_data_and_templates_a_checkout_has(installed):
     wheel = next(installed.parent.glob("wheels/*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "gallery/data",
-                              "generator/templates"], check=True, capture_output=True,
-                             text=True).stdout.split()
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "clipig_gallery/core/data",
+                              "clipig_gallery/generator/templates"], check=True,
+                             capture_output=True, text=True).stdout.split()
     assert len(tracked) > 20
     assert sorted(set(tracked) - names) == []
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "scripts/"))]
+    # One top-level package: nothing named app, core or renderer lands in site-packages.
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {
+        "clipig_gallery"}
 
 
 def test_the_installed_packages_read_their_own_data(installed, tmp_path):
     probe = """
-import json, gallery, generator, renderer
-from gallery.paths import DATA_DIR, METHODS_DIR
-from gallery.prompts import load_prompts
-from generator.site import TEMPLATES_DIR
-from renderer.language.config import load_config
-print(json.dumps({"files": [m.__file__ for m in (gallery, generator, renderer)],
+import json
+from clipig_gallery import core, generator, renderer
+from clipig_gallery.core.paths import DATA_DIR, METHODS_DIR
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.site import TEMPLATES_DIR
+from clipig_gallery.renderer.language.config import load_config
+print(json.dumps({"files": [m.__file__ for m in (core, generator, renderer)],
                   "dirs": [str(DATA_DIR), str(TEMPLATES_DIR)],
                   "prompts": len(load_prompts()),
                   "epochs": [load_config(METHODS_DIR / f"method-{m}.yaml").epochs

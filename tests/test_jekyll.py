@@ -17,11 +17,11 @@ import pytest
 from bs4 import BeautifulSoup
 from test_site_browser import ARGS, CHROMIUM, Reader
 
-from gallery.prompts import load_prompts
-from generator.jekyll import JekyllError, export_jekyll, liquid_safe
-from generator.sample import write_renders, write_sample_cache
-from generator.serve import make_server
-from generator.sitepaths import static_file
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.jekyll import JekyllError, export_jekyll, liquid_safe
+from clipig_gallery.generator.sample import write_renders, write_sample_cache
+from clipig_gallery.generator.serve import make_server
+from clipig_gallery.generator.sitepaths import static_file
 
 THINGS = ("harp", "piano")
 POST = "_posts/2021-06-09-clipig-animal-transfer.html"
@@ -296,7 +296,7 @@ def test_the_blogs_other_post_is_untouched_in_the_browser(browser, blog_url):
 def test_the_site_command_exports_into_a_blog(tmp_path):
     from click.testing import CliRunner
 
-    from app.cli import main
+    from clipig_gallery.app.cli import main
 
     cache = write_sample_cache(tmp_path / "cache", load_prompts()[:9], rankings=False)
     blog = make_blog(tmp_path)

@@ -10,19 +10,19 @@ import torch
 from click.testing import CliRunner
 from conftest import build_tiny_clip
 
-from app.cli import main
-from gallery.layout import best_of_root, judge_csv_path, judge_path, short_sims_path
-from gallery.prompts import load_prompts
-from gallery.schema import Judgement, RenderRecord, ShortRuns, read_json
-from renderer.engine.clipmodel import load_clip
-from renderer.engine.rate import rate_pairs
-from renderer.execution.cache import read_record
-from renderer.runs.bestof import BestOfSpec, plan_best_of, render_best_of, winner
-from renderer.runs.configs import method_config
-from renderer.runs.first import plan, render_gallery
-from renderer.runs.judge import SameModel, judge_cache
-from renderer.runs.ranking import Experiment, RankingSpec, run_experiment
-from renderer.runs.spec import Selection, select
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.layout import best_of_root, judge_csv_path, judge_path, short_sims_path
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.core.schema import Judgement, RenderRecord, ShortRuns, read_json
+from clipig_gallery.renderer.engine.clipmodel import load_clip
+from clipig_gallery.renderer.engine.rate import rate_pairs
+from clipig_gallery.renderer.execution.cache import read_record
+from clipig_gallery.renderer.runs.bestof import BestOfSpec, plan_best_of, render_best_of, winner
+from clipig_gallery.renderer.runs.configs import method_config
+from clipig_gallery.renderer.runs.first import plan, render_gallery
+from clipig_gallery.renderer.runs.judge import SameModel, judge_cache
+from clipig_gallery.renderer.runs.ranking import Experiment, RankingSpec, run_experiment
+from clipig_gallery.renderer.runs.spec import Selection, select
 
 STEMS = [p.stem for p in load_prompts()]
 
@@ -181,9 +181,9 @@ def test_with_ray_the_judge_rates_on_this_machines_gpu_where_it_has_one(monkeypa
 
     import torch
 
-    from renderer.engine import device
-    from renderer.execution.executor import LocalExecutor
-    from renderer.runs.session import judge_device
+    from clipig_gallery.renderer.engine import device
+    from clipig_gallery.renderer.execution.executor import LocalExecutor
+    from clipig_gallery.renderer.runs.session import judge_device
 
     cpu = torch.device("cpu")
     model = SimpleNamespace(device=cpu)
@@ -199,7 +199,7 @@ def test_with_ray_the_judge_rates_on_this_machines_gpu_where_it_has_one(monkeypa
 
 
 def test_where_the_judge_rates_and_what_it_costs_is_said(tiny_clip):
-    from renderer.runs.bestof import judge_cost_line
+    from clipig_gallery.renderer.runs.bestof import judge_cost_line
 
     out = judge_cost_line(tiny_clip, 512, on_ray=True)
     assert out.startswith("the judge rates the 512 short runs in this process on cpu (")

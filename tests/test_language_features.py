@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from renderer.engine.optimise import BatchRender, plan_epoch, render
-from renderer.language.config import ConfigError, parse_config
-from renderer.language.ops.transforms import resize_views
+from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch, render
+from clipig_gallery.renderer.language.config import ConfigError, parse_config
+from clipig_gallery.renderer.language.ops.transforms import resize_views
 
 TWO = """
 epochs: 4
@@ -263,7 +263,7 @@ def _yaml_args(args: dict) -> str:
 
 
 def _transform_names():
-    from renderer.language.ops.transforms import TRANSFORMS
+    from clipig_gallery.renderer.language.ops.transforms import TRANSFORMS
 
     return sorted(TRANSFORMS)
 
@@ -289,7 +289,7 @@ targets:
 def test_every_constraint_renders_in_a_config(tiny_clip):
     from test_constraints import TEST_ARGS
 
-    from renderer.language.ops.constraints import CONSTRAINTS
+    from clipig_gallery.renderer.language.ops.constraints import CONSTRAINTS
 
     lines = "\n".join(f"      - {name}: {_yaml_args(TEST_ARGS[name])}"
                       for name in sorted(CONSTRAINTS))

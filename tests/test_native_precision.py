@@ -13,9 +13,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from app.cli import main
-from renderer.engine import precision
-from renderer.engine.precision import PrecisionError, choose, exact_fp32, matmul_ms, support
+from clipig_gallery.app.cli import main
+from clipig_gallery.renderer.engine import precision
+from clipig_gallery.renderer.engine.precision import (
+    PrecisionError,
+    choose,
+    exact_fp32,
+    matmul_ms,
+    support,
+)
 
 CPU = torch.device("cpu")
 
@@ -145,8 +151,8 @@ def test_fp32_on_cuda_turns_tf32_off_for_the_step_only():
 
 
 def test_every_step_runs_its_forward_and_backward_under_that_context(tiny_clip, monkeypatch):
-    from renderer.engine import optimise as engine
-    from renderer.runs.configs import method_config
+    from clipig_gallery.renderer.engine import optimise as engine
+    from clipig_gallery.renderer.runs.configs import method_config
 
     entered = []
     real = engine.exact_fp32
@@ -164,7 +170,7 @@ def test_every_step_runs_its_forward_and_backward_under_that_context(tiny_clip, 
 
 
 def _workers(*natives):
-    from renderer.execution.cluster import RayExecutor
+    from clipig_gallery.renderer.execution.cluster import RayExecutor
 
     executor = object.__new__(RayExecutor)
     executor.infos = [{"pid": 100 + i, "host": f"node{i}", "device_name": f"GPU {i}",
@@ -196,14 +202,14 @@ def fake_mps(monkeypatch):
 
 
 def test_auto_takes_mps_where_there_is_no_cuda(fake_mps):
-    from renderer.engine.device import resolve_device
+    from clipig_gallery.renderer.engine.device import resolve_device
 
     assert resolve_device("auto") == torch.device("mps")
     assert resolve_device("mps") == torch.device("mps")
 
 
 def test_mps_asked_for_without_it_is_a_clear_error(monkeypatch, tmp_path, tiny_clip_path):
-    from renderer.engine.device import DeviceError, resolve_device
+    from clipig_gallery.renderer.engine.device import DeviceError, resolve_device
 
     monkeypatch.setattr(torch.backends.mps, "is_built", lambda: False)
     with pytest.raises(DeviceError, match="MPS is not available: this torch .* without MPS"):
@@ -232,10 +238,10 @@ def test_mps_renders_in_fp16_and_refuses_bf16(fake_mps, monkeypatch):
 
 
 def test_mps_has_a_fixed_batch_and_its_own_sync_and_cache(monkeypatch):
-    from renderer.engine.device import device_name
-    from renderer.execution import batching
-    from renderer.execution.executor import batch_source
-    from renderer.language.ops.transforms import _exact
+    from clipig_gallery.renderer.engine.device import device_name
+    from clipig_gallery.renderer.execution import batching
+    from clipig_gallery.renderer.execution.executor import batch_source
+    from clipig_gallery.renderer.language.ops.transforms import _exact
 
     model = SimpleNamespace(device=torch.device("mps"))
     # torch keeps no peak-memory counter on MPS: a fixed batch, said as such

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from renderer.language.config import LEARNRATE_VARS, WEIGHT_VARS, ConfigError, parse_config
-from renderer.language.ops.constraints import CONSTRAINTS
-from renderer.language.ops.transforms import TRANSFORMS
-from renderer.language.unsupported import CLIPIG_VARIABLES, NOT_SUPPORTED
+from clipig_gallery.renderer.language.config import (
+    LEARNRATE_VARS,
+    WEIGHT_VARS,
+    ConfigError,
+    parse_config,
+)
+from clipig_gallery.renderer.language.ops.constraints import CONSTRAINTS
+from clipig_gallery.renderer.language.ops.transforms import TRANSFORMS
+from clipig_gallery.renderer.language.unsupported import CLIPIG_VARIABLES, NOT_SUPPORTED
 
 BASE = """
 epochs: 11

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import small
 
-from gallery.layout import best_of_root, history_path, png_path, record_path
+from clipig_gallery.core.layout import best_of_root, history_path, png_path, record_path
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "clipig-gallery.ipynb"
@@ -159,8 +159,8 @@ def runs(tmp_path_factory, tiny_clip_path):
 
 
 def test_the_notebook_renders_the_selection_into_a_complete_cache(runs, tiny_clip):
-    from renderer.runs.first import plan_gallery
-    from renderer.runs.spec import Selection
+    from clipig_gallery.renderer.runs.first import plan_gallery
+    from clipig_gallery.renderer.runs.spec import Selection
 
     _, cache, first, _, _ = runs
     planned = plan_gallery(cache, tiny_clip.identity, Selection(animals=tuple(ANIMALS),
@@ -197,7 +197,7 @@ def test_the_notebook_shows_a_progress_bar_and_a_grid_of_the_images(runs):
 
 
 def test_best_of_n_for_the_chosen_prompt(runs):
-    from gallery.prompts import load_prompts
+    from clipig_gallery.core.prompts import load_prompts
 
     _, cache, first, _, _ = runs
     animal, thing, n = BEST_OF
@@ -276,7 +276,7 @@ def test_the_stripper_turns_an_executed_notebook_back_into_the_committed_one(run
 
 
 def test_git_gets_the_token_from_the_environment_of_the_publish_only(tmp_path):
-    from app.notebook import git_credentials
+    from clipig_gallery.app.notebook import git_credentials
 
     def fill():
         return subprocess.run(["git", "credential", "fill"], cwd=tmp_path, text=True,
@@ -302,14 +302,14 @@ def test_git_gets_the_token_from_the_environment_of_the_publish_only(tmp_path):
     ("/srv/git/pages.git", None, None),
 ])
 def test_the_pages_address_of_a_repository(url, base, page):
-    from app.notebook import pages_base_url, pages_url
+    from clipig_gallery.app.notebook import pages_base_url, pages_url
 
     assert pages_base_url(url) == base
     assert pages_url(url) == page
 
 
 def test_the_token_comes_from_the_environment_before_asking(monkeypatch):
-    from app import notebook
+    from clipig_gallery.app import notebook
 
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     monkeypatch.setattr("getpass.getpass", lambda prompt: pytest.fail("asked for the token"))
@@ -320,7 +320,7 @@ def test_the_token_comes_from_the_environment_before_asking(monkeypatch):
 
 
 def test_a_users_mistake_is_one_line_without_a_traceback(tmp_path, tiny_clip):
-    from app.notebook import Notebook, NotebookReporter, Stop, download
+    from clipig_gallery.app.notebook import Notebook, NotebookReporter, Stop, download
 
     reporter = NotebookReporter()
     run = Notebook(small.spec(tmp_path, tiny_clip, reporter=reporter), reporter)
@@ -334,7 +334,7 @@ def test_a_users_mistake_is_one_line_without_a_traceback(tmp_path, tiny_clip):
 def test_an_interrupted_or_full_cell_says_what_it_kept(tmp_path):
     import errno
 
-    from app.notebook import Stop, friendly
+    from clipig_gallery.app.notebook import Stop, friendly
 
     with pytest.raises(Stop, match=f"interrupted: finished images are kept in {tmp_path}/; "
                                    "run again to resume"):
@@ -354,8 +354,8 @@ def test_the_render_cell_run_again_goes_on_from_the_cache(monkeypatch, tmp_path,
     """Within one kernel too: the render cell asks the cache, not the plan cell's
     snapshot, so running it again after it finished (or was interrupted) renders only
     what is missing."""
-    from app import notebook
-    from app.notebook import Notebook, NotebookReporter
+    from clipig_gallery.app import notebook
+    from clipig_gallery.app.notebook import Notebook, NotebookReporter
 
     shown = []  # the grid's states as displayed, in order
     real = notebook._display
@@ -385,7 +385,7 @@ def fake_colab(monkeypatch, tmp_path):
     import sys
     import types
 
-    from app import notebook
+    from clipig_gallery.app import notebook
 
     calls = []
     drive_root = tmp_path / "drive"
@@ -408,7 +408,7 @@ def fake_colab(monkeypatch, tmp_path):
 
 
 def test_on_colab_the_cache_defaults_to_drive_mounted_once(fake_colab, monkeypatch):
-    from app.notebook import COLAB_CACHE, storage
+    from clipig_gallery.app.notebook import COLAB_CACHE, storage
 
     calls, drive_root = fake_colab
     assert storage("") == drive_root / COLAB_CACHE and (drive_root / COLAB_CACHE).is_dir()
@@ -419,7 +419,7 @@ def test_on_colab_the_cache_defaults_to_drive_mounted_once(fake_colab, monkeypat
 
 
 def test_on_colab_the_token_comes_from_its_secrets(fake_colab, monkeypatch):
-    from app.notebook import github_token
+    from clipig_gallery.app.notebook import github_token
 
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     assert github_token() == "from-the-secrets-panel"
@@ -429,7 +429,7 @@ def test_on_colab_the_token_comes_from_its_secrets(fake_colab, monkeypatch):
 def test_the_site_as_one_zip(runs, fake_colab):
     import zipfile
 
-    from app.notebook import download
+    from clipig_gallery.app.notebook import download
 
     folder = runs[0]
     archive = download(folder / "site")
@@ -481,7 +481,7 @@ def test_the_install_cell_asks_for_a_source_where_it_has_none(monkeypatch, tmp_p
 def test_publishing_without_git_says_so(monkeypatch, tmp_path, tiny_clip):
     import shutil
 
-    from app.notebook import Notebook, NotebookReporter, Stop
+    from clipig_gallery.app.notebook import Notebook, NotebookReporter, Stop
 
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "git" else real_which(name))

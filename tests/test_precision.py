@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import renderer.language.ops.constraints as C
-from renderer.engine.optimise import BatchRender, plan_epoch, render
-from renderer.engine.precision import PRECISIONS, autocast_for
-from renderer.runs.configs import method_config
+import clipig_gallery.renderer.language.ops.constraints as C
+from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch, render
+from clipig_gallery.renderer.engine.precision import PRECISIONS, autocast_for
+from clipig_gallery.renderer.runs.configs import method_config
 
 
 def test_precisions_are_listed_for_the_cli():

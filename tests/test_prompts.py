@@ -1,5 +1,5 @@
-"""Tests for the prompt list (gallery/prompts.py, scripts/derive_prompts.py and
-gallery/data/prompts.json)."""
+"""Tests for the prompt list (clipig_gallery/core/prompts.py, scripts/derive_prompts.py and
+clipig_gallery/core/data/prompts.json)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gallery.prompts import (
+from clipig_gallery.core.prompts import (
     Prompt,
     animals,
     derive_prompts,
@@ -21,8 +21,8 @@ from gallery.prompts import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SOURCE = REPO_ROOT / "gallery" / "data" / "dall-e-samples.json"
-PROMPTS_JSON = REPO_ROOT / "gallery" / "data" / "prompts.json"
+SOURCE = REPO_ROOT / "clipig_gallery" / "core" / "data" / "dall-e-samples.json"
+PROMPTS_JSON = REPO_ROOT / "clipig_gallery" / "core" / "data" / "prompts.json"
 
 
 @pytest.fixture(scope="module")

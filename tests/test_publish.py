@@ -9,10 +9,10 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from app.cli import main
-from gallery.prompts import load_prompts
-from generator.publish import PublishError, publish_site
-from generator.sample import write_sample_cache
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.publish import PublishError, publish_site
+from clipig_gallery.generator.sample import write_sample_cache
 
 
 def git(*args, cwd):

@@ -10,18 +10,18 @@ import small
 import torch
 from click.testing import CliRunner
 
-from app.cli import main
-from gallery.ratings import (
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.ratings import (
     parse_ratings,
     read_ratings,
     run_number,
     select_runs,
 )
-from renderer.engine.imageio import load_rgb
-from renderer.engine.optimise import render
-from renderer.engine.rate import rate_images
-from renderer.runs.configs import ranking_config
-from renderer.runs.ranking import Experiment, RankingSpec, run_experiment
+from clipig_gallery.renderer.engine.imageio import load_rgb
+from clipig_gallery.renderer.engine.optimise import render
+from clipig_gallery.renderer.engine.rate import rate_images
+from clipig_gallery.renderer.runs.configs import ranking_config
+from clipig_gallery.renderer.runs.ranking import Experiment, RankingSpec, run_experiment
 
 ORIGINAL = Path(__file__).parent / "fixtures" / "original-csv"
 
@@ -191,7 +191,7 @@ def test_rate_command_writes_an_article_csv(twelve, tiny_clip_path, tmp_path):
     table = read_ratings(out)
     assert table.prompts == ("a snail", "a penguin")
     assert [p for p, _ in table.rows] == [str(p) for p in images]
-    from renderer.engine.clipmodel import load_clip
+    from clipig_gallery.renderer.engine.clipmodel import load_clip
 
     expected = rate_images(load_clip(str(tiny_clip_path)), images, ["a snail", "a penguin"])
     for (_, sims), row in zip(table.rows, expected.tolist(), strict=True):

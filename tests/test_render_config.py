@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from app.cli import main
-from renderer.language.config import load_config, merge_data, parse_config
+from clipig_gallery.app.cli import main
+from clipig_gallery.renderer.language.config import load_config, merge_data, parse_config
 
 BASE = """epochs: 3
 resolution: 32
@@ -139,7 +139,7 @@ def test_a_batch_out_of_memory_is_halved_and_one_image_that_does_not_fit_is_a_me
         run, tmp_path, monkeypatch):
     import torch
 
-    from renderer.engine import optimise
+    from clipig_gallery.renderer.engine import optimise
 
     real, sizes = optimise.render, []
 
@@ -175,7 +175,7 @@ def test_a_batch_out_of_memory_is_halved_and_one_image_that_does_not_fit_is_a_me
 
 def test_ctrl_c_after_an_image_says_what_was_written_and_how_to_go_on(run, tmp_path,
                                                                        monkeypatch):
-    from renderer.runs import single
+    from clipig_gallery.renderer.runs import single
 
     real, calls = single._render, []
 

@@ -1,8 +1,8 @@
 """The reporters' progress bars: one bar per run, which a nested stretch shares."""
 
-from app.notebook import NotebookReporter
-from renderer.execution.report import BarReporter
-from renderer.terminal import ClickReporter
+from clipig_gallery.app.notebook import NotebookReporter
+from clipig_gallery.renderer.execution.report import BarReporter
+from clipig_gallery.renderer.terminal import ClickReporter
 
 
 class Bar:

@@ -16,10 +16,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from renderer.engine.optimise import BatchRender, plan_epoch
-from renderer.engine.rng import ImageStreams
-from renderer.language.config import parse_config
-from renderer.language.ops.transforms import TRANSFORMS, Sampling, rotate_views, rotation, window
+from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch
+from clipig_gallery.renderer.engine.rng import ImageStreams
+from clipig_gallery.renderer.language.config import parse_config
+from clipig_gallery.renderer.language.ops.transforms import (
+    TRANSFORMS,
+    Sampling,
+    rotate_views,
+    rotation,
+    window,
+)
 
 
 def grid_sample_rotation(x, degrees, centre_x, centre_y):

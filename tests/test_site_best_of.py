@@ -16,12 +16,12 @@ import pytest
 from bs4 import BeautifulSoup
 from conftest import built_site
 
-from gallery.layout import best_of_root, png_path, record_path
-from gallery.prompts import Prompt, load_prompts
-from gallery.ratings import read_ratings
-from generator.bestof import NOT_RUN, BestOfFacts, gain_list, most_and_least
-from generator.cachedata import BestOfRender, CacheError, Render, load_best_of
-from generator.heatmap import (
+from clipig_gallery.core.layout import best_of_root, png_path, record_path
+from clipig_gallery.core.prompts import Prompt, load_prompts
+from clipig_gallery.core.ratings import read_ratings
+from clipig_gallery.generator.bestof import NOT_RUN, BestOfFacts, gain_list, most_and_least
+from clipig_gallery.generator.cachedata import BestOfRender, CacheError, Render, load_best_of
+from clipig_gallery.generator.heatmap import (
     GAIN_PALETTE,
     MISSING,
     PALETTE,
@@ -30,11 +30,11 @@ from generator.heatmap import (
     build_heatmap,
     gain_edges,
 )
-from generator.linkcheck import check_site
-from generator.sample import sample_gain, sample_sim, write_sample_cache
-from generator.selector import best_of_entry, runs_text
-from generator.site import build_site
-from generator.sitepaths import selection_fragment
+from clipig_gallery.generator.linkcheck import check_site
+from clipig_gallery.generator.sample import sample_gain, sample_sim, write_sample_cache
+from clipig_gallery.generator.selector import best_of_entry, runs_text
+from clipig_gallery.generator.site import build_site
+from clipig_gallery.generator.sitepaths import selection_fragment
 
 THINGS = ("harmonica", "harp", "hospital", "piano")
 BEST_THINGS = ("harp", "piano")  # the sample's best-of gallery

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from gallery.prompts import load_prompts
-from generator.sample import write_sample_cache
-from generator.serve import make_server
-from generator.site import build_site
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.sample import write_sample_cache
+from clipig_gallery.generator.serve import make_server
+from clipig_gallery.generator.site import build_site
 
 CHROMIUM = Path(os.environ.get("CLIPIG_CHROMIUM") or "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -22,14 +22,14 @@ from bs4 import BeautifulSoup
 from click.testing import CliRunner
 from PIL import Image
 
-from gallery.paths import DATA_DIR, METHODS_DIR
-from gallery.prompts import load_prompts
-from generator.cli import site as site_command
-from generator.linkcheck import check_site
-from generator.sample import noisy_image, write_renders, write_sample_cache
-from generator.selector import thing_order
-from generator.serve import make_server
-from generator.site import build_site
+from clipig_gallery.core.paths import DATA_DIR, METHODS_DIR
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.cli import site as site_command
+from clipig_gallery.generator.linkcheck import check_site
+from clipig_gallery.generator.sample import noisy_image, write_renders, write_sample_cache
+from clipig_gallery.generator.selector import thing_order
+from clipig_gallery.generator.serve import make_server
+from clipig_gallery.generator.site import TEMPLATES_DIR, build_site
 
 REPO = Path(__file__).resolve().parent.parent
 THINGS = ("harmonica", "harp", "hospital", "piano")
@@ -155,7 +155,7 @@ def test_the_script_copies_what_python_wrote_and_derives_nothing(built):
     # Python writes each cell's prompt for every method, its sim label and the
     # missing cells' labels; the page's <template> holds the picture markup.
     # The script only copies them, so none of those rules may come back to it.
-    script = (REPO / "generator" / "templates" / "static" / "clipig.js").read_text(encoding="utf-8")
+    script = (TEMPLATES_DIR / "static" / "clipig.js").read_text(encoding="utf-8")
     code = re.sub(r"//[^\n]*", "", script)
     for rule in ("split(", "slice(", "substr", "indexOf(\".\")", "indexOf('.')", "\". \"",
                  "'. '", "sentence", "method === 1", "method == 1", "toFixed", "\"sim ",
@@ -188,7 +188,7 @@ def test_web_copies_are_webp_at_render_size(built):
 
 
 def test_webp_is_much_smaller_than_png_for_render_like_images(tmp_path):
-    from generator.images import encode_webp
+    from clipig_gallery.generator.images import encode_webp
 
     png = tmp_path / "noise.png"
     noisy_image(3).save(png)
@@ -309,9 +309,9 @@ def test_build_never_imports_torch(tmp_path):
     cache = make_cache(tmp_path / "cache", things=("harp",), holes=())
     script = (
         "import sys\n"
-        "from generator.site import build_site\n"
+        "from clipig_gallery.generator.site import build_site\n"
         f"build_site({str(cache)!r}, {str(tmp_path / 'site')!r})\n"
-        "from generator.cli import site, serve\n"
+        "from clipig_gallery.generator.cli import site, serve\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO)
@@ -406,7 +406,7 @@ def test_preview_server_serves_under_the_project_path(built):
 
 
 def test_serve_on_a_port_in_use_names_the_port(built):
-    from generator.cli import serve as serve_command
+    from clipig_gallery.generator.cli import serve as serve_command
 
     taken = make_server(built.out, 0, BASE, quiet=True)
     try:
@@ -436,7 +436,7 @@ def test_building_needs_no_environment_beyond_the_cache(tmp_path, monkeypatch):
 
 
 def test_ranking_summaries_are_checked(tmp_path):
-    from generator.cachedata import CacheError, load_rankings
+    from clipig_gallery.generator.cachedata import CacheError, load_rankings
 
     cache = make_cache(tmp_path / "cache", things=("harp",), holes=())
     summary_path = cache / "ranking/snail-of-harp/method-1/summary.json"
@@ -472,8 +472,8 @@ def test_an_empty_cache_builds_a_page_that_says_so(tmp_path):
 
 def test_ranking_text_quotes_the_epochs_that_ran(tmp_path):
     """The short and continued runs' epochs come from the ranking summary."""
-    from gallery.prompts import load_prompts
-    from generator.site import build_site
+    from clipig_gallery.core.prompts import load_prompts
+    from clipig_gallery.generator.site import build_site
 
     cache = write_sample_cache(tmp_path / "cache", load_prompts()[:9])
     for summary in (cache / "ranking").rglob("summary.json"):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from gallery.prompts import load_prompts
-from generator.linkcheck import check_site
-from generator.sample import write_sample_cache
-from generator.site import build_site
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.linkcheck import check_site
+from clipig_gallery.generator.sample import write_sample_cache
+from clipig_gallery.generator.site import build_site
 
 PROMPTS = Path(__file__).parent / "fixtures" / "hostile-prompts.json"
 TAG = "<img src=x onerror=alert(1)>"

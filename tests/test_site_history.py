@@ -17,9 +17,15 @@ from bs4 import BeautifulSoup
 from conftest import built_site
 from PIL import Image
 
-from gallery.layout import HISTORY_SUFFIX, best_of_root, history_path, png_path, record_path
-from gallery.prompts import load_prompts
-from generator.histories import (
+from clipig_gallery.core.layout import (
+    HISTORY_SUFFIX,
+    best_of_root,
+    history_path,
+    png_path,
+    record_path,
+)
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.histories import (
     STRIP_FRAMES,
     STRIP_GAP,
     STRIP_HEIGHT,
@@ -28,16 +34,16 @@ from generator.histories import (
     read_history,
     strip_indices,
 )
-from generator.linkcheck import check_site
-from generator.sample import (
+from clipig_gallery.generator.linkcheck import check_site
+from clipig_gallery.generator.sample import (
     HISTORY_FRAMES,
     HISTORY_MS,
     NO_HISTORY,
     write_history,
     write_sample_cache,
 )
-from generator.sample import main as sample_main
-from generator.site import build_site
+from clipig_gallery.generator.sample import main as sample_main
+from clipig_gallery.generator.site import build_site
 
 THINGS = ("harp", "piano")  # the sample's best of N covers both
 POST = "2021/clipig-animal-transfer/index.html"

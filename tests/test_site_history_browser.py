@@ -19,10 +19,15 @@ from types import SimpleNamespace
 import pytest
 from test_site_browser import ARGS, BASE, CHROMIUM, COLOURS, POST, _contrast, _serve
 
-from gallery.layout import best_of_root, history_path, png_path
-from gallery.prompts import load_prompts
-from generator.sample import HISTORY_FRAMES, HISTORY_MS, NO_HISTORY, write_sample_cache
-from generator.site import build_site
+from clipig_gallery.core.layout import best_of_root, history_path, png_path
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.sample import (
+    HISTORY_FRAMES,
+    HISTORY_MS,
+    NO_HISTORY,
+    write_sample_cache,
+)
+from clipig_gallery.generator.site import build_site
 
 THINGS = ("harp", "piano")  # the sample's best of N covers both
 PROMPTS = {(p.thing, p.animal): p for p in load_prompts()}

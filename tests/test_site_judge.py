@@ -18,11 +18,18 @@ import pytest
 from bs4 import BeautifulSoup
 from conftest import built_site
 
-from gallery.layout import judge_path
-from gallery.prompts import Prompt, load_prompts
-from gallery.schema import Judgement
-from generator.cachedata import CacheError, Judge, Render, load_best_of, load_judge, load_renders
-from generator.judge import (
+from clipig_gallery.core.layout import judge_path
+from clipig_gallery.core.prompts import Prompt, load_prompts
+from clipig_gallery.core.schema import Judgement
+from clipig_gallery.generator.cachedata import (
+    CacheError,
+    Judge,
+    Render,
+    load_best_of,
+    load_judge,
+    load_renders,
+)
+from clipig_gallery.generator.judge import (
     LEFT,
     NOT_DEFINED,
     NOT_RUN,
@@ -36,11 +43,11 @@ from generator.judge import (
     judged_pairs,
     pearson,
 )
-from generator.linkcheck import check_site
-from generator.sample import JUDGE_MODEL, write_sample_cache
-from generator.selector import best_of_entry, sim_label
-from generator.site import build_site
-from generator.sitepaths import BEST
+from clipig_gallery.generator.linkcheck import check_site
+from clipig_gallery.generator.sample import JUDGE_MODEL, write_sample_cache
+from clipig_gallery.generator.selector import best_of_entry, sim_label
+from clipig_gallery.generator.site import build_site
+from clipig_gallery.generator.sitepaths import BEST
 
 THINGS = ("harp", "piano")  # the sample's best-of gallery covers both
 POST = "2021/clipig-animal-transfer/index.html"

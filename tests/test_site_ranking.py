@@ -19,14 +19,14 @@ import pytest
 from bs4 import BeautifulSoup
 from PIL import Image
 
-from gallery.ratings import (
+from clipig_gallery.core.ratings import (
     format_ratings,
     ratings_for_runs,
     read_ratings,
     run_number,
     select_runs,
 )
-from generator.site import build_site
+from clipig_gallery.generator.site import build_site
 
 CSV_DIR = Path(__file__).parent / "fixtures" / "original-csv"
 POST = "2021/clipig-animal-transfer/index.html"

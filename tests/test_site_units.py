@@ -9,14 +9,14 @@ from types import SimpleNamespace
 import pytest
 from markupsafe import Markup
 
-from gallery.prompts import Prompt
-from generator.article import ArticleError, Slots, display_date, parse_article
-from generator.figures import NOT_MEASURED, cost_figures, format_duration
-from generator.heatmap import MISSING, PALETTE, bin_edges, bin_index, build_heatmap
-from generator.linkcheck import check_site, resolve
-from generator.ranking import cell_id
-from generator.selector import Default, script_data, script_json
-from generator.sitepaths import (
+from clipig_gallery.core.prompts import Prompt
+from clipig_gallery.generator.article import ArticleError, Slots, display_date, parse_article
+from clipig_gallery.generator.figures import NOT_MEASURED, cost_figures, format_duration
+from clipig_gallery.generator.heatmap import MISSING, PALETTE, bin_edges, bin_index, build_heatmap
+from clipig_gallery.generator.linkcheck import check_site, resolve
+from clipig_gallery.generator.ranking import cell_id
+from clipig_gallery.generator.selector import Default, script_data, script_json
+from clipig_gallery.generator.sitepaths import (
     Urls,
     link_to_page,
     normalise_base_url,

@@ -15,22 +15,29 @@ from pathlib import Path
 
 import pytest
 
-from gallery.paths import DATA_DIR
+from clipig_gallery.core.paths import DATA_DIR
 
 REPO = Path(__file__).resolve().parent.parent
-RENDERER = REPO / "renderer"
+PACKAGE = REPO / "clipig_gallery"
+RENDERER = PACKAGE / "renderer"
 # A module may import its own folder and the folders before it, never after.
 RANKS = {"language": 0, "engine": 1, "execution": 2, "runs": 3, "cli": 4, "terminal": 4}
 MAX_PARAMETERS = 8
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    """``renderer.runs.first`` for clipig_gallery/renderer/runs/first.py."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def renderer_modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(RENDERER.rglob("*.py"))}
+
+
+def own(module: str) -> str:
+    """An absolute import of the project's, by the name module_name gives it."""
+    return module.removeprefix("clipig_gallery.")
 
 
 def imports_of(path: Path, known: set[str]) -> set[str]:
@@ -40,9 +47,9 @@ def imports_of(path: Path, known: set[str]) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
+            targets = [own(alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            base = own(node.module or "")
             if node.level:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([base] if base else []))
@@ -120,11 +127,11 @@ data = {str(DATA_DIR)!r}
 opened = []
 sys.addaudithook(lambda event, args: event == "open" and isinstance(args[0], str)
                  and args[0].startswith(data) and opened.append(args[0]))
-import renderer
-for info in pkgutil.walk_packages(renderer.__path__, "renderer."):
+from clipig_gallery import renderer
+for info in pkgutil.walk_packages(renderer.__path__, renderer.__name__ + "."):
     importlib.import_module(info.name)
 print("on import:", len(opened))
-from gallery.prompts import load_prompts
+from clipig_gallery.core.prompts import load_prompts
 load_prompts()
 print("after load_prompts:", len(opened))
 """

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from renderer.engine.rng import ImageStreams
-from renderer.language.ops.transforms import (
+from clipig_gallery.renderer.engine.rng import ImageStreams
+from clipig_gallery.renderer.language.ops.transforms import (
     TRANSFORMS,
     default_sigma,
     gaussian_blur,
@@ -25,7 +25,7 @@ from renderer.language.ops.transforms import (
     resize_views,
     rotate_views,
 )
-from renderer.language.params import REQUIRED, ParamSpec
+from clipig_gallery.renderer.language.params import REQUIRED, ParamSpec
 
 VIEWS = 3
 
@@ -574,7 +574,7 @@ def test_a_chain_of_random_transforms_keeps_the_draw_order() -> None:
 
 
 def test_a_crops_gradient_lands_on_its_window_only() -> None:
-    from renderer.language.ops.transforms import crop_views
+    from clipig_gallery.renderer.language.ops.transforms import crop_views
 
     x = torch.rand(3, 2, 9, 8, requires_grad=True)
     left, top = torch.tensor([0, 3, 5]), torch.tensor([4, 0, 2])

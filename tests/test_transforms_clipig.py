@@ -14,8 +14,8 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from renderer.engine.rng import ImageStreams
-from renderer.language.ops.transforms import TRANSFORMS
+from clipig_gallery.renderer.engine.rng import ImageStreams
+from clipig_gallery.renderer.language.ops.transforms import TRANSFORMS
 
 
 def grid(h: int, w: int, channels: int = 1) -> torch.Tensor:
@@ -143,7 +143,7 @@ def test_random_translate_rounds_half_to_even():
 
 @pytest.mark.parametrize("tx, ty", [(3, -1), (-2, 2), (0, 1)])
 def test_translate_matches_torchvision_affine(tx, ty):
-    from renderer.language.ops.transforms import affine_views
+    from clipig_gallery.renderer.language.ops.transforms import affine_views
 
     x = torch.rand(1, 3, 7, 9)
     ours = affine_views(x, torch.ones(1), torch.tensor([float(tx)]), torch.tensor([float(ty)]))
@@ -165,7 +165,7 @@ def test_scale_half_by_hand():
 
 @pytest.mark.parametrize("scale", [0.7, 1.0, 1.3, 2.5])
 def test_scale_matches_torchvision_affine(scale):
-    from renderer.language.ops.transforms import affine_views
+    from clipig_gallery.renderer.language.ops.transforms import affine_views
 
     x = torch.rand(1, 3, 9, 9)
     ours = affine_views(x, torch.tensor([scale]), torch.zeros(1), torch.zeros(1))

@@ -42,12 +42,12 @@ import small
 import torch
 from PIL import Image
 
-from gallery.layout import HISTORY_SUFFIX
-from gallery.prompts import load_prompts
-from renderer.runs.configs import method_config
-from renderer.runs.first import plan, render_gallery
-from renderer.runs.ranking import Experiment, RankingSpec, run_experiment
-from renderer.runs.spec import select
+from clipig_gallery.core.layout import HISTORY_SUFFIX
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.renderer.runs.configs import method_config
+from clipig_gallery.renderer.runs.first import plan, render_gallery
+from clipig_gallery.renderer.runs.ranking import Experiment, RankingSpec, run_experiment
+from clipig_gallery.renderer.runs.spec import select
 
 REFERENCE = Path(__file__).parent / "fixtures" / "unchanged"
 
@@ -222,8 +222,8 @@ def test_keeping_histories_changes_no_other_byte(sample, tmp_path, tiny_clip):
 
 def test_the_tolerances_still_see_another_seed(tmp_path, tiny_clip):
     """What the block means are for: the same prompt from another seed is far off."""
-    from renderer.engine.imageio import encode_png
-    from renderer.engine.optimise import render
+    from clipig_gallery.renderer.engine.imageio import encode_png
+    from clipig_gallery.renderer.engine.optimise import render
 
     config = method_config(1, 3)
     text = "a cat made of harp. a cat with the texture of a harp."
@@ -254,7 +254,7 @@ if __name__ == "__main__":
     import sys
     import tempfile
 
-    from renderer.engine.clipmodel import load_clip
+    from clipig_gallery.renderer.engine.clipmodel import load_clip
 
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import build_tiny_clip  # noqa: E402  (sets the threads and precision)

@@ -14,9 +14,9 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from app.cli import main
-from gallery.prompts import load_prompts
-from generator.sample import write_sample_cache
+from clipig_gallery.app.cli import main
+from clipig_gallery.core.prompts import load_prompts
+from clipig_gallery.generator.sample import write_sample_cache
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def _says_cannot_write(result, path) -> None:
 
 def _render_into(cache, model, monkeypatch):
     """`render` into ``cache``, failing the test if any image is rendered."""
-    from renderer.execution import executor
+    from clipig_gallery.renderer.execution import executor
 
     monkeypatch.setattr(executor, "render_results", _never)
     return CliRunner().invoke(main, ["render", "--device", "cpu", "--thing", "harp",
@@ -57,7 +57,7 @@ def test_render_into_an_unwritable_cache_stops_before_the_first_image(
 
 def test_render_config_to_an_unwritable_folder_stops_before_rendering(
         blocked, tmp_path, tiny_clip_path, monkeypatch):
-    from renderer.runs import single
+    from clipig_gallery.renderer.runs import single
 
     monkeypatch.setattr(single, "_render", _never)
     config = tmp_path / "a.yaml"
@@ -69,7 +69,7 @@ def test_render_config_to_an_unwritable_folder_stops_before_rendering(
 
 
 def test_bench_checks_its_json_path_before_timing(blocked, monkeypatch):
-    from renderer.runs import bench
+    from clipig_gallery.renderer.runs import bench
 
     monkeypatch.setattr(bench, "run_bench", _never)
     result = CliRunner().invoke(main, ["bench", "--device", "cpu", "--json",
@@ -86,8 +86,8 @@ def test_a_site_into_an_unwritable_folder_is_one_message(blocked, tmp_path):
 
 
 def test_the_notebook_stops_with_the_same_message(blocked):
-    from app.notebook import Stop, friendly
-    from gallery.atomic import ensure_writable
+    from clipig_gallery.app.notebook import Stop, friendly
+    from clipig_gallery.core.atomic import ensure_writable
 
     with pytest.raises(Stop, match=f"cannot write {blocked / 'cache'}: "):
         with friendly(blocked / "cache"):
@@ -114,7 +114,7 @@ def test_a_read_only_filesystem_is_named(read_only, tiny_clip_path, monkeypatch)
 
 
 def test_the_check_leaves_no_folder_behind(tmp_path):
-    from gallery.atomic import ensure_writable
+    from clipig_gallery.core.atomic import ensure_writable
 
     assert ensure_writable(tmp_path / "a" / "b" / "cache") == tmp_path / "a" / "b" / "cache"
     assert list(tmp_path.iterdir()) == []
@@ -128,7 +128,7 @@ def test_a_cache_that_turns_unwritable_mid_run_says_what_is_kept(tmp_path, tiny_
                                                                   monkeypatch):
     import errno
 
-    from renderer.execution import executor
+    from clipig_gallery.renderer.execution import executor
 
     def denied(*_args, **_kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "cache" / "x"))

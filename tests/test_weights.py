@@ -15,9 +15,9 @@ import torch
 from conftest import build_tiny_clip
 from safetensors.torch import save_file
 
-from renderer.engine import weights
-from renderer.engine.clipmodel import clip_state_dict, load_clip
-from renderer.engine.weights import (
+from clipig_gallery.renderer.engine import weights
+from clipig_gallery.renderer.engine.clipmodel import clip_state_dict, load_clip
+from clipig_gallery.renderer.engine.weights import (
     HashMismatch,
     HTTPFailure,
     HubCopy,

@@ -1,0 +1,50 @@
+"""The site's publishing settings, configured once in clipig_gallery/core/data/site.yaml."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from clipig_gallery.core.paths import DATA_DIR
+
+SETTINGS_FILE = DATA_DIR / "site.yaml"
+_KEYS = ("base_url", "cname", "remote", "branch", "post_date", "post_slug", "blog_assets")
+_OPTIONAL = ("cname", "post_date", "post_slug")
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    base_url: str = "/"
+    cname: str | None = None
+    remote: str = "origin"
+    branch: str = "gh-pages"
+    # The post in an existing Jekyll blog (`site --format jekyll`): its day and
+    # slug (default: the article's date and permalink), and its asset folder.
+    post_date: str | None = None
+    post_slug: str | None = None
+    blog_assets: str = "assets/clipig-gallery"
+
+
+def load_settings(path: Path = SETTINGS_FILE) -> SiteSettings:
+    """Read the settings; a missing file means the defaults."""
+    if not Path(path).is_file():
+        return SiteSettings()
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of {', '.join(_KEYS)}")
+    for key, value in data.items():
+        if key not in _KEYS:
+            raise ValueError(f"{path}: {key}: unknown key; expected one of {', '.join(_KEYS)}")
+        if isinstance(value, _dt.date):  # YAML reads 2021-06-09 as a date
+            value = data[key] = value.isoformat()
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{path}: {key}: expected a string, got {value!r}")
+        if value is None and key not in _OPTIONAL:
+            raise ValueError(f"{path}: {key}: must not be empty")
+    return SiteSettings(**data)
