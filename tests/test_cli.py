@@ -193,3 +193,14 @@ def test_demo_with_a_named_model_does_not_fall_back(run, tmp_path):
     assert f"not found: {tmp_path / 'nope.pt'}" in result.output
     assert "STAND-IN" not in result.output
     assert not list(tmp_path.rglob("*.png"))
+
+
+def test_python_dash_m_runs_the_command_line():
+    # Where the clipig-gallery script is not on the PATH (a kernel, a venv not activated).
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "clipig_gallery", "render", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Usage: clipig-gallery render [OPTIONS]")
