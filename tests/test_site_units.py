@@ -28,6 +28,9 @@ from clipig_gallery.generator.sitepaths import (
 @pytest.mark.parametrize("seconds, text", [
     (0.41, "0.41 seconds"),
     (5.25, "5.2 seconds"),
+    (0.9966, "1.0 seconds"),  # rounds up into the next form: not "1 seconds"
+    (0.994, "0.99 seconds"),
+    (9.96, "10 seconds"),
     (137, "137 seconds"),
     (0.41 * 810, "5.5 minutes"),
     (137 * 810, "31 hours"),  # the article's 31 hours for method 1

@@ -23,10 +23,11 @@ _UNITS = (  # (name, seconds in it, use it below this many seconds)
 
 def _number(value: float) -> str:
     # Two significant digits below 1, one decimal below 10, whole numbers above:
-    # precise enough for a measured mean, no false precision in large ones.
-    if value < 1:
+    # precise enough for a measured mean, no false precision in large ones. The
+    # bounds are where the rounding reaches the next form (0.997 is "1.0", not "1").
+    if value < 0.995:
         return f"{value:.2g}"
-    if value < 10:
+    if value < 9.95:
         return f"{value:.1f}"
     return f"{value:.0f}"
 
