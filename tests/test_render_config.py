@@ -220,3 +220,47 @@ def test_a_bad_second_file_is_named(run, tmp_path):
     result = run(tmp_path / "a.yaml", tmp_path / "b.yaml", "-o", tmp_path / "x.png")
     assert result.exit_code == 1 and str(tmp_path / "b.yaml") in result.output
     assert files(tmp_path) == ["a.yaml", "b.yaml"]
+
+
+def _paths(node, prefix=()):
+    """Every key path into ``node`` (mappings by key, lists by index)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(
+        node, list) else ()
+    for key, value in items:
+        yield (*prefix, key)
+        yield from _paths(value, (*prefix, key))
+
+
+@pytest.mark.parametrize("name", ["method-2.yaml", "showcase.yaml"])
+def test_any_value_of_the_wrong_shape_is_a_config_error(name):
+    # Each key of a real config in turn given a value of another shape: the files
+    # load or are refused with a ConfigError naming the input, never another error.
+    import copy
+    import io
+    import json
+
+    import yaml
+
+    from clipig_gallery.core.paths import METHODS_DIR
+    from clipig_gallery.renderer.language.config import ConfigError, load_configs
+
+    folder = METHODS_DIR if name.startswith("method") else METHODS_DIR.parent / "clipig"
+    data = yaml.safe_load((folder / name).read_text())
+    paths = list(_paths(data))
+    assert len(paths) > 20
+    refused = 0
+    for path in paths:
+        for value in (5, "x", [], {}, None):
+            changed = copy.deepcopy(data)
+            holder = changed
+            for key in path[:-1]:
+                holder = holder[key]
+            holder[path[-1]] = value
+            try:
+                # as JSON, which is YAML too (and quick to write)
+                load_configs(["-"], stdin=io.StringIO(json.dumps(changed)))
+            except ConfigError as error:
+                assert str(error).startswith("<stdin>: "), (path, value, error)
+                refused += 1
+    assert refused > len(paths)  # most changes are refused
+

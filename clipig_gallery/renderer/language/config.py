@@ -404,9 +404,13 @@ def _pictures_from(data: dict, base: Path) -> dict:
         if isinstance(value, str) and "://" not in value:
             holder[key] = str(base / value)
 
+    def items(holder, key) -> list:  # a value of another shape is the parser's to refuse
+        value = holder.get(key) if isinstance(holder, dict) else None
+        return value if isinstance(value, list) else []
+
     fix(data.get("init"), "image")
-    for target in data.get("targets") or []:
-        for feature in (target.get("features") or []) if isinstance(target, dict) else []:
+    for target in items(data, "targets"):
+        for feature in items(target, "features"):
             fix(feature, "image")
     return data
 
