@@ -42,7 +42,7 @@ from clipig_gallery.core.paths import METHODS  # noqa: E402
 from clipig_gallery.core.prompts import load_prompts  # noqa: E402
 from clipig_gallery.renderer.engine.clipmodel import load_clip  # noqa: E402
 from clipig_gallery.renderer.engine.history import DEFAULT_FRAMES  # noqa: E402
-from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch  # noqa: E402
+from clipig_gallery.renderer.engine.optimise import BatchRender  # noqa: E402
 from clipig_gallery.renderer.engine.precision import support  # noqa: E402
 from clipig_gallery.renderer.engine.standin import SMALL, VIT_B_32, standin_checkpoint  # noqa: E402
 from clipig_gallery.renderer.execution.batching import (  # noqa: E402
@@ -56,6 +56,7 @@ from clipig_gallery.renderer.execution.batching import (  # noqa: E402
 from clipig_gallery.renderer.execution.executor import LocalExecutor, Task  # noqa: E402
 from clipig_gallery.renderer.execution.jobs import ImageJob  # noqa: E402
 from clipig_gallery.renderer.execution.report import QUIET  # noqa: E402
+from clipig_gallery.renderer.language.config import plan_epoch  # noqa: E402
 from clipig_gallery.renderer.runs.bench import run_bench  # noqa: E402
 from clipig_gallery.renderer.runs.configs import method_config, ranking_config  # noqa: E402
 

@@ -11,9 +11,10 @@ import contextlib
 import pytest
 import torch
 
-from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch
+from clipig_gallery.renderer.engine.optimise import BatchRender
 from clipig_gallery.renderer.engine.precision import PRECISIONS
 from clipig_gallery.renderer.execution.timing import measure_plan
+from clipig_gallery.renderer.language.config import plan_epoch
 from clipig_gallery.renderer.language.ops.constraints import CONSTRAINTS
 from clipig_gallery.renderer.runs.bench import MemoryPeaks, ReferenceStyle, count_ops, run_bench
 from clipig_gallery.renderer.runs.configs import method_config

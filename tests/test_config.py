@@ -503,6 +503,117 @@ def test_load_config_reports_the_path_of_a_bad_file(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"{path}: epochs: ")
 
 
+# --- values that do not fit, at every epoch -------------------------------------------------
+
+SMALL = "epochs: 11\nresolution: 32\n"  # t = epoch / 10
+
+
+@pytest.mark.parametrize(("step", "key", "message"), [
+    ("random_crop: 48", "random_crop", "crop 48x48 is larger than the image 32x32"),
+    ("center_crop: 40 8", "center_crop", "crop 40x8 is larger than the image 32x32"),
+    ("crop: 0 0 .01 8", "crop", "the window 0x8 has no pixels"),  # .01 x 32 truncates to 0
+    ("edge: {kernel_size: 2}", "edge", "kernel_size must be odd and positive, got (2, 2)"),
+    ("edge: {sigma: 0}", "edge", "sigma must be > 0, got (0.0, 0.0)"),
+    ("pad: {size: 33, mode: wrap}", "pad",
+     "size 33 33 wraps around the 32x32 image more than once"),
+    ("repeat: 513 1", "repeat", "makes views of 16416x32 pixels; a side must be 1 to 16384"),
+    # torch's reflect padding needs half the kernel inside the image: 63 fits 32, 65 not
+    ("blur: {kernel_size: 65 3}", "blur",
+     "kernel_size 65 3 is too large for the 32x32 image it gets (at most 63 63)"),
+    ("edge: {kernel_size: 3 67}", "edge",
+     "kernel_size 3 67 is too large for the 32x32 image it gets (at most 63 63)"),
+])
+def test_a_transform_value_that_does_not_fit_the_image_is_refused(step, key, message):
+    error = refused(SMALL + TARGET + f"    transforms: [{{{step}}}]\n",
+                    f"targets[0].transforms[0].{key}")
+    assert str(error).endswith(f": {message}")
+
+
+def test_the_image_a_transform_gets_is_what_the_steps_before_made():
+    # 32 -> pad 8 -> 48: a crop of 48 fits, of 49 does not; repeat 2 doubles it
+    parse(SMALL + TARGET + "    transforms: [{pad: 8}, {random_crop: 48}]\n")
+    error = refused(SMALL + TARGET + "    transforms: [{pad: 8}, {repeat: 2 1}, "
+                    "{center_crop: 97 48}]\n", "targets[0].transforms[2].center_crop")
+    assert "larger than the image 96x48" in str(error)
+
+
+def test_an_expression_is_tried_at_every_epoch_that_runs():
+    # int(64 - 100 t): 4 at epoch 6, -6 at epoch 7
+    error = refused(SMALL + TARGET + "    transforms: [{resize: 64-t*100}]\n",
+                    "targets[0].transforms[0].resize")
+    assert str(error).endswith(": size must be >= 1, got -6 -6 at epoch 7")
+    # int(100 t - 30): 0 at epoch 3, 10 at epoch 4; epochs before start_epoch do not run
+    late = SMALL + TARGET + "    transforms: [{resize: t*100-30}]\n"
+    assert "got 0 0 at epoch 3" in str(refused("start_epoch: 3\n" + late,
+                                                "targets[0].transforms[0].resize"))
+    assert parse("start_epoch: 4\n" + late).start_epoch == 4
+
+
+def test_a_target_is_checked_only_while_it_is_active():
+    # the resolution int(16 + 64 t) grows from 16 to 48 at epoch 5 (t = 0.5)
+    grows = "epochs: 11\nresolution: 16+t*64\n" + TARGET + "    transforms: [{random_crop: 48}]\n"
+    error = refused(grows, "targets[0].transforms[0].random_crop")
+    assert "larger than the image 16x16 at epoch 0" in str(error)
+    assert parse(grows + "    start: 50%\n").targets[0].start.value == 0.5
+    assert "image 41x41 at epoch 4" in str(refused(grows + "    start: 40%\n",
+                                                    "targets[0].transforms[0].random_crop"))
+
+
+def test_keys_count_the_targets_and_steps_left_out():
+    text = (SMALL + "targets:\n  - active: false\n    features: [{text: a}]\n"
+            "  - features: [{text: b}]\n    transforms: [{noise: 0.1}, {center_crop: 33}]\n"
+            "postproc:\n  - {blur: 3, active: false}\n  - edge: {kernel_size: 4}\n")
+    refused(text, "targets[1].transforms[1].center_crop")
+    refused(text.replace("center_crop: 33", "center_crop: 32"), "postproc[1].edge")
+
+
+@pytest.mark.parametrize(("text", "key", "message"), [
+    ("learnrate: -1\n", "learnrate", "gives a negative learning rate (-0.01)"),
+    ("learnrate: 1-t*2\n", "learnrate", "gives a negative learning rate (-0.002) at epoch 6"),
+    ("resolution: 16385 8\n", "resolution", "is 16385x8 pixels; a side must be 1 to 16384"),
+    ("resolution: 32-t*40\n", "resolution", "is 0x0 pixels at epoch 8; a side must be 1 to "
+     "16384"),
+    ("init: {resolution: 20000}\n", "init.resolution", "is 20000x20000 pixels"),
+])
+def test_a_learning_rate_or_size_no_step_can_use_is_refused(text, key, message):
+    error = refused("epochs: 11\n" + text + TARGET, key)
+    assert message in str(error)
+
+
+def test_a_blur_kernel_may_reach_the_whole_image():
+    parse(SMALL + TARGET + "    transforms: [{blur: {kernel_size: 63}}]\n")
+    parse(SMALL + TARGET + "    transforms: [{blur: {kernel_size: 62}}]\n")  # 62 blurs as 63
+
+
+def test_constraints_are_checked_on_the_models_views(tiny_clip):
+    # Constraints see the views at the model's input size, known once a model is:
+    # the check before rendering has it, parsing does not.
+    from clipig_gallery.renderer.engine.optimise import BatchRender
+
+    side = tiny_clip.input_resolution
+    text = (SMALL + TARGET + "    constraints:\n      - edge_mean: {above: 0.1, kernel_size: "
+            f"{2 * side + 1}, start: 50%}}\n")  # (inactive at the first epoch)
+    config = parse(text)
+    with pytest.raises(ConfigError) as info:
+        BatchRender(config, tiny_clip, [0])
+    assert str(info.value) == (
+        f"{SOURCE}: targets[0].constraints[0].edge_mean: kernel_size {2 * side + 1} "
+        f"{2 * side + 1} is too large for the {side}x{side} image it gets "
+        f"(at most {2 * side - 1} {2 * side - 1})")
+    BatchRender(parse(text.replace(f"{2 * side + 1},", f"{2 * side - 1},")), tiny_clip, [0])
+
+
+def test_a_config_changed_after_parsing_is_checked_before_rendering(tiny_clip):
+    from clipig_gallery.renderer.engine.optimise import BatchRender
+
+    config = parse(SMALL + TARGET + "    transforms: [{random_crop: 32}]\n")
+    smaller = dataclasses.replace(config, resolution=Param((16, 16), int))
+    with pytest.raises(ConfigError) as info:
+        BatchRender(smaller, tiny_clip, [0])
+    assert str(info.value) == (f"{SOURCE}: targets[0].transforms[0].random_crop: "
+                               "crop 32x32 is larger than the image 16x16")
+
+
 # --- immutability -------------------------------------------------------------------------------
 
 
@@ -548,7 +659,7 @@ def test_the_small_test_configs_mirror_the_articles(name):
     optimiser, epochs and schedule windows."""
     from small import FOLDER, SIZE
 
-    from clipig_gallery.renderer.engine.optimise import final_size
+    from clipig_gallery.renderer.language.config import final_size
 
     article = load_config(METHODS_DIR.parent / f"{name}.yaml")
     mine = load_config(FOLDER / f"{name}.yaml")

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from clipig_gallery.app.cli import main
 from clipig_gallery.core.prompts import load_prompts
-from clipig_gallery.renderer.engine.optimise import plan_epoch
 from clipig_gallery.renderer.execution import executor, jobs
 from clipig_gallery.renderer.execution.batching import (
     OutOfMemory,
@@ -21,7 +20,7 @@ from clipig_gallery.renderer.execution.batching import (
     probe_epoch,
     run_batches,
 )
-from clipig_gallery.renderer.language.config import is_active
+from clipig_gallery.renderer.language.config import is_active, plan_epoch
 from clipig_gallery.renderer.runs.configs import method_config, ranking_config
 from clipig_gallery.renderer.runs.first import plan, render_gallery
 from clipig_gallery.renderer.runs.spec import select

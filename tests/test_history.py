@@ -27,8 +27,9 @@ from clipig_gallery.renderer.engine.history import (
     encode_history,
     frame_durations,
 )
-from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch, render
+from clipig_gallery.renderer.engine.optimise import BatchRender, render
 from clipig_gallery.renderer.execution.jobs import ImageJob, render_files
+from clipig_gallery.renderer.language.config import plan_epoch
 from clipig_gallery.renderer.runs.configs import method_config
 from clipig_gallery.renderer.runs.histories import end_on
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch, render
-from clipig_gallery.renderer.language.config import ConfigError, parse_config
+from clipig_gallery.renderer.engine.optimise import BatchRender, render
+from clipig_gallery.renderer.language.config import ConfigError, parse_config, plan_epoch
 from clipig_gallery.renderer.language.ops.transforms import resize_views
 
 TWO = """

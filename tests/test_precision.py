@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import clipig_gallery.renderer.language.ops.constraints as C
-from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch, render
+from clipig_gallery.renderer.engine.optimise import BatchRender, render
 from clipig_gallery.renderer.engine.precision import PRECISIONS, autocast_for
+from clipig_gallery.renderer.language.config import plan_epoch
 from clipig_gallery.renderer.runs.configs import method_config
 
 

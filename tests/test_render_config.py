@@ -264,3 +264,13 @@ def test_any_value_of_the_wrong_shape_is_a_config_error(name):
                 refused += 1
     assert refused > len(paths)  # most changes are refused
 
+
+def test_a_crop_larger_than_the_image_is_a_message_before_any_image(run, tmp_path):
+    config = tmp_path / "crop.yaml"
+    config.write_text(BASE.replace("random_shift: 0 1", "random_crop: 48"))
+    result = run(config, "-o", tmp_path / "out.png", "--device", "cpu")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {config}: targets[0].transforms[0].random_crop: "
+        "crop 48x48 is larger than the image 32x32")
+    assert files(tmp_path) == ["crop.yaml"]

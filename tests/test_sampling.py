@@ -16,9 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipig_gallery.renderer.engine.optimise import BatchRender, plan_epoch
+from clipig_gallery.renderer.engine.optimise import BatchRender
 from clipig_gallery.renderer.engine.rng import ImageStreams
-from clipig_gallery.renderer.language.config import parse_config
+from clipig_gallery.renderer.language.config import parse_config, plan_epoch
 from clipig_gallery.renderer.language.ops.transforms import (
     TRANSFORMS,
     Sampling,

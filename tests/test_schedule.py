@@ -9,8 +9,13 @@ from __future__ import annotations
 import pytest
 
 from clipig_gallery.core.paths import METHODS_DIR, RANKING_DIR
-from clipig_gallery.renderer.engine.optimise import plan_epoch
-from clipig_gallery.renderer.language.config import Config, is_active, load_config, parse_config
+from clipig_gallery.renderer.language.config import (
+    Config,
+    is_active,
+    load_config,
+    parse_config,
+    plan_epoch,
+)
 from clipig_gallery.renderer.language.ops.optimizers import OPTIMIZERS, learning_rate
 
 TARGET = """

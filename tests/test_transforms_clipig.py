@@ -71,7 +71,8 @@ def test_crop_outside_the_image_is_zero():
 
 
 def test_crop_without_pixels_is_refused():
-    with pytest.raises(ValueError, match="crop"):
+    # 0.1 of 4 pixels truncates to none (a config names the op in its key, see test_config)
+    with pytest.raises(ValueError, match="the window 0x2 has no pixels"):
         run("crop", grid(4, 4), xywh=(0.0, 0.0, 0.1, 2.0))
 
 
@@ -222,7 +223,7 @@ def test_edge_of_a_flat_image_is_zero():
 
 
 def test_edge_refuses_an_even_kernel():
-    with pytest.raises(ValueError, match="edge: kernel_size must be odd"):
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
         run("edge", torch.rand(1, 3, 6, 6), kernel_size=(4, 3), sigma=None,
             amount=(1.0, 1.0, 1.0))
 

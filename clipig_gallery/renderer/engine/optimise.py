@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-from ..language.config import Config, is_active
-from ..language.expr import time_variables
+from ..language.config import Config, EpochPlan, check_values, final_size, is_active, plan_epoch
 from ..language.ops.constraints import CONSTRAINTS
-from ..language.ops.optimizers import OPTIMIZERS, learning_rate
+from ..language.ops.optimizers import OPTIMIZERS
 from ..language.ops.transforms import TRANSFORMS, resize_views
 from .clipmodel import ClipModel
 from .history import HistoryBuffer, display_size
@@ -33,33 +32,6 @@ from .rng import ImageStreams
 # How often (in epochs) the losses are read back for progress reports: reading
 # a device tensor waits for the device, so it is never done every step.
 DEFAULT_REPORT_EVERY = 10
-
-@dataclass(frozen=True)
-class EpochPlan:
-    """What one epoch uses, computed from the config alone (no tensors)."""
-
-    epoch: int
-    width: int
-    height: int
-    lr: float
-    env: dict[str, float]  # variables for transform, constraint and weight expressions
-
-
-def plan_epoch(config: Config, epoch: int) -> EpochPlan:
-    env = time_variables(epoch, config.epochs)
-    width, height = config.resolution(env)
-    lr_env = {**env, "resolution": width, "res": width, "width": width, "height": height}
-    scale = config.learnrate_scale.first(lr_env)
-    lr = learning_rate(config.optimizer, config.learnrate.first(lr_env), scale)
-    step_env = {**lr_env, "learnrate": lr, "lr": lr, "learnrate_scale": scale, "lrs": scale}
-    return EpochPlan(epoch, int(width), int(height), lr, step_env)
-
-
-def final_size(config: Config) -> tuple[int, int]:
-    """(width, height) of the saved image: the resolution of the last epoch."""
-    plan = plan_epoch(config, config.epochs - 1)
-    return plan.width, plan.height
-
 
 @dataclass
 class OptimState:
@@ -107,6 +79,8 @@ class BatchRender:
             raise ValueError(f"{len(texts)} texts for {len(seeds)} seeds")
         if init_images is not None and len(init_images) != len(seeds):
             raise ValueError(f"{len(init_images)} init images for {len(seeds)} seeds")
+        # Before anything is allocated: a ConfigError naming the key.
+        check_values(config, views=model.input_resolution)
         self.config = config
         self.model = model
         self.device = model.device

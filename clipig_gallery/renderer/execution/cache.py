@@ -34,8 +34,7 @@ from clipig_gallery.core.schema import (
     read_json,
 )
 
-from ..engine.optimise import final_size
-from ..language.config import Config
+from ..language.config import Config, final_size
 from .jobs import ImageJob, job_hash
 
 

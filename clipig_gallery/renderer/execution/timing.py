@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from ..engine.clipmodel import ClipModel
-from ..engine.optimise import BatchRender, EpochPlan, plan_epoch
+from ..engine.optimise import BatchRender
 from ..engine.precision import synchronize
-from ..language.config import Config
+from ..language.config import Config, EpochPlan, plan_epoch
 
 
 def timed(fn: Callable[[], None], steps: int, device: torch.device) -> float:

@@ -28,7 +28,7 @@ from .expr import (
     time_variables,
 )
 from .ops.constraints import COMMON_PARAMS, CONSTRAINTS
-from .ops.optimizers import OPTIMIZERS
+from .ops.optimizers import OPTIMIZERS, learning_rate
 from .ops.registry import Registry
 from .ops.transforms import TRANSFORMS
 from .params import ParamSpec
@@ -330,6 +330,119 @@ class Config:
         return found
 
 
+@dataclass(frozen=True)
+class EpochPlan:
+    """What one epoch uses, computed from the config alone (no tensors)."""
+
+    epoch: int
+    width: int
+    height: int
+    lr: float
+    env: dict[str, float]  # variables for transform, constraint and weight expressions
+
+
+def plan_epoch(config: Config, epoch: int) -> EpochPlan:
+    env = time_variables(epoch, config.epochs)
+    width, height = config.resolution(env)
+    lr_env = {**env, "resolution": width, "res": width, "width": width, "height": height}
+    scale = config.learnrate_scale.first(lr_env)
+    lr = learning_rate(config.optimizer, config.learnrate.first(lr_env), scale)
+    step_env = {**lr_env, "learnrate": lr, "lr": lr, "learnrate_scale": scale, "lrs": scale}
+    return EpochPlan(epoch, int(width), int(height), lr, step_env)
+
+
+def final_size(config: Config) -> tuple[int, int]:
+    """(width, height) of the saved image: the resolution of the last epoch."""
+    plan = plan_epoch(config, config.epochs - 1)
+    return plan.width, plan.height
+
+
+
+# The longest side an image or a view may have. One view of 16384 x 16384 is
+# 3 GiB in float32; a longer side is a mistake, which torch would meet deep in
+# a step (an allocation error, or the process killed for memory).
+MAX_SIDE = 16384
+
+
+def check_values(config: Config, target_keys: Sequence[str] = (),
+                 postproc_keys: Sequence[str] = (), views: int | None = None) -> None:
+    """Refuse, before the first step, values that a step could not run with.
+
+    Refused: a negative learning rate, an image or view side outside 1 ..
+    MAX_SIDE, and values an op's own rules refuse (a crop larger than the
+    image it gets, an even edge kernel, a blur kernel reaching past the
+    image, ...); constraints too if the side of the model's square ``views``
+    is given. Where an expression can change one of these values, every epoch
+    that runs is tried, else one. The keys name the targets and
+    post-processing steps as the file has them (a Config leaves inactive ones
+    out); by default, their place in ``config``.
+    """
+    target_keys = target_keys or [f"targets[{i}]" for i in range(len(config.targets))]
+    postproc_keys = postproc_keys or [f"postproc[{i}]" for i in range(len(config.postproc))]
+    steps = [*((s, TRANSFORMS) for t in config.targets for s in t.transforms),
+             *((p.step, TRANSFORMS) for p in config.postproc),
+             *((c.step, CONSTRAINTS) for t in config.targets for c in t.constraints
+               if views is not None)]
+    params = [config.resolution, config.learnrate, config.learnrate_scale,
+              *(v for s, ops in steps if ops[s.name].size or ops[s.name].check
+                for v in s.args.values() if isinstance(v, Param))]
+    varying = not all(p.constant for p in params)
+    # Constant values are the same at every epoch: tried once, for every step,
+    # whenever it is active; values that vary, for the steps active at each epoch.
+    epochs = range(config.start_epoch, config.epochs) if varying else (config.start_epoch,)
+    for epoch in epochs:
+        plan = plan_epoch(config, epoch)
+        at = f" at epoch {epoch}" if varying else ""
+        t = plan.env["t"]
+
+        def active(part, epoch=epoch, t=t) -> bool:
+            return not varying or is_active(part.start, part.end, epoch, t)
+
+        if plan.lr < 0:
+            raise ConfigError(config.source, "learnrate",
+                              f"gives a negative learning rate ({plan.lr:g}){at}")
+        _check_side(config.source, "resolution", "is", plan.width, plan.height, at)
+        for key, target in zip(target_keys, config.targets, strict=True):
+            if active(target):
+                h, w = plan.height, plan.width
+                for j, step in enumerate(target.transforms):
+                    h, w = _follow_rules(config.source, f"{key}.transforms[{j}].{step.name}",
+                                         step, TRANSFORMS, (h, w), plan.env, at)
+                for j, c in enumerate(target.constraints if views is not None else ()):
+                    if active(c):
+                        _follow_rules(config.source, f"{key}.constraints[{j}].{c.step.name}",
+                                      c.step, CONSTRAINTS, (views, views), plan.env, at)
+        for key, post in zip(postproc_keys, config.postproc, strict=True):
+            if active(post):
+                _follow_rules(config.source, f"{key}.{post.step.name}", post.step, TRANSFORMS,
+                              (plan.height, plan.width), plan.env, at)
+
+
+def _follow_rules(source: str, key: str, step: Step, ops: Registry, size: tuple[int, int],
+                  env, at: str) -> tuple[int, int]:
+    """The (height, width) that ``step`` makes of an image of ``size``, or a ConfigError."""
+    op, (h, w) = ops[step.name], size
+    if op.size is None and op.check is None:
+        return h, w
+    args = step(env)
+    try:
+        if op.check is not None:
+            op.check(h, w, args)
+        if op.size is not None:
+            h, w = op.size(h, w, args)
+    except ValueError as exc:
+        raise ConfigError(source, key, f"{exc}{at}") from None
+    if op.size is not None:
+        _check_side(source, key, "makes views of", w, h, at)
+    return h, w
+
+
+def _check_side(source: str, key: str, what: str, w: int, h: int, at: str) -> None:
+    if min(w, h) < 1 or max(w, h) > MAX_SIDE:
+        raise ConfigError(source, key, f"{what} {w}x{h} pixels{at}; a side must be 1 to "
+                          f"{MAX_SIDE}")
+
+
 # --- parsing ----------------------------------------------------------------------
 
 
@@ -511,25 +624,22 @@ class _Parser:
             **dict.fromkeys(("learnrate", "lr"), lr),
             **dict.fromkeys(("learnrate_scale", "lrs"), 1.0),
         }
-        targets = tuple(
-            self.target(t, f"targets[{i}]")
-            for i, t in enumerate(self.listing(data.get("targets"), "targets"))
-            if not (isinstance(t, dict) and t.get("active", True) is False)
-        )
+        kept = [(f"targets[{i}]", t)
+                for i, t in enumerate(self.listing(data.get("targets"), "targets"))
+                if not (isinstance(t, dict) and t.get("active", True) is False)]
+        targets = tuple(self.target(t, key) for key, t in kept)
         if not targets or not any(t.features for t in targets):
             self.fail("targets", "needs at least one target with a feature")
         start_epoch = self.whole(data.get("start_epoch", 0), "start_epoch", minimum=0)
         if start_epoch >= epochs:
             self.fail("start_epoch", f"must be below epochs ({epochs}), got {start_epoch}")
-        postproc = tuple(
-            p
-            for i, item in enumerate(self.listing(data.get("postproc"), "postproc"))
-            if (p := self.postproc(item, f"postproc[{i}]")) is not None
-        )
+        steps = [(f"postproc[{i}]", self.postproc(item, f"postproc[{i}]"))
+                 for i, item in enumerate(self.listing(data.get("postproc"), "postproc"))]
+        steps = [(key, p) for key, p in steps if p is not None]
         for key in ("model", "device"):
             if key in data and not isinstance(data[key], str):
                 self.fail(key, f"expected a string, got {_show(data[key])}")
-        return Config(
+        config = Config(
             source=self.source,
             epochs=epochs,
             resolution=self.param(data.get("resolution", 224), ParamSpec(int, 2, minimum=1),
@@ -541,12 +651,14 @@ class _Parser:
                                        "learnrate_scale", LEARNRATE_VARS),
             init=self.init(data.get("init"), "init"),
             targets=targets,
-            postproc=postproc,
+            postproc=tuple(p for _, p in steps),
             model=data.get("model"),
             device=data.get("device"),
             start_epoch=start_epoch,
             template=_template(data),
         )
+        check_values(config, [key for key, _ in kept], [key for key, _ in steps])
+        return config
 
     def init(self, value, key: str) -> Init:
         value = self.mapping(value, key, _INIT_KEYS, section=True)
@@ -556,6 +668,7 @@ class _Parser:
         if value.get("resolution") is not None:
             resolution = self.param(value["resolution"], ParamSpec(int, 2, minimum=1),
                                     f"{key}.resolution", ())({})
+            _check_side(self.source, f"{key}.resolution", "is", *resolution, "")
         image = None
         if value.get("image") is not None:
             image = self.picture(value["image"], f"{key}.image", "init image")

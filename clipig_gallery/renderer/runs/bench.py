@@ -44,7 +44,7 @@ from ..engine.clipmodel import (
 )
 from ..engine.device import device_name
 from ..engine.history import DEFAULT_FRAMES, encode_histories
-from ..engine.optimise import BatchRender, EpochPlan, final_size
+from ..engine.optimise import BatchRender
 from ..engine.precision import PRECISIONS, autocast_for, matmul_ms, support, synchronize
 from ..engine.rng import ImageStreams
 from ..engine.standin import VIT_B_32, Dims, build_clip, standin_checkpoint
@@ -53,7 +53,7 @@ from ..execution.executor import LocalExecutor, Task
 from ..execution.jobs import ImageJob
 from ..execution.report import QUIET
 from ..execution.timing import batched_step_seconds, measure_plan, timed
-from ..language.config import Config, is_active, load_config
+from ..language.config import Config, EpochPlan, final_size, is_active, load_config
 from ..language.ops.constraints import CONSTRAINTS
 from ..language.ops.transforms import TRANSFORMS, resize_views
 from .first import method_config

@@ -14,8 +14,8 @@ import torch
 
 from ..params import ParamSpec
 from .registry import Registry
+from .transforms import blur_fits, gaussian_blur
 from .transforms import border as draw_border
-from .transforms import gaussian_blur
 
 Args = Mapping[str, object]
 
@@ -104,6 +104,7 @@ def std(views, args):
         "kernel_size": ParamSpec(int, 2, default=3, minimum=1),
         "sigma": ParamSpec(float, 2, default=None),
     },
+    check=blur_fits,
 )
 def blur(views, args):
     """Penalise the difference between a view and its gaussian-blurred self."""
@@ -118,7 +119,8 @@ _BLUR_PARAMS = {
 }
 
 
-@_register("edge_mean", {**_BAND_PARAMS, **_BLUR_PARAMS}, needs_one_of=("above", "below"))
+@_register("edge_mean", {**_BAND_PARAMS, **_BLUR_PARAMS}, needs_one_of=("above", "below"),
+           check=blur_fits)
 def edge_mean(views, args):
     """Keep each channel's mean edge strength, |view - blurred view|, near the thresholds."""
     edges = (views - gaussian_blur(views, args["kernel_size"], args["sigma"])).abs()

@@ -2,9 +2,10 @@
 
 An ``Op`` is a name with its function, the parameters it accepts
 (``ParamSpec``), a one-line doc taken from the function's docstring, and the
-rules it declares: whether it draws at random, whether it changes the image
-size, which parameters need at least one set, an optimiser's base rate. The
-config parser reads the rules from here instead of repeating them.
+rules it declares: whether it draws at random, how it changes the image size,
+which values it refuses, which parameters need at least one set, an
+optimiser's base rate. The config parser reads the rules from here instead of
+repeating them.
 """
 
 from __future__ import annotations
@@ -23,12 +24,23 @@ class Op:
     fn: Callable
     params: Mapping[str, ParamSpec] = field(default_factory=dict)
     random: bool = False  # draws per view; without one, a target needs a single view
-    resizes: bool = False  # changes the image size; not allowed in postproc
+    # An op that changes the image size: size(height, width, args), the (height,
+    # width) it makes of an image of that size; not allowed in postproc.
+    size: Callable | None = None
+    # check(height, width, args): raises ValueError for values the op cannot
+    # use on an image of that size (the size function raises it too).
+    # ``config.check_values`` runs both on every epoch's values before the
+    # first step.
+    check: Callable | None = None
     needs_one_of: tuple[str, ...] = ()  # parameters of which at least one must be set
     base_lr: float | None = None  # an optimiser's rate for a learnrate of 1
     # A transform that only moves pixels (nearest neighbour): its Sampling,
     # sampling(h, w, views, args, rng, device), so a run of them composes.
     sampling: Callable | None = None
+
+    @property
+    def resizes(self) -> bool:
+        return self.size is not None
 
     @property
     def doc(self) -> str:

@@ -46,6 +46,20 @@ def _channel_tensor(values: tuple, device: torch.device, dtype: torch.dtype) -> 
 # --- geometry -----------------------------------------------------------------
 
 
+def _padded(h: int, w: int, args) -> tuple[int, int]:
+    sx, sy = args["size"]
+    if sx < 0 or sy < 0:  # torch would crop
+        raise ValueError(f"size must be >= 0, got {sx} {sy}")
+    if args["mode"] == "wrap" and (sx > w or sy > h):
+        raise ValueError(f"size {sx} {sy} wraps around the {w}x{h} image more than once")
+    return h + 2 * sy, w + 2 * sx
+
+
+def _at_least_one(what: str, x: int, y: int) -> None:
+    if x < 1 or y < 1:
+        raise ValueError(f"{what} must be >= 1, got {x} {y}")
+
+
 @_register(
     "pad",
     {
@@ -53,10 +67,11 @@ def _channel_tensor(values: tuple, device: torch.device, dtype: torch.dtype) -> 
         "color": ParamSpec(float, 3, default=0.0),
         "mode": ParamSpec(str, default="fill", choices=("fill", "edge", "wrap")),
     },
-    resizes=True,
+    size=_padded,
 )
 def pad(x, args, rng):
     """Grow the image by ``size`` pixels per side: a colour, the border pixels, or wrap-around."""
+    _padded(*x.shape[-2:], args)
     sx, sy = args["size"]
     if args["mode"] == "edge":
         return F.pad(x, (sx, sx, sy, sy), mode="replicate")
@@ -216,16 +231,26 @@ def resize_views(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
     )
 
 
-@_register("resize", {"size": ParamSpec(int, 2, minimum=1)}, resizes=True)
+def _resized(h: int, w: int, args) -> tuple[int, int]:
+    rw, rh = args["size"]
+    _at_least_one("size", rw, rh)
+    return rh, rw
+
+
+@_register("resize", {"size": ParamSpec(int, 2, minimum=1)}, size=_resized)
 def resize(x, args, rng):
     """Bilinear resize to ``size`` (width height)."""
-    w, h = args["size"]
+    h, w = _resized(*x.shape[-2:], args)
     return resize_views(x, w, h)
 
 
-def _check_crop(height: int, width: int, w: int, h: int, name: str) -> None:
+def _cropped(height: int, width: int, args) -> tuple[int, int]:
+    """(height, width) of a ``size`` (width height) crop, which must fit the image."""
+    w, h = args["size"]
+    _at_least_one("size", w, h)
     if w > width or h > height:
-        raise ValueError(f"{name}: crop {w}x{h} is larger than the image {width}x{height}")
+        raise ValueError(f"crop {w}x{h} is larger than the image {width}x{height}")
+    return h, w
 
 
 def window(h: int, w: int, left: torch.Tensor, top: torch.Tensor, width: int,
@@ -248,8 +273,7 @@ def crop_views(x: torch.Tensor, left: torch.Tensor, top: torch.Tensor, w: int, h
 
 
 def _random_crop_sampling(h, w, m, args, rng, device) -> Sampling:
-    cw, ch = args["size"]
-    _check_crop(h, w, cw, ch, "random_crop")
+    ch, cw = _cropped(h, w, args)
     u = rng.uniform(2)
     # floor(u * (n + 1)) is uniform over 0..n; the min guards u's upper edge.
     left = torch.clamp((u[:, 0] * (w - cw + 1)).long(), max=w - cw)
@@ -257,18 +281,17 @@ def _random_crop_sampling(h, w, m, args, rng, device) -> Sampling:
     return window(h, w, left, top, cw, ch)
 
 
-@_register("random_crop", {"size": ParamSpec(int, 2, minimum=1)}, random=True, resizes=True,
+@_register("random_crop", {"size": ParamSpec(int, 2, minimum=1)}, random=True, size=_cropped,
            sampling=_random_crop_sampling)
 def random_crop(x, args, rng):
     """Crop ``size`` (width height) at a uniformly random offset, no padding."""
     return _resample(_random_crop_sampling, x, args, rng)
 
 
-@_register("center_crop", {"size": ParamSpec(int, 2, minimum=1)}, resizes=True)
+@_register("center_crop", {"size": ParamSpec(int, 2, minimum=1)}, size=_cropped)
 def center_crop(x, args, rng):
     """Crop ``size`` (width height) from the middle."""
-    w, h = args["size"]
-    _check_crop(x.shape[-2], x.shape[-1], w, h, "center_crop")
+    h, w = _cropped(*x.shape[-2:], args)
     top = int(round((x.shape[-2] - h) / 2.0))
     left = int(round((x.shape[-1] - w) / 2.0))
     return x[:, :, top : top + h, left : left + w]
@@ -504,6 +527,15 @@ def blur_form(device: torch.device) -> str:
     return "matmul" if torch.device(device).type == "cpu" else "conv"
 
 
+def blur_fits(h: int, w: int, args) -> None:
+    """A blur's reflected border must lie inside the image: half the (odd) kernel
+    below its size, as torch's reflect padding requires."""
+    kx, ky = (odd_kernel(int(k)) for k in args["kernel_size"])
+    if kx // 2 >= w or ky // 2 >= h:
+        raise ValueError(f"kernel_size {kx} {ky} is too large for the {w}x{h} image it gets "
+                         f"(at most {2 * w - 1} {2 * h - 1})")
+
+
 def gaussian_blur(x: torch.Tensor, kernel_size, sigma=None, *, form: str | None = None):
     """Gaussian blur with reflect padding, one kernel for all channels.
 
@@ -523,6 +555,7 @@ def gaussian_blur(x: torch.Tensor, kernel_size, sigma=None, *, form: str | None 
         "kernel_size": ParamSpec(int, 2, default=3, minimum=1),
         "sigma": ParamSpec(float, 2, default=None),
     },
+    check=blur_fits,
 )
 def blur(x, args, rng):
     """Gaussian blur; sigma defaults to torchvision's choice for the kernel size."""
@@ -541,15 +574,26 @@ def _to_pixels(value: float, size: int) -> int:
     return int(value * size if value < 1 else value)
 
 
-@_register("crop", {"xywh": ParamSpec(float, 4)}, resizes=True)
-def crop(x, args, rng):
-    """Cut a fixed window (x y width height, fractions below 1 or pixels); zeros outside."""
-    h, w = x.shape[-2:]
+def _window(h: int, w: int, args) -> tuple[int, int, int, int]:
+    """``crop``'s window in pixels of an (h, w) image: left, top, width, height."""
     left, top, width, height = (
         _to_pixels(v, n) for v, n in zip(args["xywh"], (w, h, w, h), strict=True)
     )
     if width < 1 or height < 1:
-        raise ValueError(f"crop: the window {width}x{height} has no pixels")
+        raise ValueError(f"the window {width}x{height} has no pixels")
+    return left, top, width, height
+
+
+def _windowed(h: int, w: int, args) -> tuple[int, int]:
+    _, _, width, height = _window(h, w, args)
+    return height, width
+
+
+@_register("crop", {"xywh": ParamSpec(float, 4)}, size=_windowed)
+def crop(x, args, rng):
+    """Cut a fixed window (x y width height, fractions below 1 or pixels); zeros outside."""
+    h, w = x.shape[-2:]
+    left, top, width, height = _window(h, w, args)
     pads = (max(0, -left), max(0, left + width - w), max(0, -top), max(0, top + height - h))
     if any(pads):
         # torchvision's crop fills what lies outside the image with zeros.
@@ -558,12 +602,17 @@ def crop(x, args, rng):
     return x[:, :, top : top + height, left : left + width]
 
 
-@_register("repeat", {"count": ParamSpec(int, 2, minimum=1)}, resizes=True)
+def _repeated(h: int, w: int, args) -> tuple[int, int]:
+    cx, cy = args["count"]
+    _at_least_one("count", cx, cy)
+    return h * cy, w * cx
+
+
+@_register("repeat", {"count": ParamSpec(int, 2, minimum=1)}, size=_repeated)
 def repeat(x, args, rng):
     """Tile the image ``count`` times to the right and downwards (x y)."""
+    _repeated(*x.shape[-2:], args)
     cx, cy = args["count"]
-    if cx < 1 or cy < 1:
-        raise ValueError(f"repeat: counts must be >= 1, got {cx} {cy}")
     return x.repeat(1, 1, cy, cx)
 
 
@@ -662,10 +711,15 @@ def border(x, args, rng):
     return torch.where(frame, _rgb(args["color"], x), x)
 
 
-def _odd_kernel_only(kernel_size, name: str) -> tuple[int, int]:
-    sizes = tuple(int(k) for k in kernel_size)
+def _edge_values(args) -> tuple[int, int]:
+    """``edge``'s kernel sizes, which must be odd (its blur does not round them up),
+    and a sigma above 0 if one is given."""
+    sizes = tuple(int(k) for k in args["kernel_size"])
     if any(k < 1 or k % 2 == 0 for k in sizes):
-        raise ValueError(f"{name}: kernel_size must be odd and positive, got {sizes}")
+        raise ValueError(f"kernel_size must be odd and positive, got {sizes}")
+    sigma = args["sigma"]
+    if sigma is not None and min(sigma) <= 0:
+        raise ValueError(f"sigma must be > 0, got {tuple(sigma)}")
     return sizes
 
 
@@ -673,26 +727,22 @@ def _odd_kernel_only(kernel_size, name: str) -> tuple[int, int]:
     "kernel_size": ParamSpec(int, 2, default=3, minimum=1),
     "sigma": ParamSpec(float, 2, default=None),
     "amount": ParamSpec(float, 3, default=1.0),
-})
+}, check=lambda h, w, args: (_edge_values(args), blur_fits(h, w, args)))
 def edge(x, args, rng):
     """Keep only edges: (image - blurred image) x amount, clamped to [0, 1]."""
-    sizes = _odd_kernel_only(args["kernel_size"], "edge")
-    sigma = args["sigma"]
-    if sigma is not None and min(sigma) <= 0:
-        raise ValueError(f"edge: sigma must be > 0, got {tuple(sigma)}")
+    sizes, sigma = _edge_values(args), args["sigma"]
     blurred = gaussian_blur(x, sizes, sigma)
     # The reference clamps the signed difference (its docs say abs).
     return torch.clamp((x - blurred) * _rgb(args["amount"], x), 0, 1)
 
 
 @_register("rnoise", {"std": ParamSpec(float, 3), "resolution": ParamSpec(int, 2, minimum=1)},
-           random=True)
+           random=True, check=lambda h, w, args: _at_least_one("resolution", *args["resolution"]))
 def rnoise(x, args, rng):
     """Add gaussian noise drawn at ``resolution`` (x y) and resized to the image."""
     h, w = x.shape[-2:]
     rw, rh = args["resolution"]
-    if rw < 1 or rh < 1:
-        raise ValueError(f"rnoise: resolution must be >= 1, got {rw} {rh}")
+    _at_least_one("resolution", rw, rh)
     noise = resize_views(rng.normal(3, rh, rw).to(x.dtype), w, h)
     return x + noise * _rgb(args["std"], x)
 
