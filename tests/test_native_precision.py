@@ -255,5 +255,9 @@ def test_mps_has_a_fixed_batch_and_its_own_sync_and_cache(monkeypatch):
     assert calls == ["sync", "empty"]
     assert batching.is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated"))
     assert not batching.is_out_of_memory(RuntimeError("something else"))
+    # the CPU's allocator, refused an allocation (a memory limit, ulimit -v)
+    assert batching.is_out_of_memory(RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 5529600000 bytes. Error code 12"))
     assert _exact(torch.device("mps")) == torch.float32  # MPS has no float64
     assert device_name("mps") == "Apple GPU (MPS)"

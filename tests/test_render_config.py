@@ -135,10 +135,22 @@ def _levels(a: Path, b: Path) -> int:
     return int(np.abs(x - y).max())
 
 
-def test_a_batch_out_of_memory_is_halved_and_one_image_that_does_not_fit_is_a_message(
-        run, tmp_path, monkeypatch):
+def _cuda_out_of_memory():
     import torch
 
+    return torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+
+def _cpu_out_of_memory():
+    # what torch 2.14 raised here for a refused allocation (a process memory limit)
+    return RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                        "can't allocate memory: you tried to allocate 5529600000 bytes. "
+                        "Error code 12 (Cannot allocate memory)")
+
+
+@pytest.mark.parametrize("error", [_cuda_out_of_memory, _cpu_out_of_memory])
+def test_a_batch_out_of_memory_is_halved_and_one_image_that_does_not_fit_is_a_message(
+        run, tmp_path, monkeypatch, error):
     from clipig_gallery.renderer.engine import optimise
 
     real, sizes = optimise.render, []
@@ -146,7 +158,7 @@ def test_a_batch_out_of_memory_is_halved_and_one_image_that_does_not_fit_is_a_me
     def tight(config, model, seeds, *args, **kwargs):
         sizes.append(len(seeds))
         if len(seeds) > 1 or seeds[0] == failing[0]:
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+            raise error()
         return real(config, model, seeds, *args, **kwargs)
 
     monkeypatch.setattr(optimise, "render", tight)

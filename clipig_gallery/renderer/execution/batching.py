@@ -19,9 +19,9 @@ import torch
 
 from ..engine.clipmodel import ClipModel
 from ..engine.history import buffer_bytes
-from ..engine.optimise import BatchRender, EpochPlan, final_size, plan_epoch
+from ..engine.optimise import BatchRender
 from ..engine.precision import default_precision
-from ..language.config import Config, is_active
+from ..language.config import Config, EpochPlan, final_size, is_active, plan_epoch
 
 # On 2 CPU cores (see `clipig-gallery bench`), fp32 runs fastest one image
 # at a time; with bf16 autocast, four images per batch gain 3-10%. fp16 has
@@ -41,13 +41,18 @@ class OutOfMemory(RuntimeError):
     """Even one image per batch does not fit on the device."""
 
 
+# What torch's RuntimeError says where a device runs out of memory without an
+# error class of its own: MPS (older torch releases), and the CPU when an
+# allocation is refused (a memory limit, or more than the machine has).
+_OUT_OF_MEMORY_TEXTS = ("MPS backend out of memory", "DefaultCPUAllocator: can't allocate memory")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is a device running out of memory (torch's error on CUDA, or
-    on MPS, whose older torch releases raise a plain RuntimeError for it; or this
-    module's OutOfMemory)."""
+    """Whether ``exc`` is a device running out of memory (torch's error on CUDA,
+    its RuntimeError on MPS and the CPU, or this module's OutOfMemory)."""
     if isinstance(exc, (torch.OutOfMemoryError, OutOfMemory)):
         return True
-    return isinstance(exc, RuntimeError) and "MPS backend out of memory" in str(exc)
+    return isinstance(exc, RuntimeError) and any(t in str(exc) for t in _OUT_OF_MEMORY_TEXTS)
 
 
 class CudaMemory:
