@@ -360,7 +360,7 @@ def test_missing_init_image(tmp_path: Path) -> None:
 
 
 def test_init_image_is_resolved_against_the_config_folder(tmp_path: Path) -> None:
-    (tmp_path / "start.png").write_bytes(b"not checked here")
+    Image.new("RGB", (8, 8)).save(tmp_path / "start.png")
     path = tmp_path / "c.yaml"
     path.write_text("init: {image: start.png}\n" + TARGET)
     config = load_config(path)
@@ -371,14 +371,14 @@ def test_init_image_is_resolved_against_the_config_folder(tmp_path: Path) -> Non
 
 def test_hash_reads_the_init_image_once(tmp_path: Path) -> None:
     start = tmp_path / "start.png"
-    start.write_bytes(b"first content")
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(start)
     path = tmp_path / "c.yaml"
     path.write_text("init: {image: start.png}\n" + TARGET)
     config = load_config(path)
     continued = config.with_init_image(start, mean=0, std=1)
     before = (config.hash, continued.hash)
     # The content was read when the config was made: hashing reads no file.
-    start.write_bytes(b"other content")
+    Image.new("RGB", (8, 8), (4, 5, 6)).save(start)
     assert (config.hash, continued.hash) == before
     # A config made after the change sees the new content.
     assert load_config(path).hash != config.hash
@@ -466,6 +466,23 @@ def test_every_registered_optimizer_parses(name: str) -> None:
 
 def test_a_missing_feature_image_is_refused() -> None:
     refused("targets:\n  - features: [{image: a.png}]\n", "targets[0].features[0].image")
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"not an image", "cannot identify image file"),
+    ("truncated", "cannot be read as an image"),  # a PNG cut short
+])
+@pytest.mark.parametrize(("text", "key"), [
+    ("targets:\n  - features: [{image: a.png}]\n", "targets[0].features[0].image"),
+    ("init: {image: a.png}\n" + TARGET, "init.image"),
+])
+def test_a_picture_that_is_not_an_image_is_refused(tmp_path, content, said, text, key):
+    if content == "truncated":
+        Image.new("RGB", (64, 64), (10, 200, 30)).save(tmp_path / "whole.png")
+        content = (tmp_path / "whole.png").read_bytes()[:-30]
+    (tmp_path / "a.png").write_bytes(content)
+    error = refused(text, key, base=tmp_path)
+    assert "'a.png' cannot be read as an image: " in str(error) and said in str(error)
 
 
 @pytest.mark.parametrize("text", ["''", "'   '", "42", "null"])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
+import PIL.Image
 import yaml
 
 from .expr import (
@@ -846,6 +847,11 @@ class _Parser:
             folders = ", ".join(str(r) for r in self.roots)
             self.fail(key, f"{what} {value!r} lies outside the config's folder ({folders}); "
                       "name its folder with --image-dir to allow it")
+        try:  # the whole file, so that a broken one is met here and not mid-run
+            with PIL.Image.open(real) as picture:
+                picture.verify()
+        except Exception as exc:  # noqa: BLE001 -- PIL raises many kinds for a broken file
+            self.fail(key, f"{what} {value!r} cannot be read as an image: {exc}")
         return path
 
     # -- scalars
