@@ -566,6 +566,38 @@ def test_an_expression_is_tried_at_every_epoch_that_runs():
     assert parse("start_epoch: 4\n" + late).start_epoch == 4
 
 
+@pytest.mark.parametrize(("part", "key"), [
+    ("    transforms: [{mul: '1/(t-0.5)'}]\n", "targets[0].transforms[0].mul.rgb"),
+    ("    weight: '1/(t-0.5)'\n", "targets[0].weight"),
+    ("    constraints: [{saturation: {below: .1, weight: '1/(t-0.5)'}}]\n",
+     "targets[0].constraints[0].saturation.weight"),
+])
+def test_every_expression_is_tried_at_every_epoch_before_the_first(part, key):
+    # 3 epochs: t is 0, 0.5, 1
+    error = refused("epochs: 3\n" + TARGET + part, key)
+    assert str(error).endswith("expression '1/(t-0.5)': evaluation failed with t=0.5: "
+                               "ZeroDivisionError: float division by zero at epoch 1")
+
+
+def test_an_expression_too_large_for_a_float_is_refused_at_its_epoch():
+    error = refused("epochs: 3\n" + TARGET + "    transforms: [{mul: '10**(400*t)'}]\n",
+                    "targets[0].transforms[0].mul.rgb")
+    assert "OverflowError" in str(error) and str(error).endswith(" at epoch 2")
+    error = refused("epochs: 3\n" + TARGET + "    transforms: [{mul: '1e308*(1+t)'}]\n",
+                    "targets[0].transforms[0].mul.rgb")
+    assert str(error).endswith(": gives inf, inf, inf, which is not finite at epoch 2")  # 2e308
+    assert "must be finite" in str(refused(TARGET + "    transforms: [{mul: 10**400}]\n",
+                                           "targets[0].transforms[0].mul.rgb"))
+
+
+def test_a_feature_weight_is_tried_only_while_the_feature_is_active():
+    # 5 epochs: t is 0, 0.25, 0.5, ...; 1/(t-0.25) fails at epoch 1 only
+    text = ("epochs: 5\ntargets:\n  - features:\n      - {text: a, weight: '1/(t-0.25)'"
+            "%s}\n")
+    assert "at epoch 1" in str(refused(text % "", "targets[0].features[0].weight"))
+    assert parse(text % ", start: 50%").targets[0].features[0].start.value == 0.5
+
+
 def test_a_target_is_checked_only_while_it_is_active():
     # the resolution int(16 + 64 t) grows from 16 to 48 at epoch 5 (t = 0.5)
     grows = "epochs: 11\nresolution: 16+t*64\n" + TARGET + "    transforms: [{random_crop: 48}]\n"

@@ -344,10 +344,11 @@ class EpochPlan:
 
 def plan_epoch(config: Config, epoch: int) -> EpochPlan:
     env = time_variables(epoch, config.epochs)
-    width, height = config.resolution(env)
+    width, height = evaluated(config.resolution, env, config.source, "resolution")
     lr_env = {**env, "resolution": width, "res": width, "width": width, "height": height}
-    scale = config.learnrate_scale.first(lr_env)
-    lr = learning_rate(config.optimizer, config.learnrate.first(lr_env), scale)
+    (scale,) = evaluated(config.learnrate_scale, lr_env, config.source, "learnrate_scale")
+    (rate,) = evaluated(config.learnrate, lr_env, config.source, "learnrate")
+    lr = learning_rate(config.optimizer, rate, scale)
     step_env = {**lr_env, "learnrate": lr, "lr": lr, "learnrate_scale": scale, "lrs": scale}
     return EpochPlan(epoch, int(width), int(height), lr, step_env)
 
@@ -357,6 +358,21 @@ def final_size(config: Config) -> tuple[int, int]:
     plan = plan_epoch(config, config.epochs - 1)
     return plan.width, plan.height
 
+
+def evaluated(param: Param, env: Mapping[str, float], source: str, key: str) -> tuple:
+    """``param``'s values at ``env``, or a ConfigError naming ``key`` and the epoch:
+    an expression that fails there, or gives a number that is not finite (or one
+    too large for a float). A constant was checked when the file was read."""
+    if param.constant:
+        return param.items
+    try:
+        values = param(env)
+        if all(math.isfinite(v) for v in values if not hasattr(v, "shape")):
+            return values
+        problem = f"gives {', '.join(map(str, values))}, which is not finite"
+    except (ArithmeticError, ValueError) as exc:  # ExpressionError, float(10**400)
+        problem = str(exc)
+    raise ConfigError(source, key, f"{problem} at epoch {env['epoch']}")
 
 
 # The longest side an image or a view may have. One view of 16384 x 16384 is
@@ -369,63 +385,85 @@ def check_values(config: Config, target_keys: Sequence[str] = (),
                  postproc_keys: Sequence[str] = (), views: int | None = None) -> None:
     """Refuse, before the first step, values that a step could not run with.
 
-    Refused: a negative learning rate, an image or view side outside 1 ..
+    Every expression is tried at every epoch that runs, where its part of the
+    config is active (weights that read the similarity, per view in the step,
+    excepted): one that fails or gives a number that is not finite is refused,
+    and so are a negative learning rate, an image or view side outside 1 ..
     MAX_SIDE, and values an op's own rules refuse (a crop larger than the
-    image it gets, an even edge kernel, a blur kernel reaching past the
-    image, ...); constraints too if the side of the model's square ``views``
-    is given. Where an expression can change one of these values, every epoch
-    that runs is tried, else one. The keys name the targets and
-    post-processing steps as the file has them (a Config leaves inactive ones
-    out); by default, their place in ``config``.
+    image it gets, an even edge kernel, a blur kernel reaching past the image,
+    ...), constraints' rules if the side of the model's square ``views`` is
+    given. Without expressions one epoch is tried, for every part. The keys
+    name the targets and post-processing steps as the file has them (a Config
+    leaves inactive ones out); by default, their place in ``config``.
     """
     target_keys = target_keys or [f"targets[{i}]" for i in range(len(config.targets))]
     postproc_keys = postproc_keys or [f"postproc[{i}]" for i in range(len(config.postproc))]
-    steps = [*((s, TRANSFORMS) for t in config.targets for s in t.transforms),
-             *((p.step, TRANSFORMS) for p in config.postproc),
-             *((c.step, CONSTRAINTS) for t in config.targets for c in t.constraints
-               if views is not None)]
-    params = [config.resolution, config.learnrate, config.learnrate_scale,
-              *(v for s, ops in steps if ops[s.name].size or ops[s.name].check
-                for v in s.args.values() if isinstance(v, Param))]
-    varying = not all(p.constant for p in params)
-    # Constant values are the same at every epoch: tried once, for every step,
-    # whenever it is active; values that vary, for the steps active at each epoch.
+    varying = any(not p.constant for p in _params(config))
     epochs = range(config.start_epoch, config.epochs) if varying else (config.start_epoch,)
+    source = config.source
     for epoch in epochs:
         plan = plan_epoch(config, epoch)
-        at = f" at epoch {epoch}" if varying else ""
-        t = plan.env["t"]
+        at, env, t = f" at epoch {epoch}" if varying else "", plan.env, plan.env["t"]
 
         def active(part, epoch=epoch, t=t) -> bool:
             return not varying or is_active(part.start, part.end, epoch, t)
 
+        def weigh(param: Param, key: str, env=env) -> None:
+            if not reads_sim(param):
+                evaluated(param, env, source, key)
+
         if plan.lr < 0:
-            raise ConfigError(config.source, "learnrate",
-                              f"gives a negative learning rate ({plan.lr:g}){at}")
-        _check_side(config.source, "resolution", "is", plan.width, plan.height, at)
+            raise ConfigError(source, "learnrate", f"gives a negative learning rate "
+                              f"({plan.lr:g}){at}")
+        _check_side(source, "resolution", "is", plan.width, plan.height, at)
         for key, target in zip(target_keys, config.targets, strict=True):
-            if active(target):
-                h, w = plan.height, plan.width
-                for j, step in enumerate(target.transforms):
-                    h, w = _follow_rules(config.source, f"{key}.transforms[{j}].{step.name}",
-                                         step, TRANSFORMS, (h, w), plan.env, at)
-                for j, c in enumerate(target.constraints if views is not None else ()):
-                    if active(c):
-                        _follow_rules(config.source, f"{key}.constraints[{j}].{c.step.name}",
-                                      c.step, CONSTRAINTS, (views, views), plan.env, at)
+            if not active(target):
+                continue
+            weigh(target.weight, f"{key}.weight")
+            for j, feature in enumerate(target.features):
+                if active(feature):
+                    weigh(feature.weight, f"{key}.features[{j}].weight")
+                    weigh(feature.scale, f"{key}.features[{j}].scale")
+            h, w = plan.height, plan.width
+            for j, step in enumerate(target.transforms):
+                h, w = _follow_rules(source, f"{key}.transforms[{j}].{step.name}", step,
+                                     TRANSFORMS, (h, w), env, at)
+            for j, c in enumerate(target.constraints):
+                if active(c):
+                    where = f"{key}.constraints[{j}].{c.step.name}"
+                    weigh(c.weight, f"{where}.weight")
+                    _follow_rules(source, where, c.step, CONSTRAINTS,
+                                  (views, views) if views is not None else None, env, at)
         for key, post in zip(postproc_keys, config.postproc, strict=True):
             if active(post):
-                _follow_rules(config.source, f"{key}.{post.step.name}", post.step, TRANSFORMS,
-                              (plan.height, plan.width), plan.env, at)
+                _follow_rules(source, f"{key}.{post.step.name}", post.step, TRANSFORMS,
+                              (plan.height, plan.width), env, at)
 
 
-def _follow_rules(source: str, key: str, step: Step, ops: Registry, size: tuple[int, int],
-                  env, at: str) -> tuple[int, int]:
-    """The (height, width) that ``step`` makes of an image of ``size``, or a ConfigError."""
-    op, (h, w) = ops[step.name], size
-    if op.size is None and op.check is None:
-        return h, w
-    args = step(env)
+def _params(config: Config):
+    """Every Param of ``config`` that is evaluated per epoch."""
+    yield from (config.resolution, config.learnrate, config.learnrate_scale)
+    steps = [p.step for p in config.postproc]
+    for target in config.targets:
+        yield target.weight
+        for feature in target.features:
+            yield from (feature.weight, feature.scale)
+        yield from (c.weight for c in target.constraints)
+        steps += [*target.transforms, *(c.step for c in target.constraints)]
+    yield from (v for step in steps for v in step.args.values() if isinstance(v, Param))
+
+
+def _follow_rules(source: str, key: str, step: Step, ops: Registry,
+                  size: tuple[int, int] | None, env, at: str) -> tuple[int, int] | None:
+    """The (height, width) that ``step`` makes of an image of ``size``, or a
+    ConfigError: its values are evaluated, then the op's rules applied (if the
+    size is known)."""
+    args = {name: evaluated(v, env, source, f"{key}.{name}")
+            if isinstance(v, Param) else v for name, v in step.args.items()}
+    op = ops[step.name]
+    if size is None:
+        return None
+    h, w = size
     try:
         if op.check is not None:
             op.check(h, w, args)
@@ -912,8 +950,12 @@ class _Parser:
             value = expr()
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.fail(key, f"expression {expr.text!r} gives {_show(value)}, not a number")
-        if not math.isfinite(value):
-            self.fail(key, f"must be finite, got {value!r}")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
+            self.fail(key, f"must be finite, got {_show(value)}")
         if spec.kind is int:
             if value != int(value):
                 self.fail(key, f"expected a whole number, got {value!r}")
