@@ -33,6 +33,18 @@ def test_operator_count_does_not_grow_with_images(method, tiny_clip):
     assert abs(many["other_ops"] - two["other_ops"]) < 6
 
 
+def test_counting_ops_leaves_the_profilers_own_lines_out_of_stderr(capfd):
+    import os
+
+    from clipig_gallery.renderer.runs.bench import _without_kineto_lines
+
+    with _without_kineto_lines():  # what torch's C++ writes to file descriptor 2
+        os.write(2, b"USDT:2026-12-08 01:32:21 18463:18463 SyncActivityProfilerHandler.cpp:39] "
+                    b"profiler_start\nsomething else\nSTAGE:2026-12-08 01:37:12 18503:18503 "
+                    b"Logger.cpp:197] Completed Stage: Post Processing\nand more\n")
+    assert capfd.readouterr().err == "something else\nand more\n"
+
+
 @contextlib.contextmanager
 def no_reads_from_the_device():
     """Make every way of reading a tensor's value back to Python fail."""

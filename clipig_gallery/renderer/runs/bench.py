@@ -24,6 +24,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -276,14 +279,39 @@ def _inside_draw(event) -> bool:
     return False
 
 
+# Kineto, torch's profiler backend, writes lines like
+# "USDT:2026-12-08 01:32:21 18463:18463 SyncActivityProfilerHandler.cpp:39] profiler_start"
+# straight to the process's stderr, whatever its log level.
+_KINETO_LINE = re.compile(r"^[A-Z]+:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ \w+\.cpp:\d+\]")
+
+
+@contextlib.contextmanager
+def _without_kineto_lines():
+    """Leave Kineto's lines out of stderr (file descriptor 2); keep everything else."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not _KINETO_LINE.match(line):
+                    sys.stderr.write(line)
+
+
 def count_ops(config: Config, model: ClipModel, n: int) -> dict[str, int]:
     """Torch operator calls in one optimisation step of n images.
 
     ``other_ops`` leaves out the per-image random draws: it must not grow
     with n, or some Python loop runs over images or views inside the step.
     """
-    # Kineto, torch's profiler backend, logs an ERROR for a CUDA build without a
-    # GPU; this counts CPU operators only.
+    # Kineto also logs an ERROR for a CUDA build without a GPU; this counts CPU
+    # operators only.
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")
     from torch.profiler import ProfilerActivity, profile
 
@@ -291,7 +319,7 @@ def count_ops(config: Config, model: ClipModel, n: int) -> dict[str, int]:
     state = job.start()
     plan = measure_plan(config)
     job.step(state, plan)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _without_kineto_lines(), profile(activities=[ProfilerActivity.CPU]) as prof:
         job.step(state, plan)
     events = [e for e in prof.events() if e.name.startswith("aten::")]
     return {
