@@ -125,6 +125,14 @@ def test_refusals(project, tmp_path):
         publish_site(tmp_path / "empty", repo)
     with pytest.raises(PublishError, match="nowhere"):
         publish_site(site, repo, remote="nowhere")
+    outside = tmp_path / "not-a-repository"
+    outside.mkdir()
+    with pytest.raises(PublishError) as info:
+        publish_site(site, outside)
+    assert str(info.value) == (
+        f"{outside} is not in a git repository: publish commits the site to a branch of the "
+        "repository it runs in and pushes that branch to a remote of it ('origin'); run it "
+        "inside your clone")
 
 
 # --- the whole command: build, check, publish -----------------------------------

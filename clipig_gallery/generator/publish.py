@@ -122,6 +122,13 @@ def publish_site(
     site, repo = Path(site).resolve(), Path(repo).resolve()
     if not (site / "index.html").is_file():
         raise PublishError(f"nothing to publish: {site}/index.html does not exist")
+    try:
+        _git(["rev-parse", "--git-dir"], repo)
+    except PublishError:
+        raise PublishError(
+            f"{repo} is not in a git repository: publish commits the site to a branch of the "
+            f"repository it runs in and pushes that branch to a remote of it ({remote!r}); "
+            "run it inside your clone") from None
     _git(["remote", "get-url", remote], repo)  # a clear error for an unknown remote
     parent = _remote_tip(repo, remote, branch) or _local_tip(repo, branch)
     tree = _site_tree(repo, site, cname)
