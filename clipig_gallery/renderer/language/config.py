@@ -398,7 +398,7 @@ def check_values(config: Config, target_keys: Sequence[str] = (),
     """
     target_keys = target_keys or [f"targets[{i}]" for i in range(len(config.targets))]
     postproc_keys = postproc_keys or [f"postproc[{i}]" for i in range(len(config.postproc))]
-    varying = any(not p.constant for p in _params(config))
+    varying = any(not p.constant and not reads_sim(p) for p in _params(config))
     epochs = range(config.start_epoch, config.epochs) if varying else (config.start_epoch,)
     source = config.source
     for epoch in epochs:
