@@ -33,6 +33,15 @@ def test_operator_count_does_not_grow_with_images(method, tiny_clip):
     assert abs(many["other_ops"] - two["other_ops"]) < 6
 
 
+@pytest.mark.parametrize(("fraction", "said"), [
+    (0.000131, "0.013%"), (0.0567, "5.7%"), (0.0994, "9.9%"), (0.0996, "10%"), (0.123, "12%"),
+    (1.0, "100%"), (1.5, "150%"), (0.0, "0%"), (1.6e-6, "0.00016%"), (1e-7, "<0.0001%")])
+def test_shares_read_as_plain_percentages(fraction, said):
+    from clipig_gallery.renderer.runs.bench import percent
+
+    assert percent(fraction) == said
+
+
 def test_counting_ops_leaves_the_profilers_own_lines_out_of_stderr(capfd):
     import os
 

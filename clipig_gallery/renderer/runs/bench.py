@@ -134,13 +134,22 @@ def history_bench(config: Config, model: ClipModel, n: int, precision: str, step
     }
 
 
+def percent(fraction: float) -> str:
+    """``fraction`` as a percentage in two significant digits, never in exponent form
+    (whole numbers from 10%)."""
+    value = 100 * fraction
+    if value >= 10:
+        return f"{value:.0f}%"
+    return f"{value:.2g}%" if value >= 1e-4 or value == 0 else "<0.0001%"
+
+
 def _echo_history(h: dict, echo) -> None:
     echo(f"  history ({h['precision']} N={h['batch']}, {h['frames']} frames): one frame "
-         f"{1000 * h['capture_seconds']:.2f} ms = {100 * h['capture_share_of_step']:.2g}% "
-         f"of a {h['step_seconds']:.3f} s step, {100 * h['share_of_render']:.2g}% of the "
+         f"{1000 * h['capture_seconds']:.2f} ms = {percent(h['capture_share_of_step'])} "
+         f"of a {h['step_seconds']:.3f} s step, {percent(h['share_of_render'])} of the "
          f"render; read back {1000 * h['read_back_seconds']:.0f} ms per batch")
     echo(f"  history WebP: {h['encode_seconds_per_image']:.3f} s per image on "
-         f"{h['encode_threads']} threads = {100 * h['encode_share_of_render']:.2g}% of an "
+         f"{h['encode_threads']} threads = {percent(h['encode_share_of_render'])} of an "
          f"image's render; {h['webp_kb_average']:.1f} KB each (the bench's random model)")
 
 
