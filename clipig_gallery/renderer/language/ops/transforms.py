@@ -71,7 +71,6 @@ def _at_least_one(what: str, x: int, y: int) -> None:
 )
 def pad(x, args, rng):
     """Grow the image by ``size`` pixels per side: a colour, the border pixels, or wrap-around."""
-    _padded(*x.shape[-2:], args)
     sx, sy = args["size"]
     if args["mode"] == "edge":
         return F.pad(x, (sx, sx, sy, sy), mode="replicate")
@@ -611,7 +610,6 @@ def _repeated(h: int, w: int, args) -> tuple[int, int]:
 @_register("repeat", {"count": ParamSpec(int, 2, minimum=1)}, size=_repeated)
 def repeat(x, args, rng):
     """Tile the image ``count`` times to the right and downwards (x y)."""
-    _repeated(*x.shape[-2:], args)
     cx, cy = args["count"]
     return x.repeat(1, 1, cy, cx)
 
