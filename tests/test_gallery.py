@@ -112,6 +112,16 @@ def test_corrupt_or_half_written_png_is_redone(rendered, tiny_clip):
     assert set(statuses(rendered, cfg, tiny_clip.identity).values()) == {"complete"}
 
 
+def test_a_record_with_a_field_of_the_wrong_type_counts_as_missing(rendered, tiny_clip):
+    # A hand-edited record is not trusted: its image is rendered again, others kept.
+    record = rendered / "method-1" / "cat-of-harp.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "seed": "7"}))
+    assert read_record(rendered / "method-1" / "cat-of-harp.png") is None
+    found = statuses(rendered, configs(), tiny_clip.identity)
+    assert found.pop((1, "cat-of-harp")) == "missing"
+    assert set(found.values()) == {"complete"}
+
+
 def test_csv_in_the_article_format(rendered):
     with open(rendered / "method-1" / "sims.csv", newline="") as f:
         rows = list(csv.reader(f))

@@ -388,6 +388,23 @@ def test_cli_reports_a_broken_cache_file(tmp_path):
     assert result.exit_code != 0 and "summary.json" in result.output
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("sim", "high", "sim must be a number or null, not 'high'"),
+    ("seconds", None, "seconds must be a number, not None"),
+    ("method", True, "method must be an integer or null, not True"),
+    ("prompt", ["a cat"], "prompt must be a string, not ['a cat']"),
+])
+def test_a_record_field_of_the_wrong_type_stops_the_build_naming_file_and_key(
+        tmp_path, key, value, message):
+    cache = make_cache(tmp_path / "cache", things=("harp",), holes=())
+    record = cache / "method-1" / "cat-of-harp.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), key: value}))
+    result = CliRunner().invoke(site_command, ["--cache", cache, "--out", tmp_path / "site"])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.output
+    assert f"{record}: {message}" in result.output
+    assert not (tmp_path / "site" / POST).exists()
+
+
 def test_preview_server_serves_under_the_project_path(built):
     server = make_server(built.out, 0, BASE, quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

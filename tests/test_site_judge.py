@@ -139,7 +139,7 @@ def _rating(**change) -> dict:
     ('{"model": "J", "model_id": "", "ratings": {"m/x.png": '
      '{"sim": NaN, "png": "", "record": ""}}}', ".sim must be a number, not nan"),
     (json.dumps({**GOOD, "model": ""}), "model must name the judge model"),
-    (json.dumps({**GOOD, "model": 16}), "model must name the judge model"),
+    (json.dumps({**GOOD, "model": 16}), "model must be a string, not 16"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "model_id"}), "model_id"),
 ])
 def test_a_malformed_judge_json_stops_the_build_naming_it(tmp_path, content, message):

@@ -12,9 +12,9 @@ import csv
 import datetime as _dt
 import io
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from .atomic import write_json
 
@@ -30,15 +30,56 @@ def read_json(path: Path) -> Any:
         raise CacheFormatError(f"{path}: cannot read JSON: {exc}") from None
 
 
-def _from_mapping(cls, data: Any, where: object):
-    """``cls`` from a JSON object: unknown keys ignored, missing ones defaulted."""
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number",
+               dict: "an object", tuple: "a list"}
+
+
+def _accepts(kind, value: Any) -> bool:
+    """``value`` (as JSON gave it, or already parsed) fits the annotation ``kind``."""
+    origin = get_origin(kind)
+    if origin is Union or type(kind).__name__ == "UnionType":
+        return any(_accepts(k, value) for k in get_args(kind))
+    if kind is type(None):
+        return value is None
+    if isinstance(value, bool):  # an int to Python, not a count or a sim to anyone
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind in (int, str):
+        return isinstance(value, kind)
+    if origin is tuple:
+        return isinstance(value, (tuple, list))
+    if origin is dict:
+        return isinstance(value, dict)
+    if isinstance(kind, type) and hasattr(kind, "__dataclass_fields__"):
+        return isinstance(value, (kind, dict))  # a nested record, parsed by its reader
+    return True
+
+
+def _type_word(kind) -> str:
+    kinds = [k for k in get_args(kind) if k is not type(None)] or [kind]
+    words = [_TYPE_WORDS.get(get_origin(k) or k, "an object") for k in kinds]
+    return " or ".join(words) + (" or null" if type(None) in get_args(kind) else "")
+
+
+def _from_mapping(cls, data: Any, where: object, inside: str = ""):
+    """``cls`` from a JSON object: unknown keys ignored, missing ones defaulted,
+    a value of the wrong type refused, naming its key (``inside`` + key, as
+    ``best_of.runs`` or ``runs[3].sim``)."""
     if not isinstance(data, dict):
-        raise CacheFormatError(f"{where}: expected a JSON object")
-    known = {f.name for f in fields(cls)}
-    try:
-        return cls(**{k: v for k, v in data.items() if k in known})
-    except TypeError as exc:
-        raise CacheFormatError(f"{where}: {exc}") from None
+        raise CacheFormatError(f"{where}: {inside.rstrip('.')} must be a JSON object"
+                               if inside else f"{where}: expected a JSON object")
+    hints = get_type_hints(cls)
+    values = {k: v for k, v in data.items() if k in hints}
+    for key, value in values.items():
+        if not _accepts(hints[key], value):
+            raise CacheFormatError(f"{where}: {inside}{key} must be {_type_word(hints[key])}, "
+                                   f"not {value!r:.60}")
+    missing = [f.name for f in fields(cls) if f.name not in values
+               and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise CacheFormatError(f"{where}: {', '.join(inside + m for m in missing)} missing")
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -110,7 +151,7 @@ class RenderRecord:
         record = _from_mapping(cls, data, where)
         if record.best_of is None:
             return record
-        best_of = _from_mapping(BestOf, record.best_of, f"{where}: best_of")
+        best_of = _from_mapping(BestOf, record.best_of, where, "best_of.")
         return replace(record, best_of=best_of)
 
 
@@ -170,7 +211,7 @@ class CacheSummary:
         for key, entry in methods.items():
             if not (isinstance(entry, dict) and str(key).isdigit()):
                 raise CacheFormatError(f"{where}: methods[{key!r}] is not a method entry")
-            parsed[int(key)] = _from_mapping(MethodSummary, entry, f"{where}: methods[{key!r}]")
+            parsed[int(key)] = _from_mapping(MethodSummary, entry, where, f"methods[{key!r}].")
         return cls(parsed)
 
 
@@ -215,7 +256,7 @@ class RankingSummary:
     def from_json(cls, data: Any, where: object = "summary.json") -> RankingSummary:
         if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
             raise CacheFormatError(f"{where}: expected an object with a 'rows' list")
-        rows = tuple(_from_mapping(RankingRow, r, f"{where}: rows[{i}]")
+        rows = tuple(_from_mapping(RankingRow, r, where, f"rows[{i}].")
                      for i, r in enumerate(data["rows"]))
         data = {**data, "rows": rows, "csv": data.get("csv") or {},
                 "epochs": data.get("epochs") or {}, "seconds": data.get("seconds") or {}}
@@ -276,7 +317,7 @@ class ShortRuns:
     def from_json(cls, data: Any, where: object = "short-sims") -> ShortRuns:
         if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
             raise CacheFormatError(f"{where}: expected an object with a 'runs' list")
-        runs = tuple(_from_mapping(ShortRun, r, f"{where}: runs[{i}]")
+        runs = tuple(_from_mapping(ShortRun, r, where, f"runs[{i}].")
                      for i, r in enumerate(data["runs"]))
         return _from_mapping(cls, {**data, "runs": runs}, where)
 
@@ -309,7 +350,7 @@ class Judgement:
     def from_json(cls, data: Any, where: object = "judge.json") -> Judgement:
         if not isinstance(data, dict) or not isinstance(data.get("ratings"), dict):
             raise CacheFormatError(f"{where}: expected an object with a 'ratings' object")
-        ratings = {str(k): _from_mapping(JudgeRating, v, f"{where}: ratings[{k!r}]")
+        ratings = {str(k): _from_mapping(JudgeRating, v, where, f"ratings[{k!r}].")
                    for k, v in data["ratings"].items()}
         return _from_mapping(cls, {**data, "ratings": ratings}, where)
 
