@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import functools
 import io
 import json
+import types
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -37,7 +39,7 @@ _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number",
 def _accepts(kind, value: Any) -> bool:
     """``value`` (as JSON gave it, or already parsed) fits the annotation ``kind``."""
     origin = get_origin(kind)
-    if origin is Union or type(kind).__name__ == "UnionType":
+    if origin in (Union, types.UnionType):
         return any(_accepts(k, value) for k in get_args(kind))
     if kind is type(None):
         return value is None
@@ -62,6 +64,11 @@ def _type_word(kind) -> str:
     return " or ".join(words) + (" or null" if type(None) in get_args(kind) else "")
 
 
+@functools.cache
+def _hints(cls) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
 def _from_mapping(cls, data: Any, where: object, inside: str = ""):
     """``cls`` from a JSON object: unknown keys ignored, missing ones defaulted,
     a value of the wrong type refused, naming its key (``inside`` + key, as
@@ -69,7 +76,7 @@ def _from_mapping(cls, data: Any, where: object, inside: str = ""):
     if not isinstance(data, dict):
         raise CacheFormatError(f"{where}: {inside.rstrip('.')} must be a JSON object"
                                if inside else f"{where}: expected a JSON object")
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     values = {k: v for k, v in data.items() if k in hints}
     for key, value in values.items():
         if not _accepts(hints[key], value):
