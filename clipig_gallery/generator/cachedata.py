@@ -144,9 +144,9 @@ def _records(cache: Path, method: int, stems: set[str]):
         yield stem, png, record_path, RenderRecord.from_json(data, record_path)
 
 
-def _sim(value: object) -> float | None:
-    # bool is an int to Python, not a sim to anyone
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _sim(value: float | None) -> float | None:
+    # the schema has refused anything but a number or null
+    return None if value is None else float(value)
 
 
 def _judged(judge: Judge | None, cache: Path, png: Path) -> float | None:
@@ -176,8 +176,8 @@ def load_judge(cache: Path) -> Judge | None:
         raise CacheError(f"{path}: model must name the judge model, not {judgement.model!r}")
     sims = {}
     for key, rating in judgement.ratings.items():
-        sim = _sim(rating.sim)
-        if sim is None or not math.isfinite(sim):
+        sim = float(rating.sim)  # a number: the schema has refused anything else
+        if not math.isfinite(sim):
             raise CacheError(f"{path}: ratings[{key!r}].sim must be a number, "
                              f"not {rating.sim!r}")
         sims[key] = sim
@@ -206,8 +206,6 @@ def _best_of_render(method: int, stem: str, png: Path, where: Path,
     run = _whole(info.run, where, "best_of.run")
     if run >= runs:
         raise CacheError(f"{where}: best_of.run {run} is not one of the {runs} runs")
-    if info.short_sim is not None and _sim(info.short_sim) is None:
-        raise CacheError(f"{where}: best_of.short_sim must be a number, not {info.short_sim!r}")
     optional = {}
     for name in ("short_image", "short_sims"):  # niceties: shown only when there
         relative = getattr(info, name)
