@@ -539,11 +539,26 @@ SMALL = "epochs: 11\nresolution: 32\n"  # t = epoch / 10
      "kernel_size 65 3 is too large for the 32x32 image it gets (at most 63 63)"),
     ("edge: {kernel_size: 3 67}", "edge",
      "kernel_size 3 67 is too large for the 32x32 image it gets (at most 63 63)"),
+    # torchvision's RandomAffine, which CLIPig built each step, refused these
+    ("random_scale: 0 1.5", "random_scale", "scale must be > 0, got 0 1.5"),
+    ("random_scale: -1", "random_scale", "scale must be > 0, got -1 -1"),
+    ("random_scale: '1-t, 1'", "random_scale", "scale must be > 0, got 0 1 at epoch 10"),
+    ("random_translate: 1.5 .1", "random_translate",
+     "offset must be fractions from 0 to 1, got 1.5 0.1"),
+    ("random_translate: .1 -.1", "random_translate",
+     "offset must be fractions from 0 to 1, got 0.1 -0.1"),
 ])
 def test_a_transform_value_that_does_not_fit_the_image_is_refused(step, key, message):
     error = refused(SMALL + TARGET + f"    transforms: [{{{step}}}]\n",
                     f"targets[0].transforms[0].{key}")
     assert str(error).endswith(f": {message}")
+
+
+@pytest.mark.parametrize("step", ["random_scale: .01 5", "random_scale: 2 .5",
+                                  "random_translate: 0 1", "random_translate: 1"])
+def test_random_affine_values_at_their_limits_are_accepted(step):
+    # a range may run downwards (uniform draws from it either way), as in torchvision
+    parse(SMALL + TARGET + f"    transforms: [{{{step}}}]\n")
 
 
 def test_the_image_a_transform_gets_is_what_the_steps_before_made():

@@ -674,7 +674,14 @@ def affine_views(x: torch.Tensor, scale: torch.Tensor, tx: torch.Tensor, ty: tor
     )
 
 
-@_register("random_scale", {"scale": ParamSpec(float, 2)}, random=True)
+def _scale_positive(h: int, w: int, args) -> None:
+    """The factors must be above 0, as torchvision's RandomAffine required."""
+    lo, hi = args["scale"]
+    if min(lo, hi) <= 0:
+        raise ValueError(f"scale must be > 0, got {lo:g} {hi:g}")
+
+
+@_register("random_scale", {"scale": ParamSpec(float, 2)}, random=True, check=_scale_positive)
 def random_scale(x, args, rng):
     """Scale the content by a uniform factor in [min, max] about the centre; zeros outside."""
     lo, hi = args["scale"]
@@ -683,7 +690,16 @@ def random_scale(x, args, rng):
     return affine_views(x, lo + (hi - lo) * u, zero, zero)
 
 
-@_register("random_translate", {"offset": ParamSpec(float, 2)}, random=True)
+def _offset_fractions(h: int, w: int, args) -> None:
+    """The offsets are fractions of the size from 0 to 1, as torchvision's
+    RandomAffine required."""
+    a, b = args["offset"]
+    if not (0 <= a <= 1 and 0 <= b <= 1):
+        raise ValueError(f"offset must be fractions from 0 to 1, got {a:g} {b:g}")
+
+
+@_register("random_translate", {"offset": ParamSpec(float, 2)}, random=True,
+           check=_offset_fractions)
 def random_translate(x, args, rng):
     """Move by whole pixels drawn from +-offset (fractions x y of the size); zeros outside."""
     h, w = x.shape[-2:]
