@@ -77,6 +77,10 @@ def test_model_from_environment(run, tiny_clip_path, tmp_path):
 
 BAD_CONFIGS = {
     "malformed YAML": ("epochs: 200\ntargets: [\n", ["line", "malformed YAML"]),
+    # PyYAML's own date reader raises a ValueError for a day that does not exist
+    "impossible date": ("epochs: 200\ntargets:\n  - features: [{text: 2021-02-30}]\n",
+                        ["malformed YAML at line 3, column 23", "'2021-02-30'",
+                         "day is out of range for month"]),
     "unknown transform": (
         "targets:\n  - features: [{text: x}]\n    transforms: [{sparkle: 1}]\n",
         ["targets[0].transforms[0].sparkle", "unknown transform", "random_rotate"],

@@ -368,6 +368,22 @@ def test_site_works_at_another_depth_and_base_url(tmp_path):
     assert post.find("link", rel="stylesheet")["href"].startswith("../../../assets/clipig.css?v=")
 
 
+def test_a_config_the_article_quotes_that_is_not_valid_yaml_is_named(tmp_path):
+    import shutil
+
+    cache = make_cache(tmp_path / "cache", things=("harp",), holes=())
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    config = data / "methods" / "method-1.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "when: 2021-02-30\n")
+    from clipig_gallery.generator.article import ArticleError
+
+    with pytest.raises(ArticleError) as info:  # PyYAML alone raised a ValueError
+        build_site(cache, tmp_path / "site", data_dir=data)
+    assert str(info.value).startswith(f"config_value: {config.resolve()} is not valid YAML: "
+                                      "cannot read '2021-02-30' as a YAML timestamp")
+
+
 def test_cli_builds_and_reports(tmp_path):
     cache = make_cache(tmp_path / "cache", things=("harp",), holes=())
     runner = CliRunner()

@@ -133,6 +133,11 @@ def test_front_matter_is_required_and_checked(tmp_path):
         parse_article("---\ntitle: T\ndate: 2021-06\n---\nbody\n", tmp_path / "a.md")
     with pytest.raises(ArticleError, match="front matter"):
         parse_article("no front matter\n", tmp_path / "a.md")
+    path = tmp_path / "a.md"
+    with pytest.raises(ArticleError) as info:  # PyYAML alone raised a ValueError
+        parse_article("---\ntitle: T\ndate: 2021-06-31\npermalink: /x/\n---\nbody\n", path)
+    assert str(info.value).startswith(f"{path}: front matter is not valid YAML: cannot read "
+                                      "'2021-06-31' as a YAML timestamp")
 
 
 def test_cell_ids_stay_unique_when_runs_collide():

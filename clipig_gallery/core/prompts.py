@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import DATA_DIR
+from .textfiles import NotUTF8, read_utf8
 
 # A variable marker in the source texts, e.g. ``{0:cat}`` or ``{1:coral reef}``.
 _MARKER = re.compile(r"\{(\d+):([^{}]*)\}")
@@ -143,8 +144,10 @@ def load_prompts(path: str | Path | None = None) -> list[Prompt]:
             f"prompt list not found: {where} (generate it with scripts/derive_prompts.py)"
         )
     try:
-        document = json.loads(where.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        document = json.loads(read_utf8(where))
+    except NotUTF8 as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{where}: not valid JSON: {exc}") from None
     _check(
         isinstance(document, dict) and isinstance(document.get("prompts"), list),

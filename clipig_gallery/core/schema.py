@@ -28,7 +28,7 @@ class CacheFormatError(ValueError):
 def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # bytes, JSON or nesting
         raise CacheFormatError(f"{path}: cannot read JSON: {exc}") from None
 
 

@@ -20,6 +20,8 @@ import yaml
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
+from clipig_gallery.core.textfiles import NotUTF8, load_yaml, read_utf8
+
 REQUIRED_META = ("title", "date", "permalink")
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 
@@ -48,7 +50,7 @@ def parse_article(text: str, path: Path) -> Article:
     if not match:
         raise ArticleError(f"{path}: must start with front matter between '---' lines")
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = load_yaml(match.group(1)) or {}
     except yaml.YAMLError as exc:
         raise ArticleError(f"{path}: front matter is not valid YAML: {exc}") from None
     if not isinstance(meta, dict):
@@ -60,7 +62,11 @@ def parse_article(text: str, path: Path) -> Article:
 
 
 def read_article(path: Path) -> Article:
-    return parse_article(Path(path).read_text(encoding="utf-8"), Path(path))
+    try:
+        text = read_utf8(path)
+    except NotUTF8 as exc:
+        raise ArticleError(f"{path}: {exc}") from None
+    return parse_article(text, Path(path))
 
 
 def display_date(value: object) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from clipig_gallery.core.layout import best_of_root, judge_csv_path, sims_csv_path
 from clipig_gallery.core.prompts import animals, things
+from clipig_gallery.core.textfiles import NotUTF8, load_yaml, read_utf8
 
 from .article import ArticleError, Slots
 from .bestof import BestOfFacts, most_and_least, signed
@@ -154,7 +155,11 @@ class PostParts:
         if not source.is_file():
             raise ArticleError(f"method {method}: config {source} not found")
         href = self.urls(self.files.copy(config_file(name), source))
-        return self._render("parts/config.html", text=source.read_text(encoding="utf-8"),
+        try:
+            text = read_utf8(source)
+        except NotUTF8 as exc:
+            raise ArticleError(f"method {method}: config {source}: {exc}") from None
+        return self._render("parts/config.html", text=text,
                             name=name, href=href, hash=entry.get("config_hash"),
                             epochs=entry.get("epochs"))
 
@@ -164,7 +169,13 @@ class PostParts:
             if self.inputs.data_dir.resolve() not in path.parents or path.suffix != ".yaml":
                 raise ArticleError(f"config_value: {name!r} is not a .yaml file under "
                                    "clipig_gallery/core/data/")
-            self._configs[name] = yaml.safe_load(path.read_text(encoding="utf-8"))
+            try:
+                self._configs[name] = load_yaml(read_utf8(path))
+            except (OSError, NotUTF8) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ArticleError(f"config_value: cannot read {path}: {why}") from None
+            except yaml.YAMLError as exc:
+                raise ArticleError(f"config_value: {path} is not valid YAML: {exc}") from None
         return self._configs[name]
 
     def config_value(self, name: str, *keys: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from clipig_gallery.core.paths import DATA_DIR
+from clipig_gallery.core.textfiles import NotUTF8, load_yaml, read_utf8
 
 SETTINGS_FILE = DATA_DIR / "site.yaml"
 _KEYS = ("base_url", "cname", "remote", "branch", "post_date", "post_slug", "blog_assets")
@@ -33,7 +34,9 @@ def load_settings(path: Path = SETTINGS_FILE) -> SiteSettings:
     if not Path(path).is_file():
         return SiteSettings()
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = load_yaml(read_utf8(path)) or {}
+    except NotUTF8 as exc:
+        raise ValueError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: malformed YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -47,4 +50,10 @@ def load_settings(path: Path = SETTINGS_FILE) -> SiteSettings:
             raise ValueError(f"{path}: {key}: expected a string, got {value!r}")
         if value is None and key not in _OPTIONAL:
             raise ValueError(f"{path}: {key}: must not be empty")
+        if key == "post_date" and value is not None:
+            try:
+                _dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{path}: post_date: expected a day, YYYY-MM-DD, got "
+                                 f"{value!r}") from None
     return SiteSettings(**data)

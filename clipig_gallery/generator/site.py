@@ -173,7 +173,7 @@ def read_manifest(out: Path) -> dict:
     wrote); empty when there is none or it cannot be read."""
     try:
         data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) and isinstance(data.get("files"), list) else {}
 

@@ -20,6 +20,8 @@ from types import MappingProxyType
 import PIL.Image
 import yaml
 
+from clipig_gallery.core.textfiles import NotUTF8, load_yaml, read_utf8
+
 from .expr import (
     SIM_VARIABLES,
     TIME_VARIABLES,
@@ -489,9 +491,11 @@ def load_config(path: str | Path, roots: Sequence[Path] = ()) -> Config:
     """Read and check a YAML config file; ``roots``: more folders its pictures may be in."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+    except NotUTF8 as exc:
+        raise ConfigError(str(path), "", str(exc)) from None
     return parse_config(text, source=str(path), base=path.parent, roots=roots)
 
 
@@ -533,7 +537,7 @@ def merge_data(first, second):
 def read_data(text: str, source: str) -> dict:
     """One config file's data: a mapping (or nothing), with an error naming the file."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -586,9 +590,11 @@ def load_configs(sources: Sequence[str], roots: Sequence[Path] = (), stdin=None
         else:
             path = Path(name)
             try:
-                text = path.read_text(encoding="utf-8")
+                text = read_utf8(path)
             except OSError as exc:
                 raise ConfigError(name, "", f"cannot read: {exc.strerror or exc}") from None
+            except NotUTF8 as exc:
+                raise ConfigError(name, "", str(exc)) from None
             base, source = path.parent, name
         folders.append(base)
         merged = merge_data(merged, _pictures_from(read_data(text, source), base))
