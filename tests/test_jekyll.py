@@ -8,6 +8,7 @@ blog is served under /blog and read in Chromium as in tests/test_site_browser.py
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
@@ -311,3 +312,63 @@ def test_the_site_command_exports_into_a_blog(tmp_path):
     result = runner.invoke(main, ["site", "--format", "jekyll", "--cache", str(cache),
                                   "--out", str(tmp_path / "cache")])
     assert result.exit_code == 1 and "not a Jekyll site" in result.output
+
+
+@pytest.mark.parametrize("assets", ["/assets/x", "C:\\blog\\assets", "../x", "assets/../..",
+                                    "_data/x", "assets/.x", "", "."])
+def test_an_asset_folder_outside_the_blogs_pages_is_refused(tmp_path, assets):
+    cache = write_sample_cache(tmp_path / "cache", load_prompts()[:9], rankings=False)
+    blog = make_blog(tmp_path)
+    before = tree(blog)
+    with pytest.raises(JekyllError, match=f"asset folder {re.escape(repr(assets))}: a relative "
+                                          "path inside the blog"):
+        export_jekyll(cache, blog, assets)
+    assert tree(blog) == before
+
+
+@pytest.mark.parametrize(("date", "slug", "message"), [
+    ("2021-13-01", None, "post date '2021-13-01': expected a day, YYYY-MM-DD"),
+    ("June 9", None, "post date 'June 9': expected a day, YYYY-MM-DD"),
+    (None, "My Post", "post slug 'My Post': use lower-case letters"),
+    (None, "../x", "post slug '../x': use lower-case letters"),
+])
+def test_a_bad_post_date_or_slug_is_named(tmp_path, date, slug, message):
+    cache = write_sample_cache(tmp_path / "cache", load_prompts()[:9], rankings=False)
+    blog = make_blog(tmp_path)
+    before = tree(blog)
+    with pytest.raises(JekyllError, match=re.escape(message)):
+        export_jekyll(cache, blog, date=date, slug=slug)
+    assert tree(blog) == before
+
+
+def test_the_site_command_names_a_bad_post_date(tmp_path):
+    from click.testing import CliRunner
+
+    from clipig_gallery.app.cli import main
+
+    cache = write_sample_cache(tmp_path / "cache", load_prompts()[:9], rankings=False)
+    blog = make_blog(tmp_path)
+    result = CliRunner().invoke(main, ["site", "--format", "jekyll", "--cache", str(cache),
+                                       "--out", str(blog), "--post-date", "2021-06-31"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--post-date': '2021-06-31' is not a day" in result.output
+    assert not (blog / "_posts" / "2021-06-31-clipig-animal-transfer.html").exists()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("post_date: '2021-06-31'\n", "post_date: expected a day, YYYY-MM-DD, got '2021-06-31'"),
+    # unquoted, YAML itself reads it as a date, which that day is not
+    ("post_date: 2021-06-31\n", "malformed YAML: cannot read '2021-06-31' as a YAML timestamp "
+                               "(day is out of range for month)"),
+    ("post_date: soon\n", "post_date: expected a day, YYYY-MM-DD, got 'soon'"),
+    ("post_date: 20210609\n", "post_date: expected a string, got 20210609"),
+])
+def test_site_settings_name_a_bad_post_date(tmp_path, text, message):
+    from clipig_gallery.generator.settings import load_settings
+
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: {message}")):
+        load_settings(path)
+    path.write_text("post_date: 2021-06-09\n")  # YAML's date, read as its ISO text
+    assert load_settings(path).post_date == "2021-06-09"

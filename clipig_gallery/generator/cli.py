@@ -7,6 +7,7 @@ torch or the renderer.
 
 from __future__ import annotations
 
+import datetime as _dt
 import errno
 from pathlib import Path
 
@@ -16,6 +17,15 @@ from clipig_gallery.core.settings import CACHE_ENV, default_cache_dir
 
 from .article import ArticleError
 from .cachedata import CacheError
+
+
+def _a_day(ctx, param, value):
+    if value is not None:
+        try:
+            _dt.date.fromisoformat(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a day, YYYY-MM-DD") from None
+    return value
 
 
 @click.command("site")
@@ -35,7 +45,7 @@ from .cachedata import CacheError
 @click.option("--assets", default=None, metavar="FOLDER",
               help="With --format jekyll: the post's folder inside the blog (default: "
                    "clipig_gallery/core/data/site.yaml's blog_assets, assets/clipig-gallery).")
-@click.option("--post-date", default=None, metavar="YYYY-MM-DD",
+@click.option("--post-date", default=None, metavar="YYYY-MM-DD", callback=_a_day,
               help="With --format jekyll: the post's day "
                    "(default: clipig_gallery/core/data/site.yaml).")
 @click.option("--slug", default=None, help="With --format jekyll: the post's slug.")

@@ -88,6 +88,8 @@ def post_name(meta: dict, date: str | None, slug: str | None) -> str:
     try:
         _dt.date.fromisoformat(day)
     except ValueError:
+        if date is not None:
+            raise JekyllError(f"post date {date!r}: expected a day, YYYY-MM-DD") from None
         raise JekyllError(
             f"a Jekyll post needs a day: the article's date is {meta.get('date')!r}; set "
             "post_date (YYYY-MM-DD) in clipig_gallery/core/data/site.yaml or pass "
@@ -100,8 +102,11 @@ def post_name(meta: dict, date: str | None, slug: str | None) -> str:
 
 
 def _asset_folder(assets: str) -> str:
-    parts = [p for p in str(assets).replace("\\", "/").split("/") if p]
-    if not parts or any(p in (".", "..") or p.startswith(("_", ".")) for p in parts):
+    path = str(assets).replace("\\", "/")
+    parts = [p for p in path.split("/") if p]
+    absolute = path.startswith("/") or re.match(r"[A-Za-z]:", path)
+    if not parts or absolute or any(p in (".", "..") or p.startswith(("_", "."))
+                                    for p in parts):
         raise JekyllError(
             f"asset folder {assets!r}: a relative path inside the blog whose parts do not "
             "start with '_' or '.' (Jekyll leaves those out of the site)")
