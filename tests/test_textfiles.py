@@ -8,7 +8,7 @@ import datetime
 import pytest
 import yaml
 
-from clipig_gallery.core.textfiles import NotUTF8, load_yaml, read_utf8
+from clipig_gallery.core.textfiles import NotUTF8, load_yaml, quoted, read_utf8
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -80,3 +80,12 @@ def test_a_file_that_is_not_utf8_is_named_by_every_reader(tmp_path, reader):
         read(path)
     assert str(info.value) == (f"{path}: not UTF-8 text: byte 0xff on line 1 (save the file "
                                "as UTF-8)")
+
+
+def test_a_huge_value_is_shown_cut_with_its_length():
+    assert quoted("abc") == "'abc'"
+    assert quoted("x" * 200) == repr("x" * 200)
+    assert quoted("x" * 201) == f"{'x' * 200!r}... (201 characters)"
+    with pytest.raises(yaml.YAMLError) as info:  # Python refuses ints of over 4300 digits
+        load_yaml("epochs: " + "9" * 5000 + "\n")
+    assert f"cannot read {'9' * 200!r}... (5000 characters) as a YAML int" in str(info.value)

@@ -27,7 +27,7 @@ class _Loader(yaml.SafeLoader):
             return super().construct_object(node, deep=deep)
         except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:
             kind = str(node.tag).rsplit(":", 1)[-1]
-            value = f"{node.value!r}" if isinstance(node, yaml.ScalarNode) else "this value"
+            value = quoted(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
             why = f" ({exc})" if isinstance(exc, (ValueError, OverflowError)) else ""
             raise ConstructorError(None, None, f"cannot read {value} as a YAML {kind}{why}",
                                    node.start_mark) from None
@@ -55,3 +55,11 @@ def read_utf8(path: str | Path) -> str:
         raise NotUTF8(f"not UTF-8 text: byte {data[exc.start]:#04x} on line {line} "
                       "(save the file as UTF-8)") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def quoted(text: str, limit: int = 200) -> str:
+    """``text`` as repr shows it, cut after ``limit`` characters with its length
+    said, so that a message about a huge value stays one readable line."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"

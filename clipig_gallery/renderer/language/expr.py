@@ -23,6 +23,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import CodeType, SimpleNamespace
 
+from clipig_gallery.core.textfiles import quoted
+
 __all__ = [
     "SIM_VARIABLES",
     "TIME_VARIABLES",
@@ -47,7 +49,7 @@ class ExpressionError(ValueError):
         self.reason = reason
 
     def __str__(self) -> str:
-        return f"expression {self.text!r}: {self.reason}"
+        return f"expression {quoted(self.text)}: {self.reason}"
 
 
 # ---------------------------------------------------------------------------
