@@ -405,8 +405,11 @@ def test_cli_reports_a_broken_cache_file(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("sim", "high", "sim must be a number or null, not 'high'"),
-    ("seconds", None, "seconds must be a number, not None"),
+    ("sim", "high", "sim must be a finite number or null, not 'high'"),
+    ("sim", float("inf"), "sim must be a finite number or null, not inf"),
+    ("sim", float("nan"), "sim must be a finite number or null, not nan"),
+    ("seconds", None, "seconds must be a finite number, not None"),
+    ("seconds", -2.5, "seconds must be at least 0, not -2.5"),
     ("method", True, "method must be an integer or null, not True"),
     ("prompt", ["a cat"], "prompt must be a string, not ['a cat']"),
 ])

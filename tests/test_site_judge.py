@@ -133,11 +133,14 @@ def _rating(**change) -> dict:
     (json.dumps({**GOOD, "ratings": []}), "expected an object with a 'ratings' object"),
     (json.dumps({**GOOD, "ratings": {"method-1/x.png": 24.5}}), "ratings['method-1/x.png']"),
     (json.dumps({**GOOD, "ratings": {"method-1/x.png": {"sim": 1}}}), "ratings['method-1/x.png']"),
-    (json.dumps(_rating(sim="high")), "ratings['method-1/cat-of-harp.png'].sim must be a number"),
-    (json.dumps(_rating(sim=True)), ".sim must be a number, not True"),
-    (json.dumps(_rating(sim=None)), ".sim must be a number, not None"),
+    (json.dumps(_rating(sim="high")),
+     "ratings['method-1/cat-of-harp.png'].sim must be a finite number"),
+    (json.dumps(_rating(sim=True)), ".sim must be a finite number, not True"),
+    (json.dumps(_rating(sim=None)), ".sim must be a finite number, not None"),
     ('{"model": "J", "model_id": "", "ratings": {"m/x.png": '
-     '{"sim": NaN, "png": "", "record": ""}}}', ".sim must be a number, not nan"),
+     '{"sim": NaN, "png": "", "record": ""}}}', ".sim must be a finite number, not nan"),
+    ('{"model": "J", "model_id": "", "ratings": {"m/x.png": '
+     '{"sim": -Infinity, "png": "", "record": ""}}}', ".sim must be a finite number, not -inf"),
     (json.dumps({**GOOD, "model": ""}), "model must name the judge model"),
     (json.dumps({**GOOD, "model": 16}), "model must be a string, not 16"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "model_id"}), "model_id"),
@@ -154,7 +157,7 @@ def test_the_build_stops_at_a_malformed_judge_json(tmp_path):
     cache = write_sample_cache(tmp_path / "cache", _prompts(("harp",)), rankings=False,
                                best_of=False, judge=False)
     judge_path(cache).write_text(json.dumps(_rating(sim="high")))
-    with pytest.raises(CacheError, match="must be a number") as error:
+    with pytest.raises(CacheError, match="must be a finite number") as error:
         build_site(cache, tmp_path / "site")
     assert str(judge_path(cache)) in str(error.value)
 

@@ -13,9 +13,11 @@ import datetime as _dt
 import functools
 import io
 import json
+import math
 import types
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from .atomic import write_json
@@ -32,12 +34,17 @@ def read_json(path: Path) -> Any:
         raise CacheFormatError(f"{path}: cannot read JSON: {exc}") from None
 
 
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number",
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a finite number",
                dict: "an object", tuple: "a list"}
+
+# A field's metadata may set a least value (durations are at least 0), for every
+# number in it (a dict's values too).
+AT_LEAST_0 = MappingProxyType({"minimum": 0})
 
 
 def _accepts(kind, value: Any) -> bool:
-    """``value`` (as JSON gave it, or already parsed) fits the annotation ``kind``."""
+    """``value`` (as JSON gave it, or already parsed) fits the annotation ``kind``
+    itself (a dict's or list's items are checked by ``_problem``)."""
     origin = get_origin(kind)
     if origin in (Union, types.UnionType):
         return any(_accepts(k, value) for k in get_args(kind))
@@ -46,7 +53,9 @@ def _accepts(kind, value: Any) -> bool:
     if isinstance(value, bool):  # an int to Python, not a count or a sim to anyone
         return kind is bool
     if kind is float:
-        return isinstance(value, (int, float))
+        # Python's json reads NaN and Infinity, which JSON has not; nothing the
+        # renderer writes is either, and the page's script could not read them.
+        return isinstance(value, (int, float)) and math.isfinite(value)
     if kind in (int, str):
         return isinstance(value, kind)
     if origin is tuple:
@@ -56,6 +65,36 @@ def _accepts(kind, value: Any) -> bool:
     if isinstance(kind, type) and hasattr(kind, "__dataclass_fields__"):
         return isinstance(value, (kind, dict))  # a nested record, parsed by its reader
     return True
+
+
+def _problem(kind, value: Any, name: str, minimum: float | None) -> str | None:
+    """What is wrong with ``value`` for the annotation ``kind`` (None: nothing),
+    naming the key or item inside it (``name``, ``name['short']``)."""
+    if not _accepts(kind, value):
+        return f"{name} must be {_type_word(kind)}, not {value!r:.60}"
+    if (minimum is not None and isinstance(value, (int, float))
+            and not isinstance(value, bool) and value < minimum):
+        return f"{name} must be at least {minimum}, not {value!r}"
+    kinds = [k for k in (get_args(kind) if get_origin(kind) in (Union, types.UnionType)
+                         else (kind,)) if _accepts(k, value)]
+    inner = kinds[0] if kinds else kind
+    origin, args = get_origin(inner), get_args(inner)
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        items = ((f"{name}[{k!r}]", v) for k, v in value.items())
+        item_kind = args[1]
+    elif origin is tuple and isinstance(value, (tuple, list)) and args[1:] == (Ellipsis,):
+        items = ((f"{name}[{i}]", v) for i, v in enumerate(value))
+        item_kind = args[0]
+    else:
+        return None
+    for item_name, item in items:
+        if isinstance(item_kind, type) and hasattr(item_kind, "__dataclass_fields__"):
+            if not isinstance(item, item_kind):  # a dict: its reader parses and checks it
+                continue
+        found = _problem(item_kind, item, item_name, minimum)
+        if found:
+            return found
+    return None
 
 
 def _type_word(kind) -> str:
@@ -69,6 +108,11 @@ def _hints(cls) -> dict[str, Any]:
     return get_type_hints(cls)
 
 
+@functools.cache
+def _minimums(cls) -> dict[str, float]:
+    return {f.name: f.metadata["minimum"] for f in fields(cls) if "minimum" in f.metadata}
+
+
 def _from_mapping(cls, data: Any, where: object, inside: str = ""):
     """``cls`` from a JSON object: unknown keys ignored, missing ones defaulted,
     a value of the wrong type refused, naming its key (``inside`` + key, as
@@ -76,12 +120,12 @@ def _from_mapping(cls, data: Any, where: object, inside: str = ""):
     if not isinstance(data, dict):
         raise CacheFormatError(f"{where}: {inside.rstrip('.')} must be a JSON object"
                                if inside else f"{where}: expected a JSON object")
-    hints = _hints(cls)
+    hints, minimums = _hints(cls), _minimums(cls)
     values = {k: v for k, v in data.items() if k in hints}
     for key, value in values.items():
-        if not _accepts(hints[key], value):
-            raise CacheFormatError(f"{where}: {inside}{key} must be {_type_word(hints[key])}, "
-                                   f"not {value!r:.60}")
+        problem = _problem(hints[key], value, inside + key, minimums.get(key))
+        if problem:
+            raise CacheFormatError(f"{where}: {problem}")
     missing = [f.name for f in fields(cls) if f.name not in values
                and f.default is MISSING and f.default_factory is MISSING]
     if missing:
@@ -102,7 +146,8 @@ class BestOf:
     short_config_hash: str = ""
     short_epochs: int = 0
     short_image: str | None = None  # the winner's short image, relative to the method folder
-    short_seconds: float = 0.0  # the N short runs' summed share of batch time
+    short_seconds: float = field(default=0.0, metadata=AT_LEAST_0)  # the N short runs'
+    # summed share of batch time
     short_sims: str = ""  # every short run's sim, relative to the method folder
     short_judge: float | None = None  # the judge's rating of it (with select_by "judge")
 
@@ -123,7 +168,7 @@ class RenderRecord:
     device: str = ""
     precision: str = ""
     epochs: int = 0
-    seconds: float = 0.0  # this image's share of the batch's wall time
+    seconds: float = field(default=0.0, metadata=AT_LEAST_0)  # its share of the batch's time
     batch: int = 1  # images rendered together
     sim: float | None = None  # 100 x cosine of the saved PNG with the prompt, fp32
     device_name: str = ""  # e.g. the GPU's model name
@@ -170,8 +215,8 @@ class MethodSummary:
     config_hash: str | None = None
     epochs: int | None = None
     images: int = 0
-    seconds_per_image: float = 0.0
-    total_seconds: float = 0.0
+    seconds_per_image: float = field(default=0.0, metadata=AT_LEAST_0)
+    total_seconds: float = field(default=0.0, metadata=AT_LEAST_0)
     device: str | None = None
     model: str | None = None
     precision: str | None = None
@@ -249,7 +294,7 @@ class RankingSummary:
     rows: tuple[RankingRow, ...]
     csv: dict[str, str]  # "initial"/"final" -> file name in the folder
     epochs: dict[str, int | None]  # "short"/"detail" -> the epochs that ran
-    seconds: dict[str, float]  # "short_per_run"/"detail_per_run"
+    seconds: dict[str, float] = field(metadata=AT_LEAST_0)  # "short_per_run"/"detail_per_run"
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -277,7 +322,7 @@ class ShortRun:
     run: int
     seed: int
     sim: float
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata=AT_LEAST_0)
     device: str = ""
     precision: str = ""
     judge: float | None = None  # the judge's rating, when the judge chooses
