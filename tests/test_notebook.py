@@ -331,6 +331,22 @@ def test_a_users_mistake_is_one_line_without_a_traceback(tmp_path, tiny_clip):
         download(tmp_path / "site")
 
 
+def test_a_cache_path_that_cannot_be_a_folder_stops_the_cell(tmp_path):
+    from clipig_gallery.app.notebook import Stop, start, storage
+
+    (tmp_path / "a-file").write_text("not a folder")
+    for path, why in ((tmp_path / "a-file", "File exists"),
+                      (tmp_path / "a-file" / "cache", "Not a directory")):
+        with pytest.raises(Stop) as stopped:
+            storage(path)
+        assert str(stopped.value) == (f"cannot write {path}: {why}; check the path (a folder "
+                                      "that can be created, not a file) and that it may be "
+                                      "written")
+    with pytest.raises(Stop, match="cannot write .*a-file: File exists"):
+        start(cache=tmp_path / "a-file", device="cpu")
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+
+
 def test_an_interrupted_or_full_cell_says_what_it_kept(tmp_path):
     import errno
 

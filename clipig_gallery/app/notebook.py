@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 
+from clipig_gallery.core.atomic import unwritable_message
 from clipig_gallery.core.layout import best_of_root, png_path, record_path
 from clipig_gallery.core.paths import METHODS
 from clipig_gallery.core.settings import DEFAULT_HISTORY_FRAMES
@@ -94,7 +95,10 @@ def storage(cache: str | os.PathLike = "") -> Path:
         from google.colab import drive
 
         drive.mount(str(COLAB_DRIVE))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file there, no permission, a read-only or missing mount
+        raise Stop(unwritable_message(exc)) from None
     return path
 
 
