@@ -347,6 +347,29 @@ def test_a_cache_path_that_cannot_be_a_folder_stops_the_cell(tmp_path):
     assert (tmp_path / "a-file").read_text() == "not a folder"
 
 
+def test_a_malformed_cache_file_or_site_yaml_stops_the_site_cell(tmp_path, tiny_clip,
+                                                                monkeypatch):
+    from clipig_gallery.app.notebook import Notebook, NotebookReporter, Stop
+    from clipig_gallery.core.prompts import load_prompts
+    from clipig_gallery.generator import settings
+    from clipig_gallery.generator.sample import write_sample_cache
+
+    cache = write_sample_cache(tmp_path / "cache", load_prompts()[:9], rankings=False)
+    reporter = NotebookReporter()
+    run = Notebook(small.spec(cache, tiny_clip, reporter=reporter), reporter)
+    (cache / "summary.json").write_text('{"methods": {"1": {"seconds_per_image": "x"}}}')
+    with pytest.raises(Stop, match=r"summary.json: methods\['1'\].seconds_per_image must be"):
+        run.site(tmp_path / "site")
+    (cache / "summary.json").unlink()
+    bad = tmp_path / "site.yaml"
+    bad.write_text("branch: [gh-pages]\n")
+    monkeypatch.setattr(settings.load_settings, "__defaults__", (bad,))
+    with pytest.raises(Stop, match=f"{bad}: branch: expected a string"):
+        run.site(tmp_path / "site")
+    with pytest.raises(Stop, match=f"{bad}: branch: expected a string"):
+        run.publish(tmp_path / "site", "https://github.com/someone/blog")
+
+
 def test_an_interrupted_or_full_cell_says_what_it_kept(tmp_path):
     import errno
 

@@ -66,6 +66,7 @@ def friendly(cache: Path | None = None, what: str = "images") -> Iterator[None]:
     site build or publish, as ``Stop`` with that message."""
     import click
 
+    from clipig_gallery.core.schema import CacheFormatError
     from clipig_gallery.generator.article import ArticleError
     from clipig_gallery.generator.publish import PublishError
     from clipig_gallery.generator.site import BuildError
@@ -77,8 +78,21 @@ def friendly(cache: Path | None = None, what: str = "images") -> Iterator[None]:
     except click.ClickException as exc:
         hint = NOTEBOOK_HINTS.get(type(exc.__context__).__name__)
         raise Stop("\n".join(filter(None, (exc.format_message(), hint)))) from None
-    except (PublishError, BuildError, ArticleError) as exc:
+    except (PublishError, BuildError, ArticleError, CacheFormatError, SettingsError) as exc:
         raise Stop(str(exc)) from None
+
+
+class SettingsError(ValueError):
+    """clipig_gallery/core/data/site.yaml cannot be used; the message names the key."""
+
+
+def _settings():
+    from clipig_gallery.generator.settings import load_settings
+
+    try:
+        return load_settings()
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def in_colab() -> bool:
@@ -287,12 +301,10 @@ class Notebook:
 
     def site(self, out: str | os.PathLike = "site", base_url: str | None = None) -> Path:
         """Build the post from the cache into ``out`` (incrementally); its folder."""
-        from clipig_gallery.generator.settings import load_settings
         from clipig_gallery.generator.site import build_site
 
         with friendly(self.cache):
-            report = build_site(self.cache, Path(out),
-                                base_url or load_settings().base_url)
+            report = build_site(self.cache, Path(out), base_url or _settings().base_url)
         for line in report.lines():
             print(line)
         return Path(out)
@@ -308,9 +320,9 @@ class Notebook:
         file, the remote's URL included.
         """
         from clipig_gallery.generator.publish import publish_gallery
-        from clipig_gallery.generator.settings import load_settings
 
-        settings = load_settings()
+        with friendly(self.cache):
+            settings = _settings()
         base_url = pages_base_url(to) or settings.base_url
         repo = Path(site).absolute().parent / ".clipig-publish"
         with friendly(self.cache):
