@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ from clipig_gallery.generator.linkcheck import check_site, resolve
 from clipig_gallery.generator.ranking import cell_id
 from clipig_gallery.generator.selector import Default, script_data, script_json
 from clipig_gallery.generator.sitepaths import (
+    BaseUrlError,
     Urls,
     link_to_page,
     normalise_base_url,
@@ -74,6 +76,50 @@ def test_relative_urls_at_any_depth():
     assert Urls("404.html", "repo")("img/a.webp") == "/repo/img/a.webp"
     assert normalise_base_url("") == "/" and normalise_base_url("/x/y") == "/x/y/"
     assert link_to_page("2021/post/index.html") == "2021/post/"
+
+
+@pytest.mark.parametrize(("base_url", "normal"), [
+    ("", "/"), ("/", "/"), ("clipig-gallery", "/clipig-gallery/"),
+    ("/a//b.c_d~e/", "/a/b.c_d~e/"), (" /Repo-2021/ ", "/Repo-2021/")])
+def test_a_base_url_of_plain_parts_is_normalised(base_url, normal):
+    assert normalise_base_url(base_url) == normal
+
+
+@pytest.mark.parametrize(("base_url", "message"), [
+    ("https://me.github.io/blog/", "not an address"),
+    ("//cdn.example/", "not an address"),
+    ("/blog/../x/", "'..' is not a plain part of a path"),
+    ("./x", "'.' is not a plain part of a path"),
+    ("/my blog/", "'my blog' is not a plain part"),
+    ("/x?y=1", "'x?y=1' is not a plain part"),  # would end the path in every link
+    ("/x#top", "'x#top' is not a plain part"),
+    ("/caf\u00e9/", "'caf\u00e9' is not a plain part"),
+    ("/a%20b/", "'a%20b' is not a plain part"),
+    ('/x"y/', "is not a plain part"),
+])
+def test_a_base_url_that_is_not_a_plain_path_is_refused(base_url, message):
+    with pytest.raises(BaseUrlError, match=re.escape(message)) as info:
+        normalise_base_url(base_url)
+    assert str(info.value).startswith(f"base URL {base_url!r}: ")
+
+
+def test_the_commands_name_a_bad_base_url(tmp_path):
+    from click.testing import CliRunner
+
+    from clipig_gallery.app.cli import main
+    from clipig_gallery.generator.settings import load_settings
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<!doctype html>")
+    for command in (["site", "--cache", str(tmp_path)], ["serve", "--out", str(tmp_path / "site")],
+                    ["publish", "--cache", str(tmp_path), "--dry-run", "--allow-missing"]):
+        result = CliRunner().invoke(main, [*command, "--base-url", "/my blog/"])
+        assert result.exit_code == 1, (command, result.output)
+        assert "base URL '/my blog/': 'my blog' is not a plain part" in result.output
+    settings = tmp_path / "site.yaml"
+    settings.write_text("base_url: https://me.github.io/\n")
+    with pytest.raises(ValueError, match=f"^{re.escape(str(settings))}: base_url: base URL "):
+        load_settings(settings)
 
 
 def test_selection_fragment_matches_url_search_params():

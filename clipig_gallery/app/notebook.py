@@ -70,6 +70,7 @@ def friendly(cache: Path | None = None, what: str = "images") -> Iterator[None]:
     from clipig_gallery.generator.article import ArticleError
     from clipig_gallery.generator.publish import PublishError
     from clipig_gallery.generator.site import BuildError
+    from clipig_gallery.generator.sitepaths import BaseUrlError
     from clipig_gallery.renderer.terminal import reported
 
     try:
@@ -78,7 +79,8 @@ def friendly(cache: Path | None = None, what: str = "images") -> Iterator[None]:
     except click.ClickException as exc:
         hint = NOTEBOOK_HINTS.get(type(exc.__context__).__name__)
         raise Stop("\n".join(filter(None, (exc.format_message(), hint)))) from None
-    except (PublishError, BuildError, ArticleError, CacheFormatError, SettingsError) as exc:
+    except (PublishError, BuildError, ArticleError, CacheFormatError, SettingsError,
+            BaseUrlError) as exc:
         raise Stop(str(exc)) from None
 
 

@@ -103,10 +103,13 @@ def _site_jekyll(cache: Path, blog: Path | None, assets: str, date: str | None,
 def serve(port, out, base_url):
     """Preview the built site on localhost."""
     from .serve import serve as run_server
+    from .sitepaths import BaseUrlError
 
     base_url = base_url or _settings().base_url
     try:
         run_server(out, port, base_url, echo=click.echo)
+    except (BaseUrlError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise click.ClickException(f"port {port} on 127.0.0.1 is in use: pass another "

@@ -11,6 +11,8 @@ import yaml
 from clipig_gallery.core.paths import DATA_DIR
 from clipig_gallery.core.textfiles import NotUTF8, load_yaml, read_utf8
 
+from .sitepaths import BaseUrlError, normalise_base_url
+
 SETTINGS_FILE = DATA_DIR / "site.yaml"
 _KEYS = ("base_url", "cname", "remote", "branch", "post_date", "post_slug", "blog_assets")
 _OPTIONAL = ("cname", "post_date", "post_slug")
@@ -50,6 +52,11 @@ def load_settings(path: Path = SETTINGS_FILE) -> SiteSettings:
             raise ValueError(f"{path}: {key}: expected a string, got {value!r}")
         if value is None and key not in _OPTIONAL:
             raise ValueError(f"{path}: {key}: must not be empty")
+        if key == "base_url":
+            try:
+                normalise_base_url(value)
+            except BaseUrlError as exc:
+                raise ValueError(f"{path}: base_url: {exc}") from None
         if key == "post_date" and value is not None:
             try:
                 _dt.date.fromisoformat(value)

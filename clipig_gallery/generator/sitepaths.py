@@ -104,9 +104,28 @@ def link_to_page(page: str) -> str:
     return page[: -len("index.html")] if page.endswith("index.html") else page
 
 
+class BaseUrlError(ValueError):
+    """A base URL that is not a path the site could be served under."""
+
+
+# A part of the path: URL-safe characters (RFC 3986's unreserved), what a
+# repository's name on GitHub is made of.
+_BASE_PART = re.compile(r"[A-Za-z0-9._~-]+")
+
+
 def normalise_base_url(base_url: str) -> str:
-    """``repo-name`` or ``/repo-name`` -> ``/repo-name/``; empty -> ``/``."""
-    parts = [p for p in str(base_url).split("/") if p]
+    """``repo-name`` or ``/repo-name`` -> ``/repo-name/``; empty -> ``/``. Anything
+    but a path of URL-safe parts (an address, ``..``, a space, ``?``) is refused."""
+    text = str(base_url).strip()
+    if "://" in text or text.startswith("//"):
+        raise BaseUrlError(f"base URL {base_url!r}: give the path the site is served "
+                           "under, such as /repo-name/, not an address")
+    parts = [p for p in text.split("/") if p]
+    for part in parts:
+        if part in (".", "..") or not _BASE_PART.fullmatch(part):
+            raise BaseUrlError(
+                f"base URL {base_url!r}: {part!r} is not a plain part of a path; use "
+                "letters, digits, '-', '_', '.' and '~'")
     return "/" + "".join(f"{p}/" for p in parts)
 
 
