@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -135,6 +136,57 @@ def test_refusals(project, tmp_path):
         "inside your clone")
 
 
+BRANCHES = ["gh-pages", "site/2021", "a.b", "x-y_z", "v1.0", "-x", "--upload-pack=x", "a b",
+            "x..y", "a~1", "a^", "a:b", "a?", "a*", "a[b", "a\\b", "/a", "a/", "a//b", "a.",
+            ".a", "a/.b", "a.lock", "a/b.lock", "@", "a@{1}", "a@b", "tab\there", ""]
+
+
+@pytest.mark.parametrize("branch", BRANCHES)
+def test_a_branch_is_refused_exactly_when_git_refuses_it(project, branch):
+    repo, _, site = project
+    # git itself is the judge of a branch name: as a ref under refs/heads/, and as
+    # a branch (no leading '-'; --branch alone would read '@' as the current branch)
+    accepted = all(subprocess.run(["git", "check-ref-format", *args], cwd=repo,
+                                  capture_output=True).returncode == 0
+                   for args in (["--branch", branch], [f"refs/heads/{branch}"]))
+    before = git("for-each-ref", cwd=repo)
+    if accepted:
+        result = publish_site(site, repo, branch=branch, dry_run=True)
+        assert result.branch == branch and result.changes
+    else:
+        with pytest.raises(PublishError, match=f"^branch {re.escape(repr(branch))}: not a "
+                                               "branch name git accepts"):
+            publish_site(site, repo, branch=branch)
+    assert git("for-each-ref", cwd=repo) == before
+
+
+@pytest.mark.parametrize(("remote", "cname", "message"), [
+    ("-x", None, "remote '-x': give the name of one of the repository's git remotes"),
+    ("--upload-pack=touch PWNED", None, "remote '--upload-pack=touch PWNED': give the name"),
+    ("my remote", None, "remote 'my remote': give the name"),
+    ("origin", "https://gallery.example.org", "cname 'https://gallery.example.org': give a "
+                                              "host name"),
+    ("origin", "gallery.example.org/x", "cname 'gallery.example.org/x'"),
+    ("origin", "my gallery", "cname 'my gallery'"),
+    ("origin", "-x.example.org", "cname '-x.example.org'"),
+])
+def test_a_remote_or_cname_git_or_pages_cannot_use_is_refused(project, remote, cname, message):
+    repo, _, site = project
+    with pytest.raises(PublishError, match=f"^{re.escape(message)}"):
+        publish_site(site, repo, remote=remote, cname=cname)
+    assert not (repo / "PWNED").exists()
+    assert publish_site(site, repo, cname="gallery.example.org", dry_run=True).changes
+
+
+def test_the_command_refuses_a_bad_branch_before_building(project, tmp_path):
+    repo, _, _ = project
+    out = tmp_path / "not-built"
+    result = _cli_publish(repo, "--cache", tmp_path, "--out", out, "--allow-missing",
+                          "--branch", "a b")
+    assert result.exit_code == 1 and "branch 'a b': not a branch name git accepts" in result.output
+    assert not out.exists()
+
+
 # --- the whole command: build, check, publish -----------------------------------
 
 
@@ -212,3 +264,17 @@ def test_publish_refuses_a_broken_site(project, tmp_path):
     assert result.exit_code == 1
     assert f"continued image(s) missing: {summary.parent / row['image']}" in result.output
     assert git("branch", "--list", "gh-pages", cwd=remote) == ""
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("branch: a b\n", "branch 'a b': not a branch name git accepts"),
+    ("remote: -x\n", "remote '-x': give the name"),
+    ("cname: https://gallery.example.org\n", "cname 'https://gallery.example.org'"),
+])
+def test_site_settings_name_a_bad_remote_branch_or_cname(tmp_path, text, message):
+    from clipig_gallery.generator.settings import load_settings
+
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"^{re.escape(f'{path}: {message}')}"):
+        load_settings(path)

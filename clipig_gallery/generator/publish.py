@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -55,6 +56,41 @@ def _git(args: list[str], cwd: Path, env: dict | None = None, data: str | None =
             raise OSError(errno.ENOSPC, f"git {args[0]}: {said}", str(cwd))
         raise PublishError(f"git {' '.join(args)} failed: {said}")
     return proc.stdout.strip()
+
+
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+
+
+def _branch_problem(branch: str) -> str | None:
+    """Why git would refuse ``branch`` as a branch name (git check-ref-format's
+    rules, with --branch's leading '-'), or None."""
+    if not branch or branch.startswith("-"):
+        return "empty or starting with '-'"
+    if any(ord(c) < 32 or ord(c) == 127 or c in " ~^:?*[\\" for c in branch):
+        return "a space, control character or one of ~ ^ : ? * [ \\"
+    if ".." in branch or "@{" in branch or "//" in branch:
+        return "'..', '@{' or '//'"
+    if branch.startswith("/") or branch.endswith(("/", ".")):
+        return "starting with '/' or ending with '/' or '.'"
+    if any(part.startswith(".") or part.endswith(".lock") for part in branch.split("/")):
+        return "a part starting with '.' or ending with '.lock'"
+    return None
+
+
+def check_target(remote: str, branch: str, cname: str | None) -> None:
+    """Refuse, before anything is built or run, a remote, branch or CNAME that git
+    or GitHub Pages could not use (a remote or branch starting with '-' would
+    reach git as an option)."""
+    if not remote or remote.startswith("-") or any(c.isspace() or ord(c) < 32 for c in remote):
+        raise PublishError(f"remote {remote!r}: give the name of one of the repository's git "
+                           "remotes, as `git remote` lists them")
+    problem = _branch_problem(branch)
+    if problem:
+        raise PublishError(f"branch {branch!r}: not a branch name git accepts ({problem})")
+    if cname is not None and not _HOST.fullmatch(cname.strip()):
+        raise PublishError(f"cname {cname!r}: give a host name such as gallery.example.org, "
+                           "without https:// or a path")
 
 
 def _identity_env(repo: Path) -> dict:
@@ -119,6 +155,7 @@ def publish_site(
     dry_run: bool = False,
 ) -> PublishResult:
     """Commit ``site`` to ``branch`` on top of the remote's tip and push it."""
+    check_target(remote, branch, cname)
     site, repo = Path(site).resolve(), Path(repo).resolve()
     if not (site / "index.html").is_file():
         raise PublishError(f"nothing to publish: {site}/index.html does not exist")
@@ -171,6 +208,7 @@ def publish_gallery(
 
     from .site import BuildError, build_site
 
+    check_target(remote, branch, cname)
     if not Path(cache).is_dir():
         raise PublishError(f"cache folder {cache} not found: render first")
     stems = [p.stem for p in load_prompts()]

@@ -11,6 +11,7 @@ import yaml
 from clipig_gallery.core.paths import DATA_DIR
 from clipig_gallery.core.textfiles import NotUTF8, load_yaml, read_utf8
 
+from .publish import PublishError, check_target
 from .sitepaths import BaseUrlError, normalise_base_url
 
 SETTINGS_FILE = DATA_DIR / "site.yaml"
@@ -63,4 +64,9 @@ def load_settings(path: Path = SETTINGS_FILE) -> SiteSettings:
             except ValueError:
                 raise ValueError(f"{path}: post_date: expected a day, YYYY-MM-DD, got "
                                  f"{value!r}") from None
-    return SiteSettings(**data)
+    settings = SiteSettings(**data)
+    try:
+        check_target(settings.remote, settings.branch, settings.cname)
+    except PublishError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return settings
