@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -528,3 +529,16 @@ def test_publishing_without_git_says_so(monkeypatch, tmp_path, tiny_clip):
     run = Notebook(small.spec(tmp_path / "cache", tiny_clip, reporter=reporter), reporter)
     with pytest.raises(Stop, match="publishing needs git"):
         run.publish(tmp_path / "site", "https://github.com/you/pages", token="unused")
+
+
+@pytest.mark.parametrize("to", ["--upload-pack=touch PWNED", "-x", "my repo", ""])
+def test_publishing_to_something_that_is_not_an_address_says_so(tmp_path, tiny_clip, to,
+                                                                monkeypatch):
+    from clipig_gallery.app.notebook import Notebook, NotebookReporter, Stop
+
+    monkeypatch.chdir(tmp_path)
+    reporter = NotebookReporter()
+    run = Notebook(small.spec(tmp_path / "cache", tiny_clip, reporter=reporter), reporter)
+    with pytest.raises(Stop, match=f"^repository {re.escape(repr(to))}: give its address"):
+        run.publish(tmp_path / "site", to, token="unused")
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / ".clipig-publish").exists()

@@ -376,13 +376,17 @@ def _publishing_repo(repo: Path, remote: str, url: str) -> None:
     if shutil.which("git") is None:
         raise PublishError("publishing needs git, which this machine lacks: install it "
                            "(on Debian and Ubuntu: apt-get install git), or download the zip")
+    if not url or url.startswith("-") or any(c.isspace() for c in url):
+        raise PublishError(f"repository {url!r}: give its address, such as "
+                           "https://github.com/you/gallery.git")
     repo.mkdir(parents=True, exist_ok=True)
     if not (repo / ".git").exists():
         git("init", "--quiet")
-    if git("remote", "get-url", remote).returncode == 0:
-        git("remote", "set-url", remote, url)
-    else:
-        git("remote", "add", remote, url)
+    exists = git("remote", "get-url", "--", remote).returncode == 0
+    done = git("remote", "set-url" if exists else "add", "--", remote, url)
+    if done.returncode != 0:
+        raise PublishError(f"git remote {'set-url' if exists else 'add'} {remote} {url} "
+                           f"failed: {done.stderr.strip()}")
 
 
 def github_token() -> str:
