@@ -75,10 +75,9 @@ def _problem(kind, value: Any, name: str, minimum: float | None) -> str | None:
     if (minimum is not None and isinstance(value, (int, float))
             and not isinstance(value, bool) and value < minimum):
         return f"{name} must be at least {minimum}, not {value!r}"
-    kinds = [k for k in (get_args(kind) if get_origin(kind) in (Union, types.UnionType)
-                         else (kind,)) if _accepts(k, value)]
-    inner = kinds[0] if kinds else kind
-    origin, args = get_origin(inner), get_args(inner)
+    if get_origin(kind) in (Union, types.UnionType):  # the member the value is
+        kind = next(k for k in get_args(kind) if _accepts(k, value))
+    origin, args = get_origin(kind), get_args(kind)
     if origin is dict and isinstance(value, dict) and len(args) == 2:
         items = ((f"{name}[{k!r}]", v) for k, v in value.items())
         item_kind = args[1]
@@ -146,8 +145,8 @@ class BestOf:
     short_config_hash: str = ""
     short_epochs: int = 0
     short_image: str | None = None  # the winner's short image, relative to the method folder
-    short_seconds: float = field(default=0.0, metadata=AT_LEAST_0)  # the N short runs'
-    # summed share of batch time
+    # the N short runs' summed share of batch time
+    short_seconds: float = field(default=0.0, metadata=AT_LEAST_0)
     short_sims: str = ""  # every short run's sim, relative to the method folder
     short_judge: float | None = None  # the judge's rating of it (with select_by "judge")
 
