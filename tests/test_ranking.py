@@ -234,3 +234,14 @@ def test_rank_command(tmp_path, tiny_clip_path):
         main, ["rank", "--animal", "unicorn", "--thing", "piano", "--model", str(tiny_clip_path)]
     )
     assert bad.exit_code != 0 and "unicorn" in bad.output
+
+
+def test_rate_command_refuses_an_output_it_cannot_write_before_loading_a_model(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    out = tmp_path / "a-file" / "rating.csv"
+    # the model does not exist: the output is checked first
+    result = CliRunner().invoke(main, ["rate", str(tmp_path / "a-file"), "--text", "a",
+                                       "-o", str(out), "--model", str(tmp_path / "none.pt")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"cannot write {tmp_path / 'a-file'}: File exists; check the path" in result.output
+    assert (tmp_path / "a-file").read_text() == "x"

@@ -325,12 +325,14 @@ def rank(animal, thing, text, method, runs, best, worst, cache_dir, model, epoch
 @device_option
 def rate(images, texts, output, model, device):
     """Rate image files against prompts (100 x cosine), as an article-style CSV."""
-    from clipig_gallery.core.atomic import atomic_path
+    from clipig_gallery.core.atomic import atomic_path, ensure_writable
     from clipig_gallery.core.ratings import Ratings, format_ratings
 
     from .engine.rate import rate_images
     from .runs.session import load_model, local_device
 
+    if output:
+        ensure_writable(Path(output).absolute().parent)  # before the model loads
     with reported():
         asked = machine(model, device)
         clip_model = load_model(model, local_device(asked, "any", ClickReporter().note))
