@@ -155,3 +155,17 @@ def test_a_dry_run_lists_but_says_the_cache_cannot_be_written(blocked, tiny_clip
     assert "a run without --dry-run would stop before its first image" in result.output
     assert "cat" in result.output  # the listing itself
     assert blocked.read_text() == "in the way"
+
+
+def test_a_folder_that_takes_no_files_is_named(tmp_path):
+    # /proc exists and may be listed, but no file can be made in it, not even by
+    # root: creating one fails with ENOENT, which is no permission error
+    from pathlib import Path
+
+    from clipig_gallery.core.atomic import Unwritable, unwritable_message, write_text
+
+    if not Path("/proc/self").is_dir():
+        pytest.skip("this system has no /proc")
+    with pytest.raises(Unwritable) as info:
+        write_text("x", Path("/proc/clipig-test.txt"))
+    assert unwritable_message(info.value).startswith("cannot write /proc: No such file")

@@ -21,7 +21,10 @@ def atomic_path(path: Path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError as exc:  # a folder that takes no files (/proc) or just went
+        raise Unwritable(exc.errno, exc.strerror, str(path.parent)) from None
     os.close(fd)
     try:
         yield Path(tmp)
