@@ -121,6 +121,34 @@ def test_a_rerun_judges_nothing_and_a_changed_image_is_judged_again(cache, judge
     assert judge_cache(cache, judge, STEMS).judged == 1
 
 
+def test_a_png_that_does_not_decode_is_not_judged_and_loses_its_rating(cache, judge):
+    judge_cache(cache, judge, STEMS)
+    before = read(cache)
+    png = cache / "method-2" / "cat-of-harp.png"
+    whole = png.read_bytes()
+    png.write_bytes(whole[: len(whole) // 2])  # damaged on disk: the renderer says corrupt
+    report = judge_cache(cache, judge, STEMS)
+    assert report.damaged == ("method-2/cat-of-harp.png",) and report.judged == 0
+    after = read(cache)
+    assert "method-2/cat-of-harp.png" not in after.ratings
+    assert after.ratings == {k: v for k, v in before.ratings.items()
+                             if k != "method-2/cat-of-harp.png"}
+    png.write_bytes(whole)  # rendered again: judged again
+    report = judge_cache(cache, judge, STEMS)
+    assert report.damaged == () and report.judged == 1 and read(cache) == before
+
+
+def test_the_judge_command_names_the_images_it_could_not_judge(cache, judge_path_pt):
+    png = cache / "method-1" / "cat-of-harp.png"
+    png.write_bytes(b"not a png")
+    result = CliRunner().invoke(main, ["judge", "--cache", str(cache), "--model",
+                                       str(judge_path_pt), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "8 of 9 images judged (0 unchanged since their rating)" in result.output
+    assert ("not judged: 1 images whose PNG does not decode (method-1/cat-of-harp.png); "
+            "`render`") in result.output
+
+
 def test_the_optimised_weights_under_another_name_are_refused(cache, tiny_clip_path, tmp_path):
     copy = tmp_path / "renamed.pt"  # beside the cache copy, not in it
     shutil.copy(tiny_clip_path, copy)

@@ -424,6 +424,19 @@ def test_a_record_field_of_the_wrong_type_stops_the_build_naming_file_and_key(
     assert not (tmp_path / "site" / POST).exists()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "not an image"])
+def test_a_render_that_does_not_decode_stops_the_build_naming_it(tmp_path, damage):
+    cache = make_cache(tmp_path / "cache", things=("harp",), holes=())
+    png = cache / "method-2" / "cat-of-harp.png"
+    whole = png.read_bytes()
+    png.write_bytes(whole[: len(whole) // 3] if damage == "truncated" else b"<html>")
+    result = CliRunner().invoke(site_command, ["--cache", cache, "--out", tmp_path / "site"])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.output
+    assert f"{png}: the image does not decode (" in result.output
+    assert "`render` (or `rank`, `render --best-of`) renders it again" in result.output
+    assert not (tmp_path / "site" / POST).exists()
+
+
 def test_preview_server_serves_under_the_project_path(built):
     server = make_server(built.out, 0, BASE, quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

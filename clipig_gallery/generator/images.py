@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from clipig_gallery.core.atomic import atomic_path
+from clipig_gallery.core.schema import CacheFormatError
 
 from .files import is_current
 
@@ -23,9 +24,22 @@ WEBP_METHOD = 4  # libwebp's effort 0-6; 6 saves ~5% for 3x the time
 
 
 def encode_webp(src: Path, dst: Path) -> None:
-    """Write ``src`` as WebP at ``dst``, stamped with ``src``'s time (see files.py)."""
-    with Image.open(src) as img, atomic_path(dst) as tmp:
-        img.convert("RGB").save(tmp, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
+    """Write ``src`` as WebP at ``dst``, stamped with ``src``'s time (see files.py).
+
+    A render that does not decode (damaged on disk) stops the build with a
+    CacheFormatError naming it: the renderer counts it as corrupt and renders it
+    again.
+    """
+    try:
+        with Image.open(src) as img:
+            rgb = img.convert("RGB")  # decodes every row: a truncated file fails here
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CacheFormatError(f"{src}: the image does not decode ({exc}); `render` (or "
+                               "`rank`, `render --best-of`) renders it again") from None
+    with atomic_path(dst) as tmp:
+        rgb.save(tmp, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
         stat = src.stat()
         os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 

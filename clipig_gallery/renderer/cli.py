@@ -418,8 +418,13 @@ def judge(model, cache_dir, batch, device):
         click.echo(f"judge {clip_model.name} ({clip_model.identity}) on {target}")
         report = judge_cache(cache, clip_model, [p.stem for p in load_prompts()], batch,
                              reporter)
-    click.echo(f"{report.judged} of {report.images} images judged ({report.images - report.judged}"
-               f" unchanged since their rating); {cache}/judge.json")
+    unchanged = report.images - report.judged - len(report.damaged)
+    click.echo(f"{report.judged} of {report.images} images judged ({unchanged} unchanged since "
+               f"their rating); {cache}/judge.json")
+    if report.damaged:
+        shown = ", ".join(report.damaged[:3]) + (", ..." if len(report.damaged) > 3 else "")
+        click.echo(f"not judged: {len(report.damaged)} images whose PNG does not decode "
+                   f"({shown}); `render` (or `rank`, `render --best-of`) renders them again")
 
 
 # Registered on the clipig-gallery group by app.cli.

@@ -57,16 +57,24 @@ def read_record(png: Path) -> RenderRecord | None:
         return None
 
 
-def png_is_whole(png: Path, size: tuple[int, int]) -> bool:
-    """The file decodes completely as an RGB image of ``size``."""
+def _decoded(png: Path) -> tuple[tuple[int, int], str] | None:
+    """The size and mode of the image, if the file decodes completely."""
     try:
         with Image.open(png) as img:
-            if img.size != size or img.mode != "RGB":
-                return False
             img.load()  # decodes every row: a truncated file fails here
-        return True
+            return img.size, img.mode
     except (OSError, ValueError, SyntaxError):
-        return False
+        return None
+
+
+def png_decodes(png: Path) -> bool:
+    """The file decodes completely as an image."""
+    return _decoded(png) is not None
+
+
+def png_is_whole(png: Path, size: tuple[int, int]) -> bool:
+    """The file decodes completely as an RGB image of ``size``."""
+    return _decoded(png) == (size, "RGB")
 
 
 def status(png: Path, expected: Expected) -> str:

@@ -35,7 +35,7 @@ from clipig_gallery.core.schema import (
 
 from ..engine.clipmodel import ClipModel
 from ..engine.rate import rate_pairs
-from ..execution.cache import read_record
+from ..execution.cache import png_decodes, read_record
 from ..execution.report import QUIET, Reporter
 
 DEFAULT_JUDGE = "ViT-B/16"  # an OpenAI CLIP the gallery is not optimised against
@@ -127,6 +127,7 @@ class JudgeReport:
     images: int = 0
     judged: int = 0
     removed: int = 0  # ratings of images no longer in the cache
+    damaged: tuple[str, ...] = ()  # images whose PNG does not decode: not judged
 
 
 def judge_cache(cache: Path, judge: ClipModel, stems_in_order: list[str], batch: int = 32,
@@ -147,6 +148,13 @@ def judge_cache(cache: Path, judge: ClipModel, stems_in_order: list[str], batch:
     pending = [i for i in images
                if (r := ratings.get(i.key)) is None
                or (r.png, r.record) != (i.png_digest, i.record_digest)]
+    # A PNG that does not decode (damaged on disk) is not rated, and loses an older
+    # rating: the renderer renders it again, and the judge rates it then.
+    damaged = [i for i in pending if not png_decodes(i.png)]
+    report.damaged = tuple(i.key for i in damaged)
+    pending = [i for i in pending if i.key not in report.damaged]
+    for image in damaged:
+        report.removed += ratings.pop(image.key, None) is not None
     path = judge_path(cache)
     if report.removed or not path.exists():
         Judgement(judge_name(judge), judge.identity, ratings).write(path)
