@@ -24,6 +24,16 @@ def git(*args, cwd):
 @pytest.fixture
 def project(tmp_path):
     """A user's clone with a bare repository as origin, and a built site."""
+    return make_project(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def unchanged_project(tmp_path_factory):
+    """The same, shared by the tests that check it is left as it was."""
+    return make_project(tmp_path_factory.mktemp("unchanged"))
+
+
+def make_project(tmp_path):
     remote = tmp_path / "remote.git"
     git("init", "--quiet", "--bare", str(remote), cwd=tmp_path)
     repo = tmp_path / "project"
@@ -142,8 +152,8 @@ BRANCHES = ["gh-pages", "site/2021", "a.b", "x-y_z", "v1.0", "-x", "--upload-pac
 
 
 @pytest.mark.parametrize("branch", BRANCHES)
-def test_a_branch_is_refused_exactly_when_git_refuses_it(project, branch):
-    repo, _, site = project
+def test_a_branch_is_refused_exactly_when_git_refuses_it(unchanged_project, branch):
+    repo, _, site = unchanged_project
     # git itself is the judge of a branch name: as a ref under refs/heads/, and as
     # a branch (no leading '-'; --branch alone would read '@' as the current branch)
     accepted = all(subprocess.run(["git", "check-ref-format", *args], cwd=repo,
@@ -170,11 +180,13 @@ def test_a_branch_is_refused_exactly_when_git_refuses_it(project, branch):
     ("origin", "my gallery", "cname 'my gallery'"),
     ("origin", "-x.example.org", "cname '-x.example.org'"),
 ])
-def test_a_remote_or_cname_git_or_pages_cannot_use_is_refused(project, remote, cname, message):
-    repo, _, site = project
+def test_a_remote_or_cname_git_or_pages_cannot_use_is_refused(unchanged_project, remote, cname,
+                                                              message):
+    repo, _, site = unchanged_project
+    before = git("for-each-ref", cwd=repo)
     with pytest.raises(PublishError, match=f"^{re.escape(message)}"):
         publish_site(site, repo, remote=remote, cname=cname)
-    assert not (repo / "PWNED").exists()
+    assert not (repo / "PWNED").exists() and git("for-each-ref", cwd=repo) == before
     assert publish_site(site, repo, cname="gallery.example.org", dry_run=True).changes
 
 
