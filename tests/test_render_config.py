@@ -99,6 +99,30 @@ def test_standard_input_and_the_default_output(run, tmp_path, monkeypatch):
     assert (tmp_path / "renders" / "cat.png").is_file()
 
 
+def test_a_configs_output_stays_in_the_working_folder_or_its_own(run, tmp_path, monkeypatch):
+    work, configs, elsewhere = tmp_path / "work", tmp_path / "configs", tmp_path / "elsewhere"
+    for folder in (work, configs, elsewhere):
+        folder.mkdir()
+    (work / "away").symlink_to(elsewhere)
+    monkeypatch.chdir(work)
+    config = configs / "cat.yaml"
+    for output in (f"{elsewhere}/", "../elsewhere/x.png", "away/x.png", "/x.png"):
+        config.write_text(BASE + f"output: {output}\n")
+        result = run(config)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert f"{config}: output: " in result.output and "pass -o to write elsewhere" in \
+            result.output
+    assert list(elsewhere.iterdir()) == [] and not Path("/x.png").exists()
+    for output, made in (("renders/x.png", work / "renders" / "x.png"),
+                         (f"{configs}/x.png", configs / "x.png"),
+                         (f"{work}/y", work / "y.png")):
+        config.write_text(BASE + f"output: {output}\n")
+        assert run(config).exit_code == 0 and made.is_file()
+    config.write_text(BASE + "output: /x.png\n")  # -o is the user's own choice: anywhere
+    assert run(config, "-o", elsewhere / "z.png").exit_code == 0
+    assert (elsewhere / "z.png").is_file()
+
+
 def test_repeat_renders_one_batch_and_nothing_is_overwritten(run, tmp_path):
     (tmp_path / "a.yaml").write_text(BASE)
     out = tmp_path / "x.png"

@@ -90,6 +90,22 @@ def history_frames(snapshot_interval: object, epochs: int) -> int:
     return max(2, epochs // snapshot_interval + 1)
 
 
+def confined(output: Path, sources: tuple[str, ...], source: str) -> Path:
+    """``output`` as a config named it, if it lies (after symbolic links are
+    resolved) in the working folder or a config file's folder; else a ConfigError.
+
+    A config is data, maybe from someone else: it says where its image goes as
+    a name, not as a place anywhere on the disk. ``-o`` goes anywhere.
+    """
+    roots = {Path.cwd().resolve(), *(Path(s).resolve().parent for s in sources if s != "-")}
+    target = output.resolve()
+    if not any(target.is_relative_to(root) for root in roots):
+        raise ConfigError(source, "output", f"{str(output)!r} lies outside the working folder "
+                          "and the config's folder: a config names its image inside them; "
+                          "pass -o to write elsewhere")
+    return output
+
+
 def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=None
                    ) -> list[tuple[Path, RenderRecord]]:
     """Render ``run.repeat`` images of the merged configs; each PNG with its record.
@@ -113,7 +129,8 @@ def render_configs(run: ConfigRun, machine: Machine, reporter: Reporter, stdin=N
         config = config.with_text(run.text)
     if machine.device == "auto" and config.device:
         machine = replace(machine, device=config.device)
-    wanted = run.output or default_output(run.sources, data.get("output"))
+    wanted = run.output or confined(default_output(run.sources, data.get("output")),
+                                    run.sources, config.source)
     outputs = free_outputs(wanted, run.repeat)
     ensure_writable(outputs[0].parent)  # before rendering, not after it
     device = local_device(machine, "any", reporter.note)
