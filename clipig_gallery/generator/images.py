@@ -33,9 +33,9 @@ def encode_webp(src: Path, dst: Path) -> None:
     try:
         with Image.open(src) as img:
             rgb = img.convert("RGB")  # decodes every row: a truncated file fails here
+    except FileNotFoundError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
         raise CacheFormatError(f"{src}: the image does not decode ({exc}); `render` (or "
                                "`rank`, `render --best-of`) renders it again") from None
     with atomic_path(dst) as tmp:

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -487,6 +487,13 @@ def _check_side(source: str, key: str, what: str, w: int, h: int, at: str) -> No
 # --- parsing ----------------------------------------------------------------------
 
 
+def lies_inside(path: Path, roots: Iterable[Path]) -> bool:
+    """``path``, its symbolic links resolved, is in one of ``roots`` (resolved too):
+    the rule for every place a config names, pictures and output alike."""
+    real = Path(path).resolve()
+    return any(real.is_relative_to(Path(root).resolve()) for root in roots)
+
+
 def load_config(path: str | Path, roots: Sequence[Path] = ()) -> Config:
     """Read and check a YAML config file; ``roots``: more folders its pictures may be in."""
     path = Path(path)
@@ -887,7 +894,7 @@ class _Parser:
         if not path.is_file():
             self.fail(key, f"{what} not found: {path}")
         real = path.resolve()
-        if not any(real.is_relative_to(Path(root).resolve()) for root in self.roots):
+        if not lies_inside(real, self.roots):
             folders = ", ".join(str(r) for r in self.roots)
             self.fail(key, f"{what} {value!r} lies outside the config's folder ({folders}); "
                       "name its folder with --image-dir to allow it")

@@ -22,7 +22,7 @@ from clipig_gallery.core.schema import RenderRecord
 
 from ..engine.device import describe, device_name
 from ..execution.report import Reporter
-from ..language.config import ConfigError, load_configs
+from ..language.config import ConfigError, lies_inside, load_configs
 from ..language.export import sidecar_text
 from .session import Machine, load_model, local_device
 
@@ -97,9 +97,8 @@ def confined(output: Path, sources: tuple[str, ...], source: str) -> Path:
     A config is data, maybe from someone else: it says where its image goes as
     a name, not as a place anywhere on the disk. ``-o`` goes anywhere.
     """
-    roots = {Path.cwd().resolve(), *(Path(s).resolve().parent for s in sources if s != "-")}
-    target = output.resolve()
-    if not any(target.is_relative_to(root) for root in roots):
+    roots = [Path.cwd(), *(Path(s).resolve().parent for s in sources if s != "-")]
+    if not lies_inside(output, roots):
         raise ConfigError(source, "output", f"{str(output)!r} lies outside the working folder "
                           "and the config's folder: a config names its image inside them; "
                           "pass -o to write elsewhere")
